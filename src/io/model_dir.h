@@ -1,0 +1,27 @@
+// A model directory on disk: config.json, optional generation_config.json / tokenizer files,
+// and the memory-mapped tensors.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/status.h"
+#include "io/safetensors.h"
+
+namespace optiq {
+
+struct ModelDir {
+  std::string path;
+  nlohmann::json config;             // config.json
+  nlohmann::json generation_config;  // generation_config.json, or {} if absent
+  std::unique_ptr<TensorStore> tensors;
+
+  // Reads config.json (required) and generation_config.json (optional) and maps the tensors.
+  static Result<std::shared_ptr<ModelDir>> open(const std::string& dir);
+};
+
+// Reads a JSON file; errors name the file and the parse position.
+Result<nlohmann::json> read_json_file(const std::string& path);
+
+}  // namespace optiq

@@ -1,0 +1,50 @@
+// Elementwise, normalisation, positional and attention kernels (fp32 activations).
+// Shapes in comments use the letters from core/tensor.h.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "kernels/weight.h"
+
+namespace optiq {
+
+// y[T, C] = w[C] · x / sqrt(mean(x²) + eps), row by row. `w` is dense [C] (f32/bf16/f16).
+// `y` may alias `x`. With `w.data == nullptr` no weight is applied (weightless norms).
+void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps);
+
+// Rotate-half RoPE in place on x[T, H, D]: for pair i < rot/2 (rot <= D),
+// angle = pos[t] · inv_freq[i]; (x_i, x_{i+D/2}) rotates by it. Pairs at or past rot/2 are left
+// unchanged. inv_freq has D/2 entries; cos/sin are computed in fp32.
+void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq, int64_t rot_pairs);
+
+// Causal depthwise conv with residual, streaming (Canon layer):
+//   y[t, c] = x[t, c] + Σ_{j<Kw} w[c, j] · xp[t + j, c],  xp = state[Kw-1, C] ‖ x[T, C].
+// `w` is [C, Kw] (tap Kw-1 multiplies the current row). `y` may alias `x`.
+// If `window` is non-null it receives xp ([Kw-1+T, C]) for later rollback.
+// The state is updated to the last Kw-1 rows of xp when `update_state` is true.
+void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
+               bool update_state, float* window);
+
+// out[T, F] = silu(gate[T, F]) * up[T, F]. `out` may alias either input.
+void silu_mul(float* out, const float* gate, const float* up, int64_t n);
+
+// x = cap · tanh(x / cap), elementwise.
+void softcap_inplace(float* x, int64_t n, float cap);
+
+// x += y, elementwise.
+void add_inplace(float* x, const float* y, int64_t n);
+
+// Grouped-query attention over a cache.
+//   q   [T, H, D]        queries (already positioned and normed)
+//   k,v [S, Hkv, D]      keys/values by position (row stride Hkv·D)
+//   out [T, H, D]
+// Query row t attends keys [key_begin[t], key_end[t]); query head h uses KV head h / (H / Hkv).
+// Softmax in fp32 with max subtraction; `scale` multiplies q·k.
+void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+               int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, ThreadPool& pool);
+
+// Softmax over n values into p (fp32, max-subtracted); returns the max probability's index.
+int64_t softmax(const float* z, float* p, int64_t n);
+
+}  // namespace optiq

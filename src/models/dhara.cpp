@@ -1,0 +1,431 @@
+// dhara (model_type "dhara_ar"): LLaMA-style decoder with Canon depthwise convs, QK-norm after
+// RoPE, tied head and a final logit soft-cap. specs/dhara.md §3 is the reference for every line.
+//
+// Layer (§3.1):
+//   h  = norm_in(x);  h += canonA(h)
+//   q,k,v = Wq h, Wk h, Wv h;  q += canonBq(q); k += canonBk(k); v += canonBv(v)
+//   q,k = RoPE(q,k) with the stored per-layer inv_freq;  q,k = per-head RMSNorm (after RoPE)
+//   x1 = x + Wo attn(q, K, V)               (GQA, scale D^-0.5, mask per ForwardBatch)
+//   h2 = norm_post(x1); h2 += canonC(h2);  m = silu(Wg h2) * (Wu h2);  m += canonD(m)
+//   x2 = x1 + Wd m
+// Model: embed → layers → norm → h·Eᵀ → cap·tanh(z/cap).
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/ops.h"
+#include "models/registry.h"
+#include "models/weight_loader.h"
+
+namespace optiq {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Config, fields spelled as the config.json keys.
+struct DharaConfig {
+  int64_t hidden_size = 0, num_hidden_layers = 0, intermediate_size = 0;
+  int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0, vocab_size = 0;
+  int64_t max_position_embeddings = 32768;
+  float rms_norm_eps = 1e-6f;
+  bool use_qk_norm = true;
+  bool use_logit_softcap = true;
+  float logit_softcap = 30.f;
+  std::string canon_set = "ABCD";
+  int64_t canon_kernel = 4;
+  bool canon_residual = true;
+  int32_t mask_token_id = -1;
+
+  static Result<DharaConfig> from_json(const json& j, const std::string& file) {
+    DharaConfig c;
+    auto need_int = [&](const char* key, int64_t* out) -> Status {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
+        return Status::Corruption(file + ": " + key + " must be a positive integer");
+      *out = it->get<int64_t>();
+      return Status::Ok();
+    };
+    OPTIQ_RETURN_IF_ERROR(need_int("hidden_size", &c.hidden_size));
+    OPTIQ_RETURN_IF_ERROR(need_int("num_hidden_layers", &c.num_hidden_layers));
+    OPTIQ_RETURN_IF_ERROR(need_int("intermediate_size", &c.intermediate_size));
+    OPTIQ_RETURN_IF_ERROR(need_int("num_attention_heads", &c.num_attention_heads));
+    c.num_key_value_heads = j.value("num_key_value_heads", c.num_attention_heads);
+    c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer() ? j["head_dim"].get<int64_t>()
+                                                                            : c.hidden_size / c.num_attention_heads;
+    c.vocab_size = j.value("vocab_size", int64_t{0});
+    c.max_position_embeddings = j.value("max_position_embeddings", c.max_position_embeddings);
+    c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
+    c.use_qk_norm = j.value("use_qk_norm", c.use_qk_norm);
+    c.use_logit_softcap = j.value("use_logit_softcap", c.use_logit_softcap);
+    if (j.contains("logit_softcap") && j["logit_softcap"].is_number()) c.logit_softcap = j["logit_softcap"].get<float>();
+    c.canon_set = j.value("canon_set", c.canon_set);
+    c.canon_kernel = j.value("canon_kernel", c.canon_kernel);
+    c.canon_residual = j.value("canon_residual", c.canon_residual);
+    c.mask_token_id = j.value("mask_token_id", c.mask_token_id);
+    if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
+      return Status::Corruption(file + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
+                                " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
+    if (c.head_dim <= 0 || c.head_dim % 2 != 0) return Status::Corruption(file + ": head_dim must be positive and even");
+    if (j.value("canon_activation", false)) return Status::Unsupported(file + ": canon_activation=true");
+    if (j.value("canon_bias", false)) return Status::Unsupported(file + ": canon_bias=true");
+    if (!c.canon_residual) return Status::Unsupported(file + ": canon_residual=false");
+    if (c.canon_kernel < 1 || c.canon_kernel > 16) return Status::Corruption(file + ": canon_kernel out of range");
+    if (c.logit_softcap <= 0) c.use_logit_softcap = false;
+    return c;
+  }
+  bool canon(char which) const { return canon_set.find(which) != std::string::npos; }
+};
+
+// The six Canon convs of a layer, in a fixed order.
+enum ConvSlot { kConvA = 0, kConvBq, kConvBk, kConvBv, kConvC, kConvD, kNumConv };
+
+struct DharaLayer {
+  Weight input_layernorm, post_attention_layernorm, q_norm, k_norm;  // [C], [C], [D], [D]
+  Weight q_proj, k_proj, v_proj, o_proj;                             // [H·D, C], [Hkv·D, C] ×2, [C, H·D]
+  Weight gate_proj, up_proj, down_proj;                              // [F, C] ×2, [C, F]
+  std::vector<float> conv[kNumConv];                                 // [width, Kw] taps; empty if absent
+  std::vector<float> inv_freq;                                       // [D/2], from the checkpoint
+};
+
+class DharaCache final : public Cache {
+ public:
+  struct DharaSnapshot final : Snapshot {
+    int64_t length = 0;
+    std::vector<float> conv_state;
+  };
+
+  DharaCache(const DharaConfig& c, const int64_t (&widths)[kNumConv], int64_t max_tokens)
+      : n_layers_(c.num_hidden_layers), kv_row_(c.num_key_value_heads * c.head_dim), P_(c.canon_kernel - 1),
+        capacity_(max_tokens) {
+    int64_t off = 0;
+    for (int s = 0; s < kNumConv; ++s) {
+      width_[s] = widths[s];
+      state_offset_[s] = off;
+      off += P_ * widths[s];
+    }
+    per_layer_state_ = off;
+    conv_state_.assign(static_cast<size_t>(per_layer_state_ * n_layers_), 0.f);
+    k_.resize(static_cast<size_t>(n_layers_));
+    v_.resize(static_cast<size_t>(n_layers_));
+    window_.resize(static_cast<size_t>(n_layers_ * kNumConv));
+  }
+
+  int64_t length() const override { return length_; }
+  int64_t capacity() const override { return capacity_; }
+
+  std::unique_ptr<Snapshot> snapshot() const override {
+    auto s = std::make_unique<DharaSnapshot>();
+    s->length = length_;
+    s->conv_state = conv_state_;
+    return s;
+  }
+  void restore(const Snapshot& s) override {
+    const auto& d = dynamic_cast<const DharaSnapshot&>(s);
+    OPTIQ_CHECK_MSG(d.length <= length_ || d.length <= reserved_,
+                    "restore: snapshot length " + std::to_string(d.length) + " exceeds the cache's written rows");
+    length_ = d.length;
+    conv_state_ = d.conv_state;
+    window_valid_ = false;
+  }
+  Status truncate(int64_t n) override {
+    if (n == length_) return Status::Ok();
+    if (n > length_ || n < 0)
+      return Status::InvalidArgument("truncate: length " + std::to_string(n) + " outside [0, " +
+                                     std::to_string(length_) + "]");
+    // Conv states are rebuilt from the input window recorded by the last cache-writing forward:
+    // state = xp[m : m + P] where m = n - chunk_begin (specs/dhara.md §3.5, §6.3).
+    if (!window_valid_ || n < window_begin_)
+      return Status::InvalidArgument("truncate: length " + std::to_string(n) + " precedes the last forward's chunk (" +
+                                     std::to_string(window_begin_) + "); restore a snapshot instead");
+    const int64_t m = n - window_begin_;
+    for (int64_t l = 0; l < n_layers_; ++l)
+      for (int s = 0; s < kNumConv; ++s) {
+        const auto& w = window_[static_cast<size_t>(l * kNumConv + s)];
+        if (w.empty()) continue;
+        std::copy(w.begin() + m * width_[s], w.begin() + (m + P_) * width_[s], state(l, s));
+      }
+    length_ = n;
+    window_valid_ = false;
+    return Status::Ok();
+  }
+
+  float* state(int64_t layer, int slot) { return conv_state_.data() + layer * per_layer_state_ + state_offset_[slot]; }
+  float* window(int64_t layer, int slot, int64_t T) {
+    auto& w = window_[static_cast<size_t>(layer * kNumConv + slot)];
+    w.resize(static_cast<size_t>((P_ + T) * width_[slot]));
+    return w.data();
+  }
+  // Makes room for rows [0, n) of K/V in every layer.
+  void reserve_rows(int64_t n) {
+    if (n <= reserved_) return;
+    int64_t grow = std::max<int64_t>(n, std::min<int64_t>(capacity_, std::max<int64_t>(64, reserved_ * 2)));
+    for (int64_t l = 0; l < n_layers_; ++l) {
+      k_[l].resize(static_cast<size_t>(grow * kv_row_));
+      v_[l].resize(static_cast<size_t>(grow * kv_row_));
+    }
+    reserved_ = grow;
+  }
+  float* k(int64_t layer) { return k_[layer].data(); }
+  float* v(int64_t layer) { return v_[layer].data(); }
+  void commit(int64_t begin, int64_t T) {
+    length_ = begin + T;
+    window_begin_ = begin;
+    window_valid_ = true;
+  }
+
+  // Scratch, grown on demand and reused across forwards.
+  std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h;
+  std::vector<int64_t> pos, key_begin, key_end;
+
+ private:
+  int64_t n_layers_, kv_row_, P_, capacity_;
+  int64_t width_[kNumConv] = {};
+  int64_t state_offset_[kNumConv] = {};
+  int64_t per_layer_state_ = 0;
+  int64_t length_ = 0, reserved_ = 0;
+  std::vector<float> conv_state_;             // [L][slot][P, width]
+  std::vector<std::vector<float>> k_, v_;     // per layer [S, Hkv, D]
+  std::vector<std::vector<float>> window_;    // per layer×slot [P + T, width] of the last forward
+  int64_t window_begin_ = 0;
+  bool window_valid_ = false;
+};
+
+template <typename T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+class DharaModel final : public Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(std::shared_ptr<ModelDir> dir) {
+    auto m = std::unique_ptr<DharaModel>(new DharaModel());
+    OPTIQ_ASSIGN_OR_RETURN(m->cfg_, DharaConfig::from_json(dir->config, dir->path + "/config.json"));
+    m->dir_ = dir;
+    OPTIQ_RETURN_IF_ERROR(m->load_weights());
+    m->fill_info();
+    return std::unique_ptr<Model>(std::move(m));
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  std::unique_ptr<Cache> make_cache(int64_t max_tokens) const override {
+    if (max_tokens <= 0 || max_tokens > cfg_.max_position_embeddings) max_tokens = cfg_.max_position_embeddings;
+    return std::make_unique<DharaCache>(cfg_, widths_, max_tokens);
+  }
+
+  Status forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const override;
+
+ private:
+  DharaModel() = default;
+  Status load_weights();
+  void fill_info();
+  // Canon conv for one slot: x[T, width] += conv(x) with the layer's state; records the window when writing.
+  void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write) const {
+    const auto& taps = layers_[layer].conv[slot];
+    if (taps.empty()) return;
+    float* window = write ? c.window(layer, slot, T) : nullptr;
+    conv1d_dw(x, x, T, widths_[slot], taps.data(), cfg_.canon_kernel, c.state(layer, slot), write, window);
+  }
+
+  DharaConfig cfg_;
+  std::shared_ptr<ModelDir> dir_;
+  Weight embed_tokens_;  // [V, C]; also the tied head
+  Weight norm_;          // [C]
+  std::vector<DharaLayer> layers_;
+  int64_t widths_[kNumConv] = {};
+  ModelInfo info_;
+};
+
+Status DharaModel::load_weights() {
+  WeightLoader wl(*dir_);
+  const int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, D = cfg_.head_dim;
+  const int64_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
+  const int64_t Kw = cfg_.canon_kernel;
+  // The vocabulary comes from the embedding table (specs/dhara.md §9.1); config's vocab_size must agree.
+  const TensorView* et = dir_->tensors->find("model.embed_tokens.weight");
+  if (!et) return Status::NotFound(dir_->path + ": missing tensor model.embed_tokens.weight");
+  if (et->shape.size() != 2) return Status::Corruption(dir_->tensors->file_of("model.embed_tokens.weight") +
+                                                       ": model.embed_tokens.weight: shape " + et->shape_str() + " is not 2-D");
+  const int64_t V = et->shape[0];
+  if (cfg_.vocab_size != 0 && cfg_.vocab_size != V)
+    return Status::Corruption(dir_->path + ": config vocab_size " + std::to_string(cfg_.vocab_size) +
+                              " but model.embed_tokens.weight has " + std::to_string(V) + " rows");
+  cfg_.vocab_size = V;
+  OPTIQ_ASSIGN_OR_RETURN(embed_tokens_, wl.linear("model.embed_tokens", V, C));
+  OPTIQ_ASSIGN_OR_RETURN(norm_, wl.dense("model.norm.weight", {C}));
+  widths_[kConvA] = C;
+  widths_[kConvBq] = H * D;
+  widths_[kConvBk] = Hkv * D;
+  widths_[kConvBv] = Hkv * D;
+  widths_[kConvC] = C;
+  widths_[kConvD] = F;
+  const char* conv_names[kNumConv] = {"canon_a", "self_attn.canon_b_q", "self_attn.canon_b_k",
+                                      "self_attn.canon_b_v", "canon_c", "mlp.canon_d"};
+  const char conv_letter[kNumConv] = {'A', 'B', 'B', 'B', 'C', 'D'};
+  layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    DharaLayer& L = layers_[i];
+    OPTIQ_ASSIGN_OR_RETURN(L.input_layernorm, wl.dense(p + "input_layernorm.weight", {C}));
+    OPTIQ_ASSIGN_OR_RETURN(L.post_attention_layernorm, wl.dense(p + "post_attention_layernorm.weight", {C}));
+    if (cfg_.use_qk_norm) {
+      OPTIQ_ASSIGN_OR_RETURN(L.q_norm, wl.dense(p + "self_attn.q_norm.weight", {D}));
+      OPTIQ_ASSIGN_OR_RETURN(L.k_norm, wl.dense(p + "self_attn.k_norm.weight", {D}));
+    }
+    OPTIQ_ASSIGN_OR_RETURN(L.q_proj, wl.linear(p + "self_attn.q_proj", H * D, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.k_proj, wl.linear(p + "self_attn.k_proj", Hkv * D, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.v_proj, wl.linear(p + "self_attn.v_proj", Hkv * D, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.o_proj, wl.linear(p + "self_attn.o_proj", C, H * D));
+    OPTIQ_ASSIGN_OR_RETURN(L.gate_proj, wl.linear(p + "mlp.gate_proj", F, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.up_proj, wl.linear(p + "mlp.up_proj", F, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
+    for (int s = 0; s < kNumConv; ++s) {
+      if (!cfg_.canon(conv_letter[s])) continue;
+      OPTIQ_ASSIGN_OR_RETURN(L.conv[s], wl.f32(p + conv_names[s] + ".conv.weight", {widths_[s], 1, Kw}));
+    }
+    // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
+    OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));
+  }
+  return Status::Ok();
+}
+
+void DharaModel::fill_info() {
+  info_.model_type = "dhara_ar";
+  info_.vocab_size = cfg_.vocab_size;
+  info_.hidden_size = cfg_.hidden_size;
+  info_.n_layers = cfg_.num_hidden_layers;
+  info_.max_position = cfg_.max_position_embeddings;
+  info_.mask_token_id = cfg_.mask_token_id;
+  info_.block_len = 32;  // the training block (specs/dhara.md §1)
+  info_.supports_block = cfg_.mask_token_id >= 0;
+  auto add_eos = [&](const json& j) {
+    auto it = j.find("eos_token_id");
+    if (it == j.end()) return;
+    if (it->is_number_integer()) info_.eos_ids.push_back(it->get<int32_t>());
+    if (it->is_array())
+      for (auto& e : *it)
+        if (e.is_number_integer()) info_.eos_ids.push_back(e.get<int32_t>());
+  };
+  add_eos(dir_->config);
+  add_eos(dir_->generation_config);
+  std::sort(info_.eos_ids.begin(), info_.eos_ids.end());
+  info_.eos_ids.erase(std::unique(info_.eos_ids.begin(), info_.eos_ids.end()), info_.eos_ids.end());
+  size_t per_token = embed_tokens_.bytes() + norm_.bytes();
+  for (auto& L : layers_)
+    per_token += L.q_proj.bytes() + L.k_proj.bytes() + L.v_proj.bytes() + L.o_proj.bytes() + L.gate_proj.bytes() +
+                 L.up_proj.bytes() + L.down_proj.bytes() + L.input_layernorm.bytes() + L.post_attention_layernorm.bytes();
+  info_.weight_bytes_per_token = per_token;
+  info_.total_weight_bytes = dir_->tensors->total_bytes();
+}
+
+Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const {
+  auto* cp = dynamic_cast<DharaCache*>(&cache_base);
+  if (!cp) return Status::InvalidArgument("dhara forward: cache was not made by this model");
+  DharaCache& c = *cp;
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  const int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, D = cfg_.head_dim;
+  const int64_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, V = cfg_.vocab_size;
+  const int64_t S0 = c.length();
+  if (T == 0) return Status::InvalidArgument("dhara forward: empty chunk");
+  if (b.pos0 != S0)
+    return Status::InvalidArgument("dhara forward: pos0 " + std::to_string(b.pos0) + " != cache length " +
+                                   std::to_string(S0) + " (chunks append to the cache)");
+  if (S0 + T > c.capacity())
+    return Status::InvalidArgument("dhara forward: " + std::to_string(S0 + T) + " positions exceed the context of " +
+                                   std::to_string(c.capacity()));
+  for (int64_t t = 0; t < T; ++t)
+    if (b.tokens[t] < 0 || b.tokens[t] >= V)
+      return Status::InvalidArgument("dhara forward: token id " + std::to_string(b.tokens[t]) + " at index " +
+                                     std::to_string(t) + " outside the vocabulary [0, " + std::to_string(V) + ")");
+  if (b.mask == MaskMode::kBlock && b.block_len <= 0)
+    return Status::InvalidArgument("dhara forward: block_len must be positive");
+  if (!b.input_embeds.empty() && static_cast<int64_t>(b.input_embeds.size()) != T * C)
+    return Status::InvalidArgument("dhara forward: input_embeds must be [T, C]");
+
+  c.reserve_rows(S0 + T);
+  float* x = grow(c.x, T * C);
+  float* h = grow(c.h, T * std::max(C, H * D));
+  float* q = grow(c.q, T * H * D);
+  float* kk = grow(c.kk, T * Hkv * D);
+  float* vv = grow(c.vv, T * Hkv * D);
+  float* att = grow(c.att, T * H * D);
+  float* tmp = grow(c.tmp, T * C);
+  float* g = grow(c.g, T * F);
+  float* u = grow(c.u, T * F);
+  int64_t* pos = grow(c.pos, T);
+  int64_t* kb = grow(c.key_begin, T);
+  int64_t* ke = grow(c.key_end, T);
+
+  // Per-row key ranges: every mask mode is a prefix [0, end) of the cache plus this chunk.
+  for (int64_t t = 0; t < T; ++t) {
+    pos[t] = b.pos0 + t;
+    kb[t] = 0;
+    switch (b.mask) {
+      case MaskMode::kCausal: ke[t] = pos[t] + 1; break;
+      case MaskMode::kBlock: ke[t] = std::min(S0 + T, (pos[t] / b.block_len + 1) * b.block_len); break;
+      case MaskMode::kFull: ke[t] = S0 + T; break;
+    }
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    if (!b.embed_override.empty() && b.embed_override[t])
+      std::memcpy(x + t * C, b.input_embeds.data() + t * C, sizeof(float) * C);
+    else
+      weight_row(embed_tokens_, b.tokens[t], x + t * C);
+  }
+
+  const bool write = b.write_cache;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    const DharaLayer& L = layers_[l];
+    // Attention block.
+    rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
+    canon(c, l, kConvA, h, T, write);
+    matmul(q, h, T, L.q_proj, pool);
+    matmul(kk, h, T, L.k_proj, pool);
+    matmul(vv, h, T, L.v_proj, pool);
+    canon(c, l, kConvBq, q, T, write);
+    canon(c, l, kConvBk, kk, T, write);
+    canon(c, l, kConvBv, vv, T, write);
+    rope(q, T, H, D, pos, L.inv_freq.data(), D / 2);
+    rope(kk, T, Hkv, D, pos, L.inv_freq.data(), D / 2);
+    if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
+      rms_norm(q, q, T * H, D, L.q_norm, cfg_.rms_norm_eps);
+      rms_norm(kk, kk, T * Hkv, D, L.k_norm, cfg_.rms_norm_eps);
+    }
+    // Rows past the cache length are written even for read-only forwards: they are scratch
+    // until length() advances, and the next appending forward overwrites them.
+    std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
+    std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
+    attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, pool);
+    matmul(tmp, att, T, L.o_proj, pool);
+    add_inplace(x, tmp, T * C);
+    // MLP block.
+    rms_norm(h, x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps);
+    canon(c, l, kConvC, h, T, write);
+    matmul(g, h, T, L.gate_proj, pool);
+    matmul(u, h, T, L.up_proj, pool);
+    silu_mul(g, g, u, T * F);
+    canon(c, l, kConvD, g, T, write);
+    matmul(tmp, g, T, L.down_proj, pool);
+    add_inplace(x, tmp, T * C);
+  }
+  if (write) c.commit(S0, T);
+
+  const int64_t first = b.last_logits_only ? T - 1 : 0;
+  const int64_t rows = T - first;
+  rms_norm(h, x + first * C, rows, C, norm_, cfg_.rms_norm_eps);
+  matmul(logits, h, rows, embed_tokens_, pool);  // tied head
+  if (cfg_.use_logit_softcap) softcap_inplace(logits, rows * V, cfg_.logit_softcap);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> make_dhara(std::shared_ptr<ModelDir> dir, const LoadOptions&) {
+  return DharaModel::load(std::move(dir));
+}
+
+}  // namespace optiq

@@ -1,0 +1,97 @@
+// The narrow seam between models and everything else.
+//
+// A model forwards a chunk of tokens at given positions under a mask mode against a cache it made,
+// writing logits. Decoders (src/decode), the server and the CLI use only this interface plus
+// ModelInfo; nothing outside src/models switches on the architecture.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+
+namespace optiq {
+
+// Which keys a query row sees. Every mode is a contiguous key range per row, so kernels take
+// per-row [begin, end) bounds (sliding windows narrow `begin`).
+enum class MaskMode {
+  kCausal,  // key j visible to query at position i iff j <= i
+  kBlock,   // global block grid of `block_len`: visible iff j / block_len <= i / block_len
+  kFull,    // every key in the cache and the chunk (canvas decoders)
+};
+
+// Per-sequence state owned by the caller: KV, recurrent/conv tails, and the model's scratch.
+// Thread safety: none; one forward at a time per cache.
+class Cache {
+ public:
+  // Opaque saved state; only valid for the cache that made it, until that cache is truncated below it.
+  struct Snapshot {
+    virtual ~Snapshot() = default;
+  };
+  virtual ~Cache() = default;
+  // Number of positions whose keys/values are held.
+  virtual int64_t length() const = 0;
+  virtual int64_t capacity() const = 0;
+  virtual std::unique_ptr<Snapshot> snapshot() const = 0;
+  virtual void restore(const Snapshot& s) = 0;
+  // Rolls back to `new_length` <= length(). Models with recurrent state (dhara's Canon convs)
+  // rebuild it from the input window recorded by the last forward, so only lengths inside that
+  // forward's chunk (or the current length) are allowed; otherwise InvalidArgument.
+  virtual Status truncate(int64_t new_length) = 0;
+};
+
+struct ForwardBatch {
+  std::span<const int32_t> tokens;  // [T]
+  // Absolute position of tokens[0]. Appending forwards require pos0 == cache.length().
+  int64_t pos0 = 0;
+  MaskMode mask = MaskMode::kCausal;
+  int block_len = 32;         // grid for MaskMode::kBlock
+  bool write_cache = true;    // false: the chunk reads the cache but leaves it unchanged
+  bool last_logits_only = false;  // true: write only the last row's logits
+  // Optional [T, C] input embeddings replacing the token embedding where `embed_override[t]` is
+  // true (image soft tokens). Either both empty or sized T.
+  std::span<const float> input_embeds;
+  std::vector<bool> embed_override;
+  // Optional [T, V] conditioning logits for models with self-conditioning (DiffusionGemma).
+  std::span<const float> self_condition;
+};
+
+// What decoders may know about a model: read from config.json / generation_config.json.
+struct ModelInfo {
+  std::string model_type;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t n_layers = 0;
+  int64_t max_position = 0;
+  int32_t mask_token_id = -1;     // -1: no diffusion mode
+  std::vector<int32_t> eos_ids;   // union of config and generation_config ids
+  int block_len = 0;              // dhara: 32-token diffusion blocks; 0 if not a block-diffusion model
+  int canvas_length = 0;          // DiffusionGemma canvases; 0 otherwise
+  bool supports_causal = true;
+  bool supports_block = false;
+  // Weight bytes touched by one single-token forward (for bandwidth reporting).
+  size_t weight_bytes_per_token = 0;
+  size_t total_weight_bytes = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelInfo& info() const = 0;
+  // A cache holding up to `max_tokens` positions.
+  virtual std::unique_ptr<Cache> make_cache(int64_t max_tokens) const = 0;
+  // Writes logits [T, V] (or [1, V] with last_logits_only) to `logits`, fp32.
+  // Fails (and leaves the cache unchanged) on out-of-range ids, positions or capacity.
+  virtual Status forward(const ForwardBatch& batch, Cache& cache, float* logits, ThreadPool& pool) const = 0;
+};
+
+struct LoadOptions {};
+
+// Loads a model directory (config.json + safetensors) through the registry keyed by model_type.
+Result<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOptions& opts = {});
+
+}  // namespace optiq

@@ -1,2 +1,40 @@
+// optiq: command dispatcher. Subcommands live in src/cli/cmd_*.cpp.
 #include <cstdio>
-int main() { std::puts("optiq"); return 0; }
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*fn)(int, char**);
+  const char* help;
+};
+
+const Command kCommands[] = {
+    {"generate", optiq::cli::cmd_generate, "generate text (AR, block diffusion, self-speculation)"},
+    {"bench", optiq::cli::cmd_bench, "measure tok/s per decoding mode and weight bandwidth"},
+    {"init-random", optiq::cli::cmd_init_random, "write a random-weight checkpoint for a config"},
+};
+
+void usage() {
+  std::fprintf(stderr, "usage: optiq <command> [options]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(stderr, "  %-14s %s\n", c.name, c.help);
+  std::fprintf(stderr, "\n`optiq <command> --help` describes a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kCommands)
+    if (!std::strcmp(argv[1], c.name)) return c.fn(argc - 1, argv + 1);
+  std::fprintf(stderr, "optiq: unknown command '%s'\n", argv[1]);
+  usage();
+  return 2;
+}

@@ -1,0 +1,11 @@
+// Subcommands of the `optiq` binary. Each parses its own flags and calls the library.
+// Returns the process exit code.
+#pragma once
+
+namespace optiq::cli {
+
+int cmd_generate(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+int cmd_init_random(int argc, char** argv);
+
+}  // namespace optiq::cli

@@ -4,7 +4,6 @@
 #include "cli/commands.h"
 
 namespace optiq::cli {
-int cmd_generate(int, char**) { std::fprintf(stderr, "generate: not yet available\n"); return 2; }
 int cmd_bench(int, char**) { std::fprintf(stderr, "bench: not yet available\n"); return 2; }
 int cmd_init_random(int, char**) { std::fprintf(stderr, "init-random: not yet available\n"); return 2; }
 }  // namespace optiq::cli

@@ -28,9 +28,17 @@ ThreadPool::ThreadPool(int n_threads) {
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_release);
-  state_.fetch_add(uint64_t{1} << 32, std::memory_order_acq_rel);
-  state_.notify_all();
+  state_.fetch_add(uint64_t{1} << 32, std::memory_order_seq_cst);
+  wake_sleepers();
   for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::wake_sleepers() {
+  // Pairs with the sleeper's increment-then-check under the mutex: either it sees the new
+  // generation, or we see it counted and notify after it has started waiting.
+  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  { std::lock_guard<std::mutex> lock(sleep_mu_); }
+  sleep_cv_.notify_all();
 }
 
 void ThreadPool::run_chunks(int index) {
@@ -44,15 +52,21 @@ void ThreadPool::run_chunks(int index) {
 }
 
 void ThreadPool::worker_loop(int index) {
-  uint64_t seen_gen = state_.load(std::memory_order_acquire) >> 32;
+  // Generation 0 is the pool's initial state; reading state_ here instead would race with a
+  // destructor or job published before this thread started, and sleep through it.
+  uint64_t seen_gen = 0;
   for (;;) {
     uint64_t s = state_.load(std::memory_order_acquire);
     for (int spin = 0; (s >> 32) == seen_gen && spin < 4000; ++spin) {
       OPTIQ_PAUSE();
       s = state_.load(std::memory_order_acquire);
     }
-    while ((s >> 32) == seen_gen) {
-      state_.wait(s, std::memory_order_acquire);
+    if ((s >> 32) == seen_gen) {
+      // Sleep. std::atomic::wait is avoided: GCC 12's libstdc++ can lose wake-ups for 64-bit atomics.
+      std::unique_lock<std::mutex> lock(sleep_mu_);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      sleep_cv_.wait(lock, [&] { return (state_.load(std::memory_order_seq_cst) >> 32) != seen_gen; });
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
       s = state_.load(std::memory_order_acquire);
     }
     seen_gen = s >> 32;
@@ -88,8 +102,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   next_chunk_.store(0, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
   const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
-  state_.store(gen << 32, std::memory_order_release);
-  state_.notify_all();
+  state_.store(gen << 32, std::memory_order_seq_cst);
+  wake_sleepers();
   run_chunks(0);
   const uint64_t s = state_.fetch_or(kClosed, std::memory_order_acq_rel);
   const int entered = static_cast<int>(s & kCountMask);

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -33,6 +35,7 @@ class ThreadPool {
  private:
   void worker_loop(int index);
   void run_chunks(int index);
+  void wake_sleepers();
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -40,6 +43,9 @@ class ThreadPool {
   std::atomic<int> finished_{0};
   std::atomic<int64_t> next_chunk_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};
+  std::mutex sleep_mu_;
+  std::condition_variable sleep_cv_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int64_t chunk_ = 1;

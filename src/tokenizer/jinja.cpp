@@ -493,8 +493,10 @@ std::vector<Segment> lex(std::string_view src_in, const Options& opt) {
       end = src.find("#}", body_start);
     } else {
       // Find the closing delimiter outside string literals.
+      // Like Jinja's lexer, brackets are balanced first: `{{ {'a': {}} }}` ends at the last `}}`.
       end = std::string::npos;
       char quote = 0;
+      int depth = 0;
       for (size_t k = body_start; k + 1 < src.size(); ++k) {
         char c = src[k];
         if (quote) {
@@ -503,7 +505,9 @@ std::vector<Segment> lex(std::string_view src_in, const Options& opt) {
           continue;
         }
         if (c == '\'' || c == '"') { quote = c; continue; }
-        if (c == close[0] && src[k + 1] == close[1]) { end = k; break; }
+        if (depth == 0 && c == close[0] && src[k + 1] == close[1]) { end = k; break; }
+        if (c == '(' || c == '[' || c == '{') ++depth;
+        else if ((c == ')' || c == ']' || c == '}') && depth > 0) --depth;
       }
     }
     if (end == std::string::npos)
@@ -1536,7 +1540,8 @@ class Renderer {
     // Macros see the template's top-level variables, not the caller's locals.
     std::vector<std::unordered_map<std::string, Value>> saved;
     saved.swap(frames);
-    frames.push_back(saved.front());
+    frames.push_back(saved[0]);
+    if (saved.size() > 2) frames.push_back(saved[1]);  // template-level assignments (incl. the macro itself)
     frames.push_back(std::move(saved.back()));
     saved.pop_back();
     int saved_loop = loop_depth;
@@ -2545,7 +2550,7 @@ class Renderer {
         test = a.pos[base].s;
       }
       Args targs;
-      if (a.pos.size() > base + 1) targs.pos.assign(a.pos.begin() + static_cast<long>(base) + 2, a.pos.end());
+      if (a.pos.size() > base + 1) targs.pos.assign(a.pos.begin() + static_cast<long>(base) + 1, a.pos.end());
       Value out = Value::make_list();
       for (auto& it : items) {
         Value x = by_attr ? attr_path(n, it, attr) : it;

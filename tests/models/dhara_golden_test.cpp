@@ -59,7 +59,7 @@ TEST_P(DharaGolden, CausalPromptLogits) {
   EXPECT_LE(diff, 2e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, DharaGolden, ::testing::Values("dhara-tiny"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, DharaGolden, ::testing::Values("dhara-tiny", "dhara-tiny-mlx"));
 
 }  // namespace
 }  // namespace optiq

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "io/model_dir.h"
@@ -269,6 +271,36 @@ TEST(WeightLoaderQuant, TensorOverrideReplacesQuantizedModule) {
   LoadOptions wrong_shape;
   wrong_shape.tensor_overrides[mod + ".weight"] = {DType::kF32, {128, 352}, bytes};
   EXPECT_FALSE(load_model(dir, wrong_shape).ok());
+}
+
+// The same checks surface through load_model on a whole checkpoint (a copy of dhara-tiny-mlx with
+// an edited config), naming the config/tensor file and the module.
+TEST(WeightLoaderQuant, BrokenMlxCheckpointFailsToLoadWithContext) {
+  const std::string src = test::fixture("dhara-tiny-mlx");
+  auto try_config = [&](const std::function<void(json&)>& edit) {
+    test::TempDir tmp;
+    for (const char* f : {"model.safetensors", "generation_config.json"})
+      std::filesystem::copy_file(src + "/" + f, tmp.str() + "/" + f);
+    auto cfg = read_json_file(src + "/config.json");
+    EXPECT_TRUE(cfg.ok());
+    edit(*cfg);
+    std::ofstream(tmp.str() + "/config.json") << cfg->dump();
+    auto m = load_model(tmp.str());
+    return m.ok() ? Status::Ok() : m.status();
+  };
+  Status s = try_config([](json& c) { c["quantization"]["model.layers.2.self_attn.v_proj"]["bits"] = 7; });
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("model.layers.2.self_attn.v_proj: quantization bits 7"), std::string::npos) << s.ToString();
+  s = try_config([](json& c) { c["quantization"]["model.layers.2.self_attn.v_proj"]["group_size"] = 64; });
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("v_proj.scales: shape [64, 4], expected [64, 2]"), std::string::npos) << s.ToString();
+  s = try_config([](json& c) { c["quantization"]["model.layers.3.mlp.down_proj"]["bits"] = 4; });
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("packed shape [128, 55], expected [128, 44]"), std::string::npos) << s.ToString();
+  // Removing the per-module entry leaves the global 4-bit g64 rule, which 352 inputs cannot satisfy.
+  s = try_config([](json& c) { c["quantization"].erase("model.layers.3.mlp.down_proj"); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("input size 352 is not a multiple of group_size 64"), std::string::npos) << s.ToString();
 }
 
 // An independent quantizer wrote dhara-tiny-mlx from dhara-tiny: re-quantizing the bf16 weights

@@ -131,7 +131,10 @@ void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& 
 void matmul_reference(float* out, const float* x, int64_t T, const Weight& w) {
   std::vector<float> row(static_cast<size_t>(w.n_in));
   for (int64_t n = 0; n < w.n_out; ++n) {
-    weight_row(w, n, row.data());
+    if (w.quantized())
+      dequantize_row_reference(w, n, row.data());
+    else
+      weight_row(w, n, row.data());
     for (int64_t t = 0; t < T; ++t) {
       double s = 0;
       for (int64_t k = 0; k < w.n_in; ++k) s += static_cast<double>(x[t * w.n_in + k]) * row[k];

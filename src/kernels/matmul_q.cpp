@@ -1,57 +1,336 @@
-// Scalar quantized matmul: dequantize each row, then dot. Placeholder until the SIMD kernels land
-// (issue 4); kept as the simple path for bit widths without a fast kernel.
-#include "kernels/matmul_q.h"
+// MLX affine quantized matmul (specs/mlx-format.md §1–§2), Highway with runtime dispatch.
+//
+// Per group g of a weight row, w_k = s_g·q_k + b_g, so
+//   Σ_k x_k·w_k = Σ_g s_g·(Σ_{k∈g} x_k·q_k) + Σ_g b_g·(Σ_{k∈g} x_k).
+// The first term is an integer dot product: each activation row is quantized once per call to int16
+// with one scale per row (|error| <= amax/65534 per element, ~3e-5 relative: far inside the 2e-3
+// logit tolerance, unlike int8), and codes are widened to int16 in registers, so the inner loop is
+// vpmaddwd / AVX512-VNNI vpdpwssd with int32 accumulators (no overflow: |q·x| <= 255·32767 and a
+// step adds at most 16 products per lane). The bias term uses exact fp32 group sums of x.
+//
+// Layout trick: a 32-bit lane of packed codes holds cpl = 32/bits consecutive codes (4, 8, 16 for
+// 8, 4, 2 bits). Word vector v = (lane >> bits·v) & (m | m<<16) holds codes v and v + cpl/2 of every
+// lane, so decoding is one shift + one AND per vector, and every int32 accumulator lane sums codes of
+// one lane-run, hence of one group (cpl <= 16 < 32 <= group size). The activations are permuted once
+// per call to match. 3/5/6-bit rows are first decoded to bytes and go through the 8-bit path.
+// Weights stay in the file layout (no repack).
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/matmul_q.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <vector>
 
+#include <hwy/aligned_allocator.h>
+
 #include "core/status.h"
+#include "kernels/matmul_q.h"
+#include "kernels/quant_codes.h"
 
+#ifndef OPTIQ_MATMUL_Q_SHARED
+#define OPTIQ_MATMUL_Q_SHARED
 namespace optiq {
+namespace mq {
 
-namespace {
-// Reads q-value `i` of a row packed LSB-first into a little-endian byte stream.
-inline uint32_t unpack_bits(const uint8_t* row, int64_t i, int bits) {
-  uint64_t bit = static_cast<uint64_t>(i) * bits;
-  uint64_t byte = bit >> 3;
-  uint32_t shift = bit & 7;
-  uint32_t v = row[byte];
-  if (shift + bits > 8) v |= static_cast<uint32_t>(row[byte + 1]) << 8;
-  return (v >> shift) & ((1u << bits) - 1);
-}
-inline float load_scale(DType t, const void* p, int64_t i) {
-  if (t == DType::kF32) return static_cast<const float*>(p)[i];
-  if (t == DType::kF16) return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-  return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-}
-}  // namespace
+// Activations prepared for one weight layout: int16 codes in the kernel's lane order, per-row scale,
+// and per-group sums divided by that scale (so the bias term joins the integer term before the
+// final multiply by sx).
+struct PreparedX {
+  hwy::AlignedFreeUniquePtr<int16_t[]> q;  // [T, Kp], permuted within each step
+  std::vector<float> xs;                    // [T, ngp], Σ_{k∈g} x / sx, zero padded
+  std::vector<float> sx;                    // [T]
+  int64_t Kp = 0, ngp = 0;
+};
 
-void dequantize_row(const Weight& w, int64_t row, float* out) {
+// perm[p] = position in the kernel's step layout of code p of the step (see file comment).
+inline std::vector<int32_t> step_permutation(int64_t cpl, int64_t lanes) {
+  const int64_t step = cpl * lanes, half = cpl / 2;
+  std::vector<int32_t> perm(static_cast<size_t>(step));
+  for (int64_t p = 0; p < step; ++p) {
+    const int64_t i = p / cpl, j = p % cpl, v = j % half, w = j / half;
+    perm[p] = static_cast<int32_t>(v * 2 * lanes + 2 * i + w);
+  }
+  return perm;
+}
+
+// Quantizes x[T, K] to int16 per row into the permuted layout; rows split across the pool.
+inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t lanes, int64_t gs, PreparedX* px,
+                      ThreadPool& pool) {
+  const int64_t step = cpl * lanes;
+  const int64_t Kp = (K + step - 1) / step * step;
+  const int64_t ng = K / gs;
+  const int64_t ngp = (ng + lanes - 1) / lanes * lanes;
+  px->Kp = Kp;
+  px->ngp = ngp;
+  px->q = hwy::AllocateAligned<int16_t>(static_cast<size_t>(T * Kp));
+  px->xs.assign(static_cast<size_t>(T * ngp), 0.f);
+  px->sx.assign(static_cast<size_t>(T), 1.f);
+  const std::vector<int32_t> perm = step_permutation(cpl, lanes);
+  auto rows = [&](int64_t tb, int64_t te, int) {
+    std::vector<int16_t> nat(static_cast<size_t>(Kp));
+    for (int64_t t = tb; t < te; ++t) {
+      const float* xr = x + t * K;
+      float amax = 0.f;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
+      const float sx = amax > 0.f ? amax / 32767.f : 1.f;
+      const float inv = 1.f / sx;
+      px->sx[t] = sx;
+      for (int64_t k = 0; k < K; ++k) nat[k] = static_cast<int16_t>(std::lrintf(xr[k] * inv));
+      std::fill(nat.begin() + K, nat.end(), 0);
+      int16_t* qr = px->q.get() + t * Kp;
+      for (int64_t s = 0; s < Kp; s += step)
+        for (int64_t p = 0; p < step; ++p) qr[s + perm[p]] = nat[s + p];
+      float* xs = px->xs.data() + t * ngp;
+      for (int64_t g = 0; g < ng; ++g) {
+        float sum = 0.f;
+        for (int64_t k = g * gs; k < (g + 1) * gs; ++k) sum += xr[k];
+        xs[g] = sum * inv;
+      }
+    }
+  };
+  if (T >= 4)
+    pool.parallel_for(T, rows, 1);
+  else
+    rows(0, T, 0);
+}
+
+}  // namespace mq
+}  // namespace optiq
+#endif  // OPTIQ_MATMUL_Q_SHARED
+
+HWY_BEFORE_NAMESPACE();
+namespace optiq {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET == HWY_SCALAR
+// The static baseline target (single lanes, no int16 pairs): plain dequantize-and-dot. It only runs
+// on CPUs without SSE4; CMake compiles EMU128 as the portable vector fallback.
+void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+  const int64_t N = w.n_out, K = w.n_in;
+  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+    std::vector<float> row(static_cast<size_t>(K));
+    for (int64_t n = b; n < e; ++n) {
+      dequantize_row_reference(w, n, row.data());
+      for (int64_t t = 0; t < T; ++t) {
+        float s = 0;
+        for (int64_t k = 0; k < K; ++k) s += x[t * K + k] * row[k];
+        out[t * N + n] = s;
+      }
+    }
+  }, 8);
+}
+#else
+using DI32 = hn::ScalableTag<int32_t>;
+using DU32 = hn::Repartition<uint32_t, DI32>;
+using DI16 = hn::Repartition<int16_t, DI32>;
+using DF = hn::Repartition<float, DI32>;
+using VI32 = hn::Vec<DI32>;
+using VI16 = hn::Vec<DI16>;
+using VF = hn::Vec<DF>;
+constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DI32()));
+constexpr int kTileT = 8;  // activation rows per register tile
+constexpr int kBlockN = 16;  // weight rows whose scales are converted together
+
+// acc += pairwise int16 products (lane i gets a[2i]·b[2i] + a[2i+1]·b[2i+1]).
+HWY_INLINE VI32 dot_pairs(VI32 acc, VI16 a, VI16 b, VI32& acc1) {
+#if HWY_TARGET == HWY_AVX3_DL
+  // Highway 1.0.3 lowers this to vpmaddwd + vpaddd; VNNI fuses both. Inline asm because the
+  // AVX3_DL target attribute string lacks avx512vnni (the target itself requires it).
+  (void)acc1;
+  __m512i r = acc.raw;
+  asm("vpdpwssd %2, %1, %0" : "+v"(r) : "v"(a.raw), "v"(b.raw));
+  return VI32{r};
+#else
+  return hn::ReorderWidenMulAccumulate(DI32(), a, b, acc, acc1);
+#endif
+}
+
+struct QArgs {
+  const uint8_t* rows;   // packed rows (or decoded bytes for 3/5/6 bits)
+  int64_t row_bytes;     // bytes per row in `rows`
+  int64_t K, N, gs;
+  const mq::PreparedX* px;
+  float* out;            // [T, N]
+};
+
+// Weight rows [nb, ne) (packed at `rows`, row_bytes apart) against activation rows [t0, t0 + TT):
+// out[t, n]. sc: each row's scales as f32, zero padded by kLanes (sc_stride apart); bc: its biases
+// as f32, zero padded to ngp (bc_stride apart).
+template <int B, int TT>
+HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc, const float* bc, int64_t sc_stride,
+                            int64_t bc_stride, int64_t nb, int64_t ne, int64_t t0) {
+  constexpr int64_t cpl = 32 / B;
+  constexpr int V = static_cast<int>(cpl / 2);
+  constexpr int64_t step = cpl * kLanes;
+  constexpr int64_t step_bytes = kLanes * 4;
+  const DI32 di32;
+  const DU32 du32;
+  const DI16 di16;
+  const DF df;
+  const int64_t Kp = a.px->Kp, ngp = a.px->ngp, gs = a.gs;
+  const int64_t n_full = a.row_bytes / step_bytes;
+  const int64_t tail = a.row_bytes - n_full * step_bytes;
+  const int64_t n_steps = Kp / step;
+  const auto mask = hn::Set(du32, ((1u << B) - 1) * 0x10001u);
+  // Lane i of a step covers codes cpl·i ..: its group within the step (when a step spans groups).
+  HWY_ALIGN int32_t idx_arr[kLanes];
+  for (int64_t i = 0; i < kLanes; ++i) idx_arr[i] = static_cast<int32_t>(cpl * i / gs);
+  const auto idx = hn::SetTableIndices(df, idx_arr);
+  const bool multi_group = step >= gs;
+  HWY_ALIGN uint8_t tail_buf[step_bytes];
+
+  for (int64_t n = nb; n < ne; ++n) {
+    const uint8_t* row = rows + (n - nb) * a.row_bytes;
+    const float* scr = sc + (n - nb) * sc_stride;
+    const float* bcr = bc + (n - nb) * bc_stride;
+    VF facc[TT];
+    for (int t = 0; t < TT; ++t) facc[t] = hn::Zero(df);
+    for (int64_t s = 0; s < n_steps; ++s) {
+      hn::Vec<DU32> lw;
+      if (s < n_full) {
+        lw = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(row + s * step_bytes));
+      } else {
+        std::memset(tail_buf, 0, sizeof(tail_buf));
+        std::memcpy(tail_buf, row + s * step_bytes, static_cast<size_t>(tail));
+        lw = hn::Load(du32, reinterpret_cast<const uint32_t*>(tail_buf));
+      }
+      VI16 w[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) w[v] = hn::BitCast(di16, hn::And(hn::ShiftRightSame(lw, B * v), mask));
+      const VF sv = multi_group ? hn::TableLookupLanes(hn::LoadU(df, scr + s * step / gs), idx)
+                                : hn::Set(df, scr[s * step / gs]);
+      const int16_t* xq = a.px->q.get() + t0 * Kp + s * step;
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) {
+        VI32 i0 = hn::Zero(di32), i1 = hn::Zero(di32);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) i0 = dot_pairs(i0, w[v], hn::Load(di16, xq + t * Kp + v * 2 * kLanes), i1);
+        i0 = hn::RearrangeToOddPlusEven(i0, i1);
+        facc[t] = hn::MulAdd(hn::ConvertTo(df, i0), sv, facc[t]);
+      }
+    }
+    for (int t = 0; t < TT; ++t) {
+      const float* xs = a.px->xs.data() + (t0 + t) * ngp;
+      VF f = facc[t];
+      for (int64_t c = 0; c < ngp; c += kLanes) f = hn::MulAdd(hn::LoadU(df, bcr + c), hn::LoadU(df, xs + c), f);
+      a.out[(t0 + t) * a.N + n] = a.px->sx[t0 + t] * hn::GetLane(hn::SumOfLanes(df, f));
+    }
+  }
+}
+
+template <int B>
+void rows_all_t(const QArgs& a, int64_t T, const uint8_t* rows, const float* sc, const float* bc, int64_t sc_stride,
+                int64_t bc_stride, int64_t nb, int64_t ne) {
+  int64_t t = 0;
+  for (; t + kTileT <= T; t += kTileT) rows_tile<B, kTileT>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+  if (t + 4 <= T) {
+    rows_tile<B, 4>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+    t += 4;
+  }
+  if (t + 2 <= T) {
+    rows_tile<B, 2>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+    t += 2;
+  }
+  if (t < T) rows_tile<B, 1>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+}
+
+void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+  const int bits = w.quant.bits;
+  const int64_t gs = w.quant.group_size, K = w.n_in, N = w.n_out;
+  const int64_t ng = K / gs;
+  // 2/4/8-bit rows are read in place; other widths are decoded to bytes and use the 8-bit layout.
+  const bool direct = bits == 2 || bits == 4 || bits == 8;
+  const int B = direct ? bits : 8;
+  const int64_t cpl = 32 / B;
+  mq::PreparedX px;
+  mq::prepare_x(x, T, K, cpl, kLanes, gs, &px, pool);
+  QArgs a;
+  a.K = K;
+  a.N = N;
+  a.gs = gs;
+  a.px = &px;
+  a.out = out;
+  a.row_bytes = direct ? K * bits / 8 : px.Kp;
+  const int64_t src_row_bytes = K * bits / 8;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  const int64_t sc_stride = ng + kLanes, bc_stride = px.ngp;
+  const size_t ssz = dtype_size(w.quant.scale_dtype);
+  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+    std::vector<float> sc(static_cast<size_t>(kBlockN * sc_stride), 0.f);
+    std::vector<float> bc(static_cast<size_t>(kBlockN * bc_stride), 0.f);
+    hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
+    if (!direct) {
+      dec = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(kBlockN * px.Kp));
+      std::memset(dec.get(), 0, static_cast<size_t>(kBlockN * px.Kp));
+    }
+    for (int64_t n0 = b; n0 < e; n0 += kBlockN) {
+      const int64_t n1 = std::min(e, n0 + kBlockN);
+      for (int64_t n = n0; n < n1; ++n) {
+        const size_t off = static_cast<size_t>(n * ng) * ssz;
+        convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off,
+                       sc.data() + (n - n0) * sc_stride, static_cast<size_t>(ng));
+        convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off,
+                       bc.data() + (n - n0) * bc_stride, static_cast<size_t>(ng));
+        if (!direct) decode_codes_u8(base + n * src_row_bytes, K, bits, dec.get() + (n - n0) * px.Kp);
+      }
+      const uint8_t* rows = direct ? base + n0 * src_row_bytes : dec.get();
+      switch (B) {
+        case 2: rows_all_t<2>(a, T, rows, sc.data(), bc.data(), sc_stride, bc_stride, n0, n1); break;
+        case 4: rows_all_t<4>(a, T, rows, sc.data(), bc.data(), sc_stride, bc_stride, n0, n1); break;
+        default: rows_all_t<8>(a, T, rows, sc.data(), bc.data(), sc_stride, bc_stride, n0, n1); break;
+      }
+    }
+  }, kBlockN);
+}
+#endif  // HWY_TARGET == HWY_SCALAR
+
+}  // namespace HWY_NAMESPACE
+}  // namespace optiq
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace optiq {
+HWY_EXPORT(MatmulQ);
+
+void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+  OPTIQ_CHECK(w.quantized());
+  HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
+}
+
+void dequantize_row_reference(const Weight& w, int64_t row, float* out) {
   const int bits = w.quant.bits, gs = w.quant.group_size;
   const int64_t K = w.n_in;
   const int64_t row_bytes = K * bits / 8;
   const uint8_t* r = static_cast<const uint8_t*>(w.data) + row * row_bytes;
   const int64_t n_groups = K / gs;
   for (int64_t g = 0; g < n_groups; ++g) {
-    float s = load_scale(w.quant.scale_dtype, w.quant.scales, row * n_groups + g);
-    float b = load_scale(w.quant.scale_dtype, w.quant.biases, row * n_groups + g);
-    for (int64_t k = g * gs; k < (g + 1) * gs; ++k) out[k] = s * static_cast<float>(unpack_bits(r, k, bits)) + b;
+    const float s = load_scale(w.quant.scale_dtype, w.quant.scales, row * n_groups + g);
+    const float b = load_scale(w.quant.scale_dtype, w.quant.biases, row * n_groups + g);
+    for (int64_t k = g * gs; k < (g + 1) * gs; ++k) out[k] = s * static_cast<float>(unpack_code(r, k, bits)) + b;
   }
 }
 
-void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  const int64_t N = w.n_out, K = w.n_in;
-  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
-    std::vector<float> row(static_cast<size_t>(K));
-    for (int64_t n = b; n < e; ++n) {
-      dequantize_row(w, n, row.data());
-      for (int64_t t = 0; t < T; ++t) {
-        float s = 0;
-        const float* xr = x + t * K;
-        for (int64_t k = 0; k < K; ++k) s += xr[k] * row[k];
-        out[t * N + n] = s;
-      }
-    }
-  }, 8);
+void dequantize_row(const Weight& w, int64_t row, float* out) {
+  const int bits = w.quant.bits, gs = w.quant.group_size;
+  const int64_t K = w.n_in;
+  const int64_t n_groups = K / gs;
+  std::vector<uint8_t> codes(static_cast<size_t>(K));
+  decode_codes_u8(static_cast<const uint8_t*>(w.data) + row * (K * bits / 8), K, bits, codes.data());
+  std::vector<float> s(static_cast<size_t>(n_groups)), b(static_cast<size_t>(n_groups));
+  const size_t off = static_cast<size_t>(row * n_groups) * dtype_size(w.quant.scale_dtype);
+  convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, s.data(), s.size());
+  convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, b.data(), b.size());
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const float sg = s[g], bg = b[g];
+    // Same expression as the reference (multiply, then add; no FMA contraction at the baseline ISA).
+    for (int64_t k = g * gs; k < (g + 1) * gs; ++k) out[k] = sg * static_cast<float>(codes[k]) + bg;
+  }
 }
 
 }  // namespace optiq
+#endif  // HWY_ONCE

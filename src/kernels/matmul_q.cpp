@@ -29,6 +29,7 @@
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
+#include "kernels/matmul_q_amx.h"
 #include "kernels/quant_codes.h"
 
 #ifndef OPTIQ_MATMUL_Q_SHARED
@@ -161,17 +162,20 @@ HWY_INLINE VI32 dot_pairs(VI32 acc, VI16 a, VI16 b, VI32& acc1) {
 struct QArgs {
   const uint8_t* rows;   // packed rows (or decoded bytes for 3/5/6 bits)
   int64_t row_bytes;     // bytes per row in `rows`
-  int64_t K, N, gs;
+  int64_t K, N, gs, gshift;  // gs = 1 << gshift
+  const int32_t* lane_group;  // [kLanes]: group of lane i relative to the step's first group
   const mq::PreparedX* px;
   float* out;            // [T, N]
 };
 
-// Weight rows [nb, ne) (packed at `rows`, row_bytes apart) against activation rows [t0, t0 + TT):
-// out[t, n]. sc: each row's scales as f32, zero padded by kLanes (sc_stride apart); bc: its biases
-// as f32, zero padded to ngp (bc_stride apart).
-template <int B, int TT>
-HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc, const float* bc, int64_t sc_stride,
-                            int64_t bc_stride, int64_t nb, int64_t ne, int64_t t0) {
+// Weight rows [nb, ne) (packed at `rows`, row_bytes apart) against activation rows [t0, t0 + TT),
+// R weight rows at a time (independent accumulators hide the dot-product latency when TT is small):
+// out[t, n]. sc / bc: the rows' scales / biases as f32, [rows, ng] contiguous and zero padded at
+// the end by kLanes (lanes past a row's last group read the next row's values, multiplied by zero
+// activations or zero group sums).
+template <int B, int TT, int R>
+HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc, const float* bc, int64_t nb,
+                            int64_t ne, int64_t t0) {
   constexpr int64_t cpl = 32 / B;
   constexpr int V = static_cast<int>(cpl / 2);
   constexpr int64_t step = cpl * kLanes;
@@ -180,72 +184,99 @@ HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc
   const DU32 du32;
   const DI16 di16;
   const DF df;
-  const int64_t Kp = a.px->Kp, ngp = a.px->ngp, n_sl = a.px->n_sl, gs = a.gs;
-  const int64_t n_full = a.row_bytes / step_bytes;
-  const int64_t tail = a.row_bytes - n_full * step_bytes;
+  const int16_t* HWY_RESTRICT xq0 = a.px->q.get() + t0 * a.px->Kp;
+  const float* HWY_RESTRICT xl0 = a.px->sx_lane.get() + t0 * a.px->n_sl;
+  const float* HWY_RESTRICT xs0 = a.px->xs.data() + t0 * a.px->ngp;
+  const int64_t Kp = a.px->Kp, ngp = a.px->ngp, n_sl = a.px->n_sl, gshift = a.gshift, ng = a.K >> a.gshift;
+  const int64_t row_bytes = a.row_bytes;
+  const int64_t n_full = row_bytes / step_bytes;
+  const int64_t tail = row_bytes - n_full * step_bytes;
   const int64_t n_steps = Kp / step;
   const auto mask = hn::Set(du32, ((1u << B) - 1) * 0x10001u);
-  // Lane i of a step covers codes cpl·i ..: its group within the step (when a step spans groups).
-  HWY_ALIGN int32_t idx_arr[kLanes];
-  for (int64_t i = 0; i < kLanes; ++i) idx_arr[i] = static_cast<int32_t>(cpl * i / gs);
-  const auto idx = hn::SetTableIndices(df, idx_arr);
-  const bool multi_group = step >= gs;
-  HWY_ALIGN uint8_t tail_buf[step_bytes];
+  const auto idx = hn::SetTableIndices(df, a.lane_group);
+  const bool multi_group = step >= a.gs;
+  HWY_ALIGN uint8_t tail_buf[R][step_bytes];
 
-  for (int64_t n = nb; n < ne; ++n) {
-    const uint8_t* row = rows + (n - nb) * a.row_bytes;
-    const float* scr = sc + (n - nb) * sc_stride;
-    const float* bcr = bc + (n - nb) * bc_stride;
-    VF facc[TT];
-    for (int t = 0; t < TT; ++t) facc[t] = hn::Zero(df);
+  for (int64_t n = nb; n + R <= ne; n += R) {
+    VF facc[R][TT];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < TT; ++t) facc[r][t] = hn::Zero(df);
     for (int64_t s = 0; s < n_steps; ++s) {
-      hn::Vec<DU32> lw;
-      if (s < n_full) {
-        lw = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(row + s * step_bytes));
-      } else {
-        std::memset(tail_buf, 0, sizeof(tail_buf));
-        std::memcpy(tail_buf, row + s * step_bytes, static_cast<size_t>(tail));
-        lw = hn::Load(du32, reinterpret_cast<const uint32_t*>(tail_buf));
-      }
-      VI16 w[V];
+      const int64_t g0 = (s * step) >> gshift;
+      VI16 w[R][V];
+      VF sv[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* row = rows + (n - nb + r) * row_bytes;
+        hn::Vec<DU32> lw;
+        if (HWY_LIKELY(s < n_full)) {
+          lw = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(row + s * step_bytes));
+        } else {
+          std::memset(tail_buf[r], 0, step_bytes);
+          std::memcpy(tail_buf[r], row + s * step_bytes, static_cast<size_t>(tail));
+          lw = hn::Load(du32, reinterpret_cast<const uint32_t*>(tail_buf[r]));
+        }
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) w[v] = hn::BitCast(di16, hn::And(hn::ShiftRightSame(lw, B * v), mask));
-      const VF sv = multi_group ? hn::TableLookupLanes(hn::LoadU(df, scr + s * step / gs), idx)
-                                : hn::Set(df, scr[s * step / gs]);
-      const int16_t* xq = a.px->q.get() + t0 * Kp + s * step;
-      const float* xl = a.px->sx_lane.get() + t0 * n_sl + s * kLanes;
+        for (int v = 0; v < V; ++v) w[r][v] = hn::BitCast(di16, hn::And(hn::ShiftRightSame(lw, B * v), mask));
+        const float* scr = sc + (n - nb + r) * ng + g0;
+        sv[r] = multi_group ? hn::TableLookupLanes(hn::LoadU(df, scr), idx) : hn::Set(df, *scr);
+      }
 #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) {
-        VI32 i0 = hn::Zero(di32), i1 = hn::Zero(di32);
+        const int16_t* xq = xq0 + t * Kp + s * step;
+        const VF sxl = hn::Load(df, xl0 + t * n_sl + s * kLanes);
+        VI16 xv[V];
 #pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) i0 = dot_pairs(i0, w[v], hn::Load(di16, xq + t * Kp + v * 2 * kLanes), i1);
-        i0 = hn::RearrangeToOddPlusEven(i0, i1);
-        facc[t] = hn::MulAdd(hn::ConvertTo(df, i0), hn::Mul(sv, hn::Load(df, xl + t * n_sl)), facc[t]);
+        for (int v = 0; v < V; ++v) xv[v] = hn::Load(di16, xq + v * 2 * kLanes);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          // Two accumulators halve the dependent vpdpwssd chain.
+          VI32 i0 = hn::Zero(di32), i1 = hn::Zero(di32), j0 = hn::Zero(di32), j1 = hn::Zero(di32);
+#pragma GCC unroll 8
+          for (int v = 0; v + 1 < V; v += 2) {
+            i0 = dot_pairs(i0, w[r][v], xv[v], i1);
+            j0 = dot_pairs(j0, w[r][v + 1], xv[v + 1], j1);
+          }
+          const VI32 acc = hn::Add(hn::RearrangeToOddPlusEven(i0, i1), hn::RearrangeToOddPlusEven(j0, j1));
+          facc[r][t] = hn::MulAdd(hn::ConvertTo(df, acc), hn::Mul(sv[r], sxl), facc[r][t]);
+        }
       }
     }
-    for (int t = 0; t < TT; ++t) {
-      const float* xs = a.px->xs.data() + (t0 + t) * ngp;
-      VF f = facc[t];
-      for (int64_t c = 0; c < ngp; c += kLanes) f = hn::MulAdd(hn::LoadU(df, bcr + c), hn::LoadU(df, xs + c), f);
-      a.out[(t0 + t) * a.N + n] = hn::GetLane(hn::SumOfLanes(df, f));
+    for (int r = 0; r < R; ++r) {
+      const float* bcr = bc + (n - nb + r) * ng;
+      for (int t = 0; t < TT; ++t) {
+        const float* xs = xs0 + t * ngp;
+        VF f = facc[r][t];
+        for (int64_t c = 0; c < ngp; c += kLanes) f = hn::MulAdd(hn::LoadU(df, bcr + c), hn::Load(df, xs + c), f);
+        a.out[(t0 + t) * a.N + n + r] = hn::GetLane(hn::SumOfLanes(df, f));
+      }
     }
   }
 }
 
 template <int B>
-void rows_all_t(const QArgs& a, int64_t T, const uint8_t* rows, const float* sc, const float* bc, int64_t sc_stride,
-                int64_t bc_stride, int64_t nb, int64_t ne) {
+void rows_all_t(const QArgs& a, int64_t T, const uint8_t* rows, const float* sc, const float* bc, int64_t nb,
+                int64_t ne) {
   int64_t t = 0;
-  for (; t + kTileT <= T; t += kTileT) rows_tile<B, kTileT>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+  for (; t + kTileT <= T; t += kTileT) rows_tile<B, kTileT, 1>(a, rows, sc, bc, nb, ne, t);
   if (t + 4 <= T) {
-    rows_tile<B, 4>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+    rows_tile<B, 4, 1>(a, rows, sc, bc, nb, ne, t);
     t += 4;
   }
   if (t + 2 <= T) {
-    rows_tile<B, 2>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+    rows_tile<B, 2, 2>(a, rows, sc, bc, nb, ne - (ne - nb) % 2, t);
+    if ((ne - nb) % 2)
+      rows_tile<B, 2, 1>(a, rows + (ne - 1 - nb) * a.row_bytes, sc + (ne - 1 - nb) * (a.K >> a.gshift),
+                         bc + (ne - 1 - nb) * (a.K >> a.gshift), ne - 1, ne, t);
     t += 2;
   }
-  if (t < T) rows_tile<B, 1>(a, rows, sc, bc, sc_stride, bc_stride, nb, ne, t);
+  if (t < T) {
+    const int64_t n4 = ne - (ne - nb) % 4;
+    rows_tile<B, 1, 4>(a, rows, sc, bc, nb, n4, t);
+    for (int64_t n = n4; n < ne; ++n)
+      rows_tile<B, 1, 1>(a, rows + (n - nb) * a.row_bytes, sc + (n - nb) * (a.K >> a.gshift),
+                         bc + (n - nb) * (a.K >> a.gshift), n, n + 1, t);
+  }
 }
 
 void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
@@ -262,16 +293,21 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
   a.K = K;
   a.N = N;
   a.gs = gs;
+  a.gshift = 0;
+  while ((int64_t{1} << a.gshift) < gs) ++a.gshift;
+  OPTIQ_CHECK((int64_t{1} << a.gshift) == gs);
+  HWY_ALIGN int32_t lane_group[kLanes];
+  for (int64_t i = 0; i < kLanes; ++i) lane_group[i] = static_cast<int32_t>((cpl * i) >> a.gshift);
+  a.lane_group = lane_group;
   a.px = &px;
   a.out = out;
   a.row_bytes = direct ? K * bits / 8 : px.Kp;
   const int64_t src_row_bytes = K * bits / 8;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  const int64_t sc_stride = ng + kLanes, bc_stride = px.ngp;
   const size_t ssz = dtype_size(w.quant.scale_dtype);
   pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
-    std::vector<float> sc(static_cast<size_t>(kBlockN * sc_stride), 0.f);
-    std::vector<float> bc(static_cast<size_t>(kBlockN * bc_stride), 0.f);
+    std::vector<float> sc(static_cast<size_t>(kBlockN * ng + kLanes), 0.f);
+    std::vector<float> bc(static_cast<size_t>(kBlockN * ng + px.ngp), 0.f);
     hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
     if (!direct) {
       dec = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(kBlockN * px.Kp));
@@ -279,19 +315,19 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
     }
     for (int64_t n0 = b; n0 < e; n0 += kBlockN) {
       const int64_t n1 = std::min(e, n0 + kBlockN);
-      for (int64_t n = n0; n < n1; ++n) {
-        const size_t off = static_cast<size_t>(n * ng) * ssz;
-        convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off,
-                       sc.data() + (n - n0) * sc_stride, static_cast<size_t>(ng));
-        convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off,
-                       bc.data() + (n - n0) * bc_stride, static_cast<size_t>(ng));
-        if (!direct) decode_codes_u8(base + n * src_row_bytes, K, bits, dec.get() + (n - n0) * px.Kp);
-      }
+      // Scales and biases of consecutive rows are contiguous: one conversion per block.
+      const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>((n1 - n0) * ng);
+      convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
+      convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
+      std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);
+      std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
+      if (!direct)
+        for (int64_t n = n0; n < n1; ++n) decode_codes_u8(base + n * src_row_bytes, K, bits, dec.get() + (n - n0) * px.Kp);
       const uint8_t* rows = direct ? base + n0 * src_row_bytes : dec.get();
       switch (B) {
-        case 2: rows_all_t<2>(a, T, rows, sc.data(), bc.data(), sc_stride, bc_stride, n0, n1); break;
-        case 4: rows_all_t<4>(a, T, rows, sc.data(), bc.data(), sc_stride, bc_stride, n0, n1); break;
-        default: rows_all_t<8>(a, T, rows, sc.data(), bc.data(), sc_stride, bc_stride, n0, n1); break;
+        case 2: rows_all_t<2>(a, T, rows, sc.data(), bc.data(), n0, n1); break;
+        case 4: rows_all_t<4>(a, T, rows, sc.data(), bc.data(), n0, n1); break;
+        default: rows_all_t<8>(a, T, rows, sc.data(), bc.data(), n0, n1); break;
       }
     }
   }, kBlockN);
@@ -306,8 +342,17 @@ HWY_AFTER_NAMESPACE();
 namespace optiq {
 HWY_EXPORT(MatmulQ);
 
+void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+  OPTIQ_CHECK(w.quantized());
+  HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
+}
+
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
   OPTIQ_CHECK(w.quantized());
+  if (T >= kAmxMinRows && amx_available()) {
+    matmul_q_amx(out, x, T, w, pool);
+    return;
+  }
   HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
 }
 

@@ -7,9 +7,14 @@
 namespace optiq {
 
 // out[T, N] = x[T, K] · dequant(W)ᵀ. Requires w.quantized(), K a multiple of the group size.
-// Activations are quantized per row to int16 internally (relative error ~3e-5 of the row's max |x|);
+// Activations are quantized to int16 per (row, group) internally (error <= the group's max |x| / 65534);
 // accumulation is exact int32 per step, fp32 across steps. Multithreaded over N on `pool`.
+// Uses AMX tiles for T >= kAmxMinRows where available (matmul_q_amx.h), else the Highway kernel.
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+
+// The Highway (AVX-512 VNNI / AVX-512 / AVX2 / SSE4 / scalar) kernel alone, whatever T: for tests
+// and benchmarks that compare paths.
+void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
 
 // Dequantizes row `row` of a quantized weight to fp32 [K] (w = scale · q + bias, multiply then add,
 // bit-identical to dequantize_row_reference).

@@ -10,6 +10,7 @@
 #include <hwy/targets.h>
 
 #include "kernels/matmul_q.h"
+#include "kernels/matmul_q_amx.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -155,6 +156,7 @@ TEST(MatmulQ, MatchesOracleAllTargets) {
   ThreadPool pool(1);  // threading is covered by ThreadCountInvariant; one thread keeps this fast on a busy box
   const std::vector<int64_t> targets = targets_under_test();
   for (int64_t tgt : targets) std::printf("target %s\n", hwy::TargetName(tgt));
+  std::printf("AMX %s\n", amx_available() ? "available: tested" : "not available on this machine");
   const int64_t N = 37;  // odd: uneven thread split and partial row blocks
   for (int bits : {2, 3, 4, 5, 6, 8})
     for (int gs : {32, 64, 128})
@@ -174,16 +176,26 @@ TEST(MatmulQ, MatchesOracleAllTargets) {
               for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[t * K + k]) * wdeq[n * K + k];
               ref[t * N + n] = s;
             }
+          const std::string shape = " bits " + std::to_string(bits) + " gs " + std::to_string(gs) + " K " +
+                                    std::to_string(K) + " T " + std::to_string(T);
           for (int64_t tgt : targets) {
             hwy::SetSupportedTargetsForTest(tgt);
             std::vector<float> got(static_cast<size_t>(T * N), NAN);
-            matmul(got.data(), x.data(), T, q->w, pool);
+            matmul_q_highway(got.data(), x.data(), T, q->w, pool);
             hwy::SetSupportedTargetsForTest(0);
-            const std::string what = std::string(hwy::TargetName(tgt)) + " bits " + std::to_string(bits) + " gs " +
-                                     std::to_string(gs) + " K " + std::to_string(K) + " T " + std::to_string(T);
-            expect_close(got, ref, x, wdeq, T, N, K, what);
+            expect_close(got, ref, x, wdeq, T, N, K, std::string(hwy::TargetName(tgt)) + shape);
             if (HasFatalFailure()) return;
           }
+          if (amx_available()) {
+            std::vector<float> got(static_cast<size_t>(T * N), NAN);
+            matmul_q_amx(got.data(), x.data(), T, q->w, pool);
+            expect_close(got, ref, x, wdeq, T, N, K, "AMX" + shape);
+            if (HasFatalFailure()) return;
+          }
+          std::vector<float> got(static_cast<size_t>(T * N), NAN);  // the dispatching entry point
+          matmul(got.data(), x.data(), T, q->w, pool);
+          expect_close(got, ref, x, wdeq, T, N, K, "matmul" + shape);
+          if (HasFatalFailure()) return;
         }
       }
 }
@@ -191,12 +203,14 @@ TEST(MatmulQ, MatchesOracleAllTargets) {
 // The result must not depend on the thread count (each output is computed by exactly one thread).
 TEST(MatmulQ, ThreadCountInvariant) {
   auto q = make_qweight(101, 256, 4, 64, DType::kBF16, 5);
-  const std::vector<float> x = random_x(9, 256, 6);
-  ThreadPool p1(1), p2(2);
-  std::vector<float> a(9 * 101), b(9 * 101);
-  matmul_q(a.data(), x.data(), 9, q->w, p1);
-  matmul_q(b.data(), x.data(), 9, q->w, p2);
-  EXPECT_EQ(a, b);
+  for (int64_t T : {1, 3, 9, 40}) {
+    const std::vector<float> x = random_x(T, 256, 6);
+    ThreadPool p1(1), p2(2);
+    std::vector<float> a(T * 101), b(T * 101);
+    matmul_q(a.data(), x.data(), T, q->w, p1);
+    matmul_q(b.data(), x.data(), T, q->w, p2);
+    EXPECT_EQ(a, b) << "T " << T;
+  }
 }
 
 // All-zero activations give exactly zero (the per-row scale must not divide by zero).

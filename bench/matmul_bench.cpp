@@ -21,6 +21,7 @@
 #include <hwy/highway.h>
 #include <hwy/targets.h>
 
+#include "bench/bench_util.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_q.h"
 #include "kernels/weight.h"
@@ -39,48 +40,7 @@ BenchEnv& env() {
   return e;
 }
 
-void fill_random(uint8_t* p, size_t n, uint64_t seed) {
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    std::memcpy(p + i, &s, 8);
-  }
-  for (; i < n; ++i) p[i] = static_cast<uint8_t>(i * 131);
-}
-
-// Streaming read: sum 64-bit words of a 1 GiB buffer, split across the pool; best of 5 passes.
-double measure_read_gbps(ThreadPool& pool) {
-  const size_t n = kWorkingSet / 8;
-  auto buf = hwy::AllocateAligned<uint64_t>(n);
-  fill_random(reinterpret_cast<uint8_t*>(buf.get()), kWorkingSet, 1);
-  double best = 0;
-  std::vector<uint64_t> sink(64, 0);
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int tid) {
-      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-      const uint64_t* p = buf.get();
-      for (int64_t i = b; i < e; i += 8) {
-        s0 += p[i];
-        s1 += p[i + 1];
-        s2 += p[i + 2];
-        s3 += p[i + 3];
-        s4 += p[i + 4];
-        s5 += p[i + 5];
-        s6 += p[i + 6];
-        s7 += p[i + 7];
-      }
-      sink[tid * 8] += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
-    }, 1 << 16);
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, static_cast<double>(kWorkingSet) / sec / 1e9);
-  }
-  benchmark::DoNotOptimize(sink.data());
-  return best;
-}
+using bench::fill_random;
 
 // A set of identical-shape weights filling the working set; `next()` cycles through them.
 struct WeightSet {
@@ -188,7 +148,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   {
     ThreadPool pool(env().threads);
-    env().read_gbps = measure_read_gbps(pool);
+    env().read_gbps = bench::measure_read_gbps(pool);
   }
   std::printf("threads %d, highway target %s, measured streaming read bandwidth %.2f GB/s (1 GiB, best of 5)\n",
               env().threads, hwy::TargetName(hwy::SupportedAndGeneratedTargets().front()), env().read_gbps);

@@ -254,6 +254,22 @@ HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc
   }
 }
 
+// Scales / biases to f32: bf16 widened in registers (the common case), else the generic converter.
+void scales_to_f32(DType t, const uint8_t* src, float* dst, size_t n) {
+  if (t != DType::kBF16) {
+    convert_to_f32(t, src, dst, n);
+    return;
+  }
+  const DF df;
+  const DU32 du32;
+  const hn::Rebind<uint16_t, DF> du16;
+  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, s + i)))), df, dst + i);
+  for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+}
+
 template <int B>
 void rows_all_t(const QArgs& a, int64_t T, const uint8_t* rows, const float* sc, const float* bc, int64_t nb,
                 int64_t ne) {
@@ -317,8 +333,8 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
       const int64_t n1 = std::min(e, n0 + kBlockN);
       // Scales and biases of consecutive rows are contiguous: one conversion per block.
       const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>((n1 - n0) * ng);
-      convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
-      convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
+      scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
+      scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
       std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);
       std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
       if (!direct)

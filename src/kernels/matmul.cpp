@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
+#include "kernels/parallel.h"
 #include "kernels/weight.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -112,16 +113,17 @@ void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& 
   }
   const int64_t N = w.n_out, K = w.n_in;
   // Grain of 16 rows keeps each thread's weight slice contiguous and tile-aligned.
+  const int64_t grain = parallel_grain(N, T * K, 16);
   switch (w.dtype) {
     case DType::kF32:
       pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
         HWY_DYNAMIC_DISPATCH(DenseF32)(out, x, T, K, N, static_cast<const float*>(w.data), b, e);
-      }, 16);
+      }, grain);
       return;
     case DType::kBF16:
       pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
         HWY_DYNAMIC_DISPATCH(DenseBF16)(out, x, T, K, N, static_cast<const uint16_t*>(w.data), b, e);
-      }, 16);
+      }, grain);
       return;
     default:
       OPTIQ_CHECK_MSG(false, std::string("matmul: unsupported weight dtype ") + dtype_name(w.dtype));

@@ -30,6 +30,7 @@
 #include "core/status.h"
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_amx.h"
+#include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
 #ifndef OPTIQ_MATMUL_Q_SHARED
@@ -101,10 +102,7 @@ inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t
       for (int64_t l = 0; l < n_sl; ++l) sl[l] = sxg[std::min(ng, l * cpl / gs)];
     }
   };
-  if (T >= 4)
-    pool.parallel_for(T, rows, 1);
-  else
-    rows(0, T, 0);
+  pool.parallel_for(T, rows, parallel_grain(T, 4 * K, 1));
 }
 
 }  // namespace mq
@@ -346,7 +344,7 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
         default: rows_all_t<8>(a, T, rows, sc.data(), bc.data(), n0, n1); break;
       }
     }
-  }, kBlockN);
+  }, parallel_grain(N, T * K, kBlockN));
 }
 #endif  // HWY_TARGET == HWY_SCALAR
 

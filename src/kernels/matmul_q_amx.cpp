@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
@@ -63,6 +64,41 @@ struct AmxX {
   std::vector<float> sxv, xsv;  // [Mt][ng][16]: sx[t, g] and Σ_{k∈g} x[t, k] (0 for padded rows)
 };
 
+// One activation row t: per group, amax and Σx, then x_int = rint(x / sx) split into the byte planes
+// at row tt of m-tile mt. Groups are multiples of 32 elements, so vectors of 16 never straddle one.
+OPTIQ_AMX_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, int64_t mt, int64_t tt, AmxX* p) {
+  for (int64_t g = 0; g < p->ng; ++g) {
+    const float* xg = xr + g * gs;
+    __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
+    for (int64_t k = 0; k < gs; k += 16) {
+      const __m512 v = _mm512_loadu_ps(xg + k);
+      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+      vsum = _mm512_add_ps(vsum, v);
+    }
+    const float amax = _mm512_reduce_max_ps(vmax);
+    const float sx = amax > 0.f ? amax / 32767.f : 1.f;
+    const __m512 inv = _mm512_set1_ps(1.f / sx);
+    p->sxv[(mt * p->ng + g) * kTile + tt] = sx;
+    p->xsv[(mt * p->ng + g) * kTile + tt] = _mm512_reduce_add_ps(vsum);
+    for (int64_t k = g * gs; k < (g + 1) * gs; k += 16) {
+      // Round to nearest even (MXCSR default), as lrintf in the Highway path.
+      const __m512i xi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + k), inv));
+      const __m128i hi = _mm512_cvtepi32_epi8(_mm512_srai_epi32(xi, 8));
+      const __m128i lo = _mm512_cvtepi32_epi8(_mm512_and_si512(xi, _mm512_set1_epi32(0xff)));
+      const int64_t c = k / p->kc, kk = k % p->kc;
+      // Bytes k..k+15 are four 4-byte groups, one per B-tile row (kk/4 .. kk/4 + 3), column tt.
+      uint8_t* dst = p->planes.data() + (mt * p->n_chunks + c) * 2 * p->blk + (kk / 4) * 64 + tt * 4;
+      alignas(16) uint32_t h4[4], l4[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(h4), hi);
+      _mm_store_si128(reinterpret_cast<__m128i*>(l4), lo);
+      for (int q = 0; q < 4; ++q) {
+        std::memcpy(dst + q * 64, &h4[q], 4);
+        std::memcpy(dst + q * 64 + p->blk, &l4[q], 4);
+      }
+    }
+  }
+}
+
 void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, ThreadPool& pool) {
   p->Mt = (T + kTile - 1) / kTile;
   p->kc = std::min<int64_t>(gs, 64);
@@ -73,33 +109,9 @@ void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, Th
   p->sxv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   p->xsv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   auto rows = [&](int64_t tb, int64_t te, int) {
-    for (int64_t t = tb; t < te; ++t) {
-      const int64_t mt = t / kTile, tt = t % kTile;
-      const float* xr = x + t * K;
-      for (int64_t g = 0; g < p->ng; ++g) {
-        float amax = 0.f, sum = 0.f;
-        for (int64_t k = g * gs; k < (g + 1) * gs; ++k) {
-          amax = std::max(amax, std::fabs(xr[k]));
-          sum += xr[k];
-        }
-        const float sx = amax > 0.f ? amax / 32767.f : 1.f;
-        const float inv = 1.f / sx;
-        p->sxv[(mt * p->ng + g) * kTile + tt] = sx;
-        p->xsv[(mt * p->ng + g) * kTile + tt] = sum;
-        for (int64_t k = g * gs; k < (g + 1) * gs; ++k) {
-          const int32_t xi = static_cast<int32_t>(std::lrintf(xr[k] * inv));
-          const int64_t c = k / p->kc, kk = k % p->kc;
-          uint8_t* hi = p->planes.data() + (mt * p->n_chunks + c) * 2 * p->blk + (kk / 4) * 64 + tt * 4 + kk % 4;
-          hi[0] = static_cast<uint8_t>(static_cast<int8_t>(xi >> 8));  // floor(xi / 256) in [-128, 127]
-          hi[p->blk] = static_cast<uint8_t>(xi & 0xff);
-        }
-      }
-    }
+    for (int64_t t = tb; t < te; ++t) prepare_row(x + t * K, K, gs, t / kTile, t % kTile, p);
   };
-  if (T >= 4)
-    pool.parallel_for(T, rows, 1);
-  else
-    rows(0, T, 0);
+  pool.parallel_for(T, rows, parallel_grain(T, 4 * K, 1));
 }
 
 // Writes the K codes of a packed row as bytes (natural order).
@@ -228,7 +240,8 @@ void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, Thread
   AmxX px;
   prepare_amx_x(x, T, w.n_in, w.quant.group_size, &px, pool);
   AmxArgs a{&w, &px, out, T};
-  pool.parallel_for(w.n_out, [&](int64_t b, int64_t e, int) { amx_rows(a, b, e); }, kTile);
+  pool.parallel_for(w.n_out, [&](int64_t b, int64_t e, int) { amx_rows(a, b, e); },
+                    parallel_grain(w.n_out, T * w.n_in, kTile));
 }
 
 #else  // !OPTIQ_HAVE_AMX_CODE

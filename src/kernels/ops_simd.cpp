@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace optiq {
@@ -245,7 +246,7 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
   if (jmax == 0) jmin = 0;
   pool.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
     HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, jmin, jmax, b, e);
-  });
+  }, parallel_grain(T * H, 2 * D * (jmax - jmin), 1));
 }
 
 }  // namespace optiq

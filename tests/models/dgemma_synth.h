@@ -203,7 +203,8 @@ class DgSynthWriter {
     const auto w = random(E * N * K, stdv);
     const int bits = s_.expert_bits;
     if (bits <= 0 || K % s_.group_size != 0) {
-      put(module, DType::kBF16, {E, N, K}, to_bf16(w));
+      // Left unquantized: HF's bare name, or MLX's `.weight` with a `false` quantization entry.
+      put(bits > 0 && !s_.dequantized ? module + ".weight" : module, DType::kBF16, {E, N, K}, to_bf16(w));
       if (bits > 0) qcfg_[module] = false;
       return;
     }

@@ -483,12 +483,16 @@ TEST(DiffusionGemmaProperty, CommitThenDecodeEqualsUncachedWholeSequence) {
 
 // MLX-quantized checkpoints (3-D quantized experts, quantized linears, `false` entries) load and
 // compute exactly what the same model with the dequantized weights stored in F32 computes.
-TEST(DiffusionGemmaQuantized, MlxQuantizedExpertsMatchDequantizedModel) {
+class DiffusionGemmaQuantized : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(DiffusionGemmaQuantized, MlxQuantizedExpertsMatchDequantizedModel) {
   test::TempDir tq, td;
   test::DgSynthSpec spec;
   spec.expert_bits = 4;
   spec.linear_bits = 8;
-  spec.moe_ffn = 32;  // down_proj inputs divisible by the group: quantized too
+  // 32: down_proj inputs divisible by the group, quantized too; 16: down_proj stays bf16 with a
+  // `false` entry in the quantization block.
+  spec.moe_ffn = GetParam();
   ASSERT_TRUE(test::write_dgemma_synth(tq.str(), spec).ok());
   spec.dequantized = true;
   ASSERT_TRUE(test::write_dgemma_synth(td.str(), spec).ok());
@@ -514,6 +518,8 @@ TEST(DiffusionGemmaQuantized, MlxQuantizedExpertsMatchDequantizedModel) {
   for (float v : a) spread = std::max(spread, double(std::fabs(v)));
   EXPECT_GT(spread, 1.0);  // the comparison is not vacuous
 }
+
+INSTANTIATE_TEST_SUITE_P(ExpertWidth, DiffusionGemmaQuantized, ::testing::Values(32, 16));
 
 TEST(DiffusionGemmaLoad, RejectsInconsistentCheckpoints) {
   test::TempDir t;

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/attention_gemm.h"
 #include "kernels/gelu.h"
 #include "kernels/moe.h"
 #include "kernels/ops.h"
@@ -35,6 +36,8 @@ namespace optiq {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr int64_t kGemmAttentionRows = 16;
 
 // text_config, fields spelled as the config.json keys.
 struct DiffusionGemmaConfig {
@@ -221,6 +224,7 @@ class DgCache final : public Cache {
   std::vector<int32_t> sel;
   std::vector<int64_t> pos, key_begin, key_end, run_begin, run_end;
   MoeScratch moe;
+  AttentionScratch attn;
 
  private:
   int64_t capacity_;
@@ -576,7 +580,9 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
       }
     }
   }
-  attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, pool);
+  // Canvas steps and commits: many rows sharing their keys → GEMM form; few rows → the plain kernel.
+  if (T >= kGemmAttentionRows) attention_gemm(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, c.attn, pool);
+  else attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, pool);
   matmul(tmp, att, T, L.o_proj, pool);
   rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps);
   add_inplace(x, tmp, T * C);

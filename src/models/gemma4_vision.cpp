@@ -27,6 +27,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "kernels/attention_gemm.h"
 #include "kernels/gelu.h"
 #include "kernels/ops.h"
 #include "kernels/rope2d.h"
@@ -292,6 +293,7 @@ Result<ImageEmbedding> Gemma4Vision::embed_resized(const RgbImage& img, ThreadPo
     for (int64_t c = 0; c < Cv; ++c)
       x[n * Cv + c] += pos_table_[px[n] * Cv + c] + pos_table_[(P + py[n]) * Cv + c];
   const Weight no_weight{};
+  AttentionScratch attn;
   for (const Layer& L : layers_) {
     rms_norm(h.data(), x.data(), N, Cv, L.input_layernorm, eps);
     matmul(q.data(), h.data(), N, L.q_proj, pool);
@@ -302,7 +304,7 @@ Result<ImageEmbedding> Gemma4Vision::embed_resized(const RgbImage& img, ThreadPo
     rms_norm(vv.data(), vv.data(), N * Hkv, D, no_weight, eps);
     rope_2d(q.data(), N, H, D, px.data(), py.data(), cfg_.rope_theta);
     rope_2d(kk.data(), N, Hkv, D, px.data(), py.data(), cfg_.rope_theta);
-    attention(att.data(), q.data(), kk.data(), vv.data(), N, H, Hkv, D, kb.data(), ke.data(), 1.0f, pool);
+    attention_gemm(att.data(), q.data(), kk.data(), vv.data(), N, H, Hkv, D, kb.data(), ke.data(), 1.0f, attn, pool);
     matmul(tmp.data(), att.data(), N, L.o_proj, pool);
     rms_norm(tmp.data(), tmp.data(), N, Cv, L.post_attention_layernorm, eps);
     add_inplace(x.data(), tmp.data(), N * Cv);

@@ -11,15 +11,13 @@
 
 namespace optiq {
 
+// Job protocol. `state_` packs [generation:32 | closed:1 | entered:31]. A worker may touch the job
+// only after entering it (CAS on the current generation while not closed). The caller claims
+// chunks itself, then closes the job and waits only for workers that entered. So a worker that is
+// descheduled (other processes on the cores) never delays the caller: it arrives to a closed job.
 namespace {
-void chunk_of(int64_t n, int64_t grain, int parts, int index, int64_t* begin, int64_t* end) {
-  int64_t units = (n + grain - 1) / grain;
-  int64_t per = units / parts, extra = units % parts;
-  int64_t ub = index * per + std::min<int64_t>(index, extra);
-  int64_t ue = ub + per + (index < extra ? 1 : 0);
-  *begin = std::min(n, ub * grain);
-  *end = std::min(n, ue * grain);
-}
+constexpr uint64_t kClosed = uint64_t{1} << 31;
+constexpr uint64_t kCountMask = kClosed - 1;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -30,30 +28,60 @@ ThreadPool::ThreadPool(int n_threads) {
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
+  state_.fetch_add(uint64_t{1} << 32, std::memory_order_seq_cst);
+  wake_sleepers();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::wake_sleepers() {
+  // Pairs with the sleeper's increment-then-check under the mutex: either it sees the new
+  // generation, or we see it counted and notify after it has started waiting.
+  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  { std::lock_guard<std::mutex> lock(sleep_mu_); }
+  sleep_cv_.notify_all();
+}
+
+void ThreadPool::run_chunks(int index) {
   for (;;) {
-    // Spin for a short while, then block on the atomic to leave the core to others.
-    uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 20000; ++spin) {
+    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+    if (c >= n_chunks_) return;
+    const int64_t b = c * chunk_;
+    const int64_t e = std::min(job_n_, b + chunk_);
+    (*job_)(b, e, index);
+  }
+}
+
+void ThreadPool::worker_loop(int index) {
+  // Generation 0 is the pool's initial state; reading state_ here instead would race with a
+  // destructor or job published before this thread started, and sleep through it.
+  uint64_t seen_gen = 0;
+  for (;;) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    for (int spin = 0; (s >> 32) == seen_gen && spin < 4000; ++spin) {
       OPTIQ_PAUSE();
-      g = generation_.load(std::memory_order_acquire);
+      s = state_.load(std::memory_order_acquire);
     }
-    while (g == seen) {
-      generation_.wait(seen, std::memory_order_acquire);
-      g = generation_.load(std::memory_order_acquire);
+    if ((s >> 32) == seen_gen) {
+      // Sleep. std::atomic::wait is avoided: GCC 12's libstdc++ can lose wake-ups for 64-bit atomics.
+      std::unique_lock<std::mutex> lock(sleep_mu_);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      sleep_cv_.wait(lock, [&] { return (state_.load(std::memory_order_seq_cst) >> 32) != seen_gen; });
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      s = state_.load(std::memory_order_acquire);
     }
-    seen = g;
+    seen_gen = s >> 32;
     if (stop_.load(std::memory_order_acquire)) return;
-    int64_t b, e;
-    chunk_of(job_n_, job_grain_, n_threads_, index, &b, &e);
-    if (b < e) (*job_)(b, e, index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    // Enter the job unless the caller already closed it.
+    bool entered = false;
+    while ((s >> 32) == seen_gen && !(s & kClosed)) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        entered = true;
+        break;
+      }
+    }
+    if (!entered) continue;
+    run_chunks(index);
+    finished_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
@@ -64,16 +92,22 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
+  // A few chunks per thread balance uneven progress without much claiming traffic.
+  const int64_t units = (n + grain - 1) / grain;
+  const int64_t chunk_units = std::max<int64_t>(1, units / (4 * n_threads_));
   job_ = &fn;
   job_n_ = n;
-  job_grain_ = grain;
-  pending_.store(n_threads_ - 1, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
-  int64_t b, e;
-  chunk_of(n, grain, n_threads_, 0, &b, &e);
-  if (b < e) fn(b, e, 0);
-  while (pending_.load(std::memory_order_acquire) != 0) OPTIQ_PAUSE();
+  chunk_ = chunk_units * grain;
+  n_chunks_ = (n + chunk_ - 1) / chunk_;
+  next_chunk_.store(0, std::memory_order_relaxed);
+  finished_.store(0, std::memory_order_relaxed);
+  const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+  state_.store(gen << 32, std::memory_order_seq_cst);
+  wake_sleepers();
+  run_chunks(0);
+  const uint64_t s = state_.fetch_or(kClosed, std::memory_order_acq_rel);
+  const int entered = static_cast<int>(s & kCountMask);
+  while (finished_.load(std::memory_order_acquire) != entered) OPTIQ_PAUSE();
 }
 
 }  // namespace optiq

@@ -1,12 +1,15 @@
 // A small persistent thread pool for data-parallel kernels.
 //
-// parallel_for splits [0, n) into contiguous chunks, one per thread (the caller is thread 0).
-// Workers spin briefly between jobs because a decode step issues hundreds of small kernels;
-// a condition-variable wake-up per kernel would cost more than the kernel on 2 cores.
+// parallel_for splits [0, n) into chunks that the caller (thread 0) and the workers claim
+// dynamically. Workers spin briefly between jobs because a decode step issues hundreds of small
+// kernels; a condition-variable wake-up per kernel would cost more than the kernel on 2 cores.
+// The caller never waits for a worker that has not started: a late worker finds the job closed.
 // Thread safety: one parallel_for at a time per pool (a pool belongs to one engine worker).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -25,20 +28,28 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(begin, end, thread_index) on disjoint chunks covering [0, n); chunk
-  // boundaries are multiples of `grain`. Returns when all chunks are done.
+  // boundaries are multiples of `grain`. Returns when all chunks are done. thread_index is in
+  // [0, size()) and unique among concurrently running calls (usable for per-thread scratch).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
 
  private:
   void worker_loop(int index);
+  void run_chunks(int index);
+  void wake_sleepers();
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> state_{0};  // [generation:32 | closed:1 | entered:31]
+  std::atomic<int> finished_{0};
+  std::atomic<int64_t> next_chunk_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};
+  std::mutex sleep_mu_;
+  std::condition_variable sleep_cv_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  int64_t job_grain_ = 1;
+  int64_t chunk_ = 1;
+  int64_t n_chunks_ = 0;
 };
 
 }  // namespace optiq

@@ -1,0 +1,195 @@
+// optiq bench: tok/s per decoding mode, forwards per token, AR weight bandwidth against the
+// measured read bandwidth, and the time of one 32-token block forward on a cached prefix.
+// optiq init-random: writes a random-weight dhara checkpoint for a config (benchmark shapes).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "core/membw.h"
+#include "decode/generate.h"
+#include "io/model_dir.h"
+#include "models/dhara.h"
+
+namespace optiq::cli {
+
+namespace {
+
+const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--prompt-len N] [--gen-len N] [--threads N] [--json]
+
+Measures, on a fixed prompt of random token ids:
+  tok/s for AR, block diffusion and self-speculation (greedy, no early stop),
+  forwards per generated token per mode,
+  AR effective weight bandwidth (weight bytes per token × tok/s) against the measured read bandwidth,
+  the time of one 32-token block forward on a cached prefix (median of repeats).
+)";
+
+int fail(const char* cmd, const Status& s) {
+  std::fprintf(stderr, "optiq %s: %s\n", cmd, s.ToString().c_str());
+  return 1;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  auto flags = Flags::parse(argc, argv, {"--model", "--prompt-len", "--gen-len", "--threads", "--repeats"},
+                            {"--json", "--help", "--no-bandwidth"});
+  if (!flags.ok()) return fail("bench", flags.status());
+  const Flags& f = *flags;
+  if (f.has("--help")) {
+    std::fputs(kBenchHelp, stdout);
+    return 0;
+  }
+  const std::string dir = f.str("--model", default_model_dir());
+  auto prompt_len = f.integer("--prompt-len", 64);
+  auto gen_len = f.integer("--gen-len", 64);
+  auto threads = f.integer("--threads", 0);
+  auto repeats = f.integer("--repeats", 3);
+  for (auto* r : {&prompt_len, &gen_len, &threads, &repeats})
+    if (!r->ok()) return fail("bench", r->status());
+  if (*prompt_len < 1 || *gen_len < 1 || *repeats < 1) return fail("bench", Status::InvalidArgument("lengths and repeats must be >= 1"));
+
+  auto model = load_model(dir);
+  if (!model.ok()) return fail("bench", model.status());
+  const Model& m = **model;
+  const ModelInfo& info = m.info();
+  ThreadPool pool(static_cast<int>(*threads));
+
+  std::mt19937_64 rng(1234);
+  std::vector<int32_t> prompt(static_cast<size_t>(*prompt_len));
+  const int64_t id_range = std::max<int64_t>(1, std::min<int64_t>(info.vocab_size, info.mask_token_id >= 0 ? info.mask_token_id : info.vocab_size));
+  for (auto& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(id_range));
+
+  nlohmann::json out;
+  out["model"] = dir;
+  out["model_type"] = info.model_type;
+  out["threads"] = pool.size();
+  out["hardware_threads"] = std::thread::hardware_concurrency();
+  out["prompt_tokens"] = *prompt_len;
+  out["gen_tokens"] = *gen_len;
+  out["total_weight_bytes"] = info.total_weight_bytes;
+  nlohmann::json fpt = nlohmann::json::object();
+
+  struct ModeRun {
+    DecodeMode mode;
+    const char* key;
+  };
+  std::vector<ModeRun> modes{{DecodeMode::kAR, "ar_tok_s"}};
+  if (info.supports_block) {
+    modes.push_back({DecodeMode::kDiffusion, "diffusion_tok_s"});
+    modes.push_back({DecodeMode::kSelfSpec, "selfspec_tok_s"});
+  }
+  for (const auto& mr : modes) {
+    GenerateOptions o;
+    o.mode = mr.mode;
+    o.max_new_tokens = static_cast<int>(*gen_len);
+    o.stop_ids = {-1};  // fixed length: never stop early
+    double best = 0;
+    GenerateResult last;
+    for (int rep = 0; rep <= *repeats; ++rep) {  // rep 0 warms up (pages the weights in)
+      auto r = generate(m, pool, prompt, o);
+      if (!r.ok()) return fail("bench", r.status());
+      if (rep == 0) continue;
+      best = std::max(best, static_cast<double>(r->tokens.size()) / r->decode_seconds);
+      last = std::move(*r);
+    }
+    out[mr.key] = best;
+    fpt[decode_mode_name(mr.mode)] = static_cast<double>(last.forwards - 1) / static_cast<double>(last.tokens.size());
+    if (mr.mode == DecodeMode::kSelfSpec && !last.accepted_per_round.empty())
+      out["selfspec_tokens_per_round"] = static_cast<double>(last.tokens.size()) / last.accepted_per_round.size();
+  }
+  out["forwards_per_token"] = fpt;
+
+  const double bytes_per_token = static_cast<double>(info.weight_bytes_per_token);
+  out["ar_weight_bytes_per_token"] = info.weight_bytes_per_token;
+  out["ar_effective_gbps"] = bytes_per_token * out["ar_tok_s"].get<double>() / 1e9;
+  if (!f.has("--no-bandwidth")) {
+    const double bw = measure_read_bandwidth_gbps(pool);
+    out["measured_read_gbps"] = bw;
+    out["ar_bandwidth_fraction"] = out["ar_effective_gbps"].get<double>() / bw;
+  }
+
+  // One 32-token block forward on a cached prefix (read-only, as a diffusion refinement step).
+  {
+    const int B = 32;
+    auto cache = m.make_cache(static_cast<int64_t>(prompt.size()) + B);
+    std::vector<float> logits(static_cast<size_t>(B) * info.vocab_size);
+    ForwardBatch pre;
+    pre.tokens = prompt;
+    pre.last_logits_only = true;
+    if (Status s = m.forward(pre, *cache, logits.data(), pool); !s.ok()) return fail("bench", s);
+    std::vector<int32_t> block(B, info.mask_token_id >= 0 ? info.mask_token_id : 0);
+    ForwardBatch step;
+    step.tokens = block;
+    step.pos0 = cache->length();
+    step.mask = info.supports_block ? MaskMode::kBlock : MaskMode::kCausal;
+    step.write_cache = false;
+    std::vector<double> ms;
+    for (int rep = 0; rep < 2 + 2 * static_cast<int>(*repeats); ++rep) {
+      auto t0 = std::chrono::steady_clock::now();
+      if (Status s = m.forward(step, *cache, logits.data(), pool); !s.ok()) return fail("bench", s);
+      if (rep >= 2) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    out["block_forward_ms"] = median(ms);
+  }
+
+  if (f.has("--json")) {
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model %s (%s), %d threads, weights %.1f MiB\n", dir.c_str(), info.model_type.c_str(), pool.size(),
+              static_cast<double>(info.total_weight_bytes) / (1 << 20));
+  std::printf("prompt %lld tokens, generate %lld tokens, best of %lld\n", static_cast<long long>(*prompt_len),
+              static_cast<long long>(*gen_len), static_cast<long long>(*repeats));
+  for (const auto& mr : modes)
+    std::printf("  %-10s %9.1f tok/s   %.3f forwards/token\n", decode_mode_name(mr.mode), out[mr.key].get<double>(),
+                fpt[decode_mode_name(mr.mode)].get<double>());
+  if (out.contains("selfspec_tokens_per_round"))
+    std::printf("  selfspec   %.2f tokens/round\n", out["selfspec_tokens_per_round"].get<double>());
+  std::printf("  AR weight bytes/token %.1f MiB, effective %.2f GB/s", bytes_per_token / (1 << 20),
+              out["ar_effective_gbps"].get<double>());
+  if (out.contains("measured_read_gbps"))
+    std::printf(" of %.2f GB/s measured read bandwidth (%.0f%%)", out["measured_read_gbps"].get<double>(),
+                100 * out["ar_bandwidth_fraction"].get<double>());
+  std::printf("\n  32-token block forward on a %lld-token cached prefix: %.2f ms\n", static_cast<long long>(*prompt_len),
+              out["block_forward_ms"].get<double>());
+  return 0;
+}
+
+int cmd_init_random(int argc, char** argv) {
+  auto flags = Flags::parse(argc, argv, {"--config", "-o", "--output", "--dtype", "--seed"}, {"--help"});
+  if (!flags.ok()) return fail("init-random", flags.status());
+  const Flags& f = *flags;
+  const std::string outdir = f.has("-o") ? f.str("-o") : f.str("--output");
+  if (f.has("--help") || !f.has("--config") || outdir.empty()) {
+    std::fputs("usage: optiq init-random --config CONFIG.json -o DIR [--dtype bf16|f32] [--seed S]\n"
+               "Writes a random-weight checkpoint (config.json, generation_config.json, model.safetensors).\n"
+               "Example: optiq init-random --config bench/configs/dhara-250m.json -o /tmp/dhara-250m-random\n",
+               f.has("--help") ? stdout : stderr);
+    return f.has("--help") ? 0 : 2;
+  }
+  auto cfg = read_json_file(f.str("--config"));
+  if (!cfg.ok()) return fail("init-random", cfg.status());
+  const std::string dt = f.str("--dtype", "bf16");
+  if (dt != "bf16" && dt != "f32") return fail("init-random", Status::InvalidArgument("--dtype must be bf16 or f32"));
+  auto seed = f.integer("--seed", 0);
+  if (!seed.ok()) return fail("init-random", seed.status());
+  const std::string type = cfg->value("model_type", std::string());
+  if (type != "dhara_ar")
+    return fail("init-random", Status::Unsupported(f.str("--config") + ": model_type \"" + type + "\" (supported: dhara_ar)"));
+  Status s = write_random_dhara(*cfg, outdir, dt == "f32" ? DType::kF32 : DType::kBF16, static_cast<uint64_t>(*seed));
+  if (!s.ok()) return fail("init-random", s);
+  std::fprintf(stderr, "wrote %s\n", outdir.c_str());
+  return 0;
+}
+
+}  // namespace optiq::cli

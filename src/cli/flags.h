@@ -1,0 +1,79 @@
+// Minimal flag parsing for subcommands: --name value, --name=value, boolean --name.
+#pragma once
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace optiq::cli {
+
+class Flags {
+ public:
+  // `bool_flags` take no value. Unknown flags are an error naming the flag.
+  static Result<Flags> parse(int argc, char** argv, const std::set<std::string>& value_flags,
+                             const std::set<std::string>& bool_flags) {
+    Flags f;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a.rfind("--", 0) != 0 && !(a.size() == 2 && a[0] == '-')) {
+        f.positional_.push_back(a);
+        continue;
+      }
+      std::string name = a, value;
+      bool has_value = false;
+      auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+        has_value = true;
+      }
+      if (bool_flags.count(name)) {
+        if (has_value) return Status::InvalidArgument(name + " takes no value");
+        f.values_[name] = "1";
+        continue;
+      }
+      if (!value_flags.count(name)) return Status::InvalidArgument("unknown option " + name);
+      if (!has_value) {
+        if (i + 1 >= argc) return Status::InvalidArgument(name + " needs a value");
+        value = argv[++i];
+      }
+      f.values_[name] = value;
+    }
+    return f;
+  }
+  bool has(const std::string& n) const { return values_.count(n) > 0; }
+  std::string str(const std::string& n, const std::string& def = "") const {
+    auto it = values_.find(n);
+    return it == values_.end() ? def : it->second;
+  }
+  Result<double> num(const std::string& n, double def) const {
+    auto it = values_.find(n);
+    if (it == values_.end()) return def;
+    char* end = nullptr;
+    double v = std::strtod(it->second.c_str(), &end);
+    if (end == it->second.c_str() || *end != '\0') return Status::InvalidArgument(n + ": not a number: " + it->second);
+    return v;
+  }
+  Result<long long> integer(const std::string& n, long long def) const {
+    auto it = values_.find(n);
+    if (it == values_.end()) return def;
+    char* end = nullptr;
+    long long v = std::strtoll(it->second.c_str(), &end, 10);
+    if (end == it->second.c_str() || *end != '\0') return Status::InvalidArgument(n + ": not an integer: " + it->second);
+    return v;
+  }
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> positional_;
+};
+
+// The bundled default model: models/dhara-brown-tiny in the source tree.
+std::string default_model_dir();
+
+}  // namespace optiq::cli

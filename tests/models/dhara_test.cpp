@@ -1,0 +1,292 @@
+// Property tests for dhara and the decoders on random small configs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "decode/generate.h"
+#include "models/dhara.h"
+#include "models/model.h"
+#include "tests/test_util.h"
+
+namespace optiq {
+namespace {
+
+nlohmann::json small_config(int64_t C, int64_t layers, int64_t F, int64_t H, int64_t Hkv, int64_t D, int64_t V) {
+  return {{"model_type", "dhara_ar"}, {"hidden_size", C}, {"num_hidden_layers", layers}, {"intermediate_size", F},
+          {"num_attention_heads", H}, {"num_key_value_heads", Hkv}, {"head_dim", D}, {"vocab_size", V},
+          {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"max_position_embeddings", 512},
+          {"tie_word_embeddings", true}, {"use_qk_norm", true}, {"use_logit_softcap", true}, {"logit_softcap", 30.0},
+          {"canon_set", "ABCD"}, {"canon_kernel", 4}, {"canon_residual", true}, {"mask_token_id", V - 1},
+          {"eos_token_id", V - 2}};
+}
+
+struct RandomModel {
+  test::TempDir dir;
+  std::unique_ptr<Model> model;
+  explicit RandomModel(const nlohmann::json& cfg, uint64_t seed = 1, DType dt = DType::kF32) {
+    Status s = write_random_dhara(cfg, dir.str(), dt, seed);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    auto m = load_model(dir.str());
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    model = std::move(m.value());
+  }
+};
+
+std::vector<int32_t> random_ids(int n, int64_t V, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<int32_t>(rng() % static_cast<uint64_t>(V - 2));  // no mask/eos
+  return v;
+}
+
+std::vector<float> forward_rows(const Model& m, Cache& c, std::span<const int32_t> toks, MaskMode mode, bool write,
+                                ThreadPool& pool, int block_len = 32) {
+  std::vector<float> out(toks.size() * static_cast<size_t>(m.info().vocab_size));
+  ForwardBatch b;
+  b.tokens = toks;
+  b.pos0 = c.length();
+  b.mask = mode;
+  b.block_len = block_len;
+  b.write_cache = write;
+  Status s = m.forward(b, c, out.data(), pool);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out;
+}
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+class DharaProperty : public ::testing::TestWithParam<int> {
+ protected:
+  nlohmann::json config() const {
+    switch (GetParam()) {
+      case 0: return small_config(64, 2, 96, 4, 2, 16, 67);
+      case 1: return small_config(48, 3, 80, 6, 3, 8, 101);
+      default: return small_config(32, 1, 40, 2, 1, 16, 40);
+    }
+  }
+};
+
+TEST_P(DharaProperty, ChunkedCachedForwardEqualsFullForward) {
+  RandomModel rm(config(), 7 + GetParam());
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  auto ids = random_ids(45, V, 3);
+  auto full_cache = rm.model->make_cache(128);
+  auto full = forward_rows(*rm.model, *full_cache, ids, MaskMode::kCausal, true, pool);
+  auto cache = rm.model->make_cache(128);
+  std::vector<float> chunked;
+  const int sizes[] = {5, 1, 7, 1, 1, 13, 17};
+  size_t at = 0;
+  for (int n : sizes) {
+    auto part = forward_rows(*rm.model, *cache, std::span<const int32_t>(ids).subspan(at, n), MaskMode::kCausal, true, pool);
+    chunked.insert(chunked.end(), part.begin(), part.end());
+    at += n;
+  }
+  ASSERT_EQ(at, ids.size());
+  EXPECT_LE(max_diff(full, chunked), 1e-4);
+}
+
+TEST_P(DharaProperty, BlockMaskChunksAlignedToBlocksEqualFullForward) {
+  RandomModel rm(config(), 11 + GetParam());
+  ThreadPool pool(2);
+  auto ids = random_ids(40, rm.model->info().vocab_size, 5);
+  auto c1 = rm.model->make_cache(128);
+  auto full = forward_rows(*rm.model, *c1, ids, MaskMode::kBlock, true, pool, 8);
+  auto c2 = rm.model->make_cache(128);
+  std::vector<float> chunked;
+  for (size_t at = 0; at < ids.size(); at += 8) {
+    auto part = forward_rows(*rm.model, *c2, std::span<const int32_t>(ids).subspan(at, 8), MaskMode::kBlock, true, pool, 8);
+    chunked.insert(chunked.end(), part.begin(), part.end());
+  }
+  EXPECT_LE(max_diff(full, chunked), 1e-4);
+}
+
+TEST_P(DharaProperty, RestoreThenReforwardEqualsNeverForwarded) {
+  RandomModel rm(config(), 13 + GetParam());
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  auto a = random_ids(19, V, 1), x = random_ids(9, V, 2), y = random_ids(6, V, 3);
+  // Fresh: a then y.
+  auto fresh = rm.model->make_cache(128);
+  forward_rows(*rm.model, *fresh, a, MaskMode::kCausal, true, pool);
+  auto expect = forward_rows(*rm.model, *fresh, y, MaskMode::kCausal, true, pool);
+  // a, snapshot, x (written), restore, y.
+  auto c = rm.model->make_cache(128);
+  forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
+  auto snap = c->snapshot();
+  forward_rows(*rm.model, *c, x, MaskMode::kBlock, true, pool);
+  c->restore(*snap);
+  EXPECT_EQ(c->length(), 19);
+  auto got = forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool);
+  EXPECT_LE(max_diff(expect, got), 1e-5);
+}
+
+TEST_P(DharaProperty, TruncateInsideLastChunkEqualsForwardingThePrefix) {
+  RandomModel rm(config(), 17 + GetParam());
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  auto a = random_ids(21, V, 4), x = random_ids(8, V, 5), y = random_ids(5, V, 6);
+  for (int m = 0; m <= 8; ++m) {
+    auto fresh = rm.model->make_cache(128);
+    forward_rows(*rm.model, *fresh, a, MaskMode::kCausal, true, pool);
+    if (m > 0) forward_rows(*rm.model, *fresh, std::span<const int32_t>(x).first(m), MaskMode::kCausal, true, pool);
+    auto expect = forward_rows(*rm.model, *fresh, y, MaskMode::kCausal, true, pool);
+    auto c = rm.model->make_cache(128);
+    forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
+    forward_rows(*rm.model, *c, x, MaskMode::kCausal, true, pool);
+    ASSERT_TRUE(c->truncate(21 + m).ok());
+    auto got = forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool);
+    EXPECT_LE(max_diff(expect, got), 1e-4) << "m=" << m;
+  }
+}
+
+TEST_P(DharaProperty, ReadOnlyForwardLeavesCacheUnchanged) {
+  RandomModel rm(config(), 19 + GetParam());
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  auto a = random_ids(10, V, 7), x = random_ids(8, V, 8), y = random_ids(4, V, 9);
+  auto c1 = rm.model->make_cache(64);
+  forward_rows(*rm.model, *c1, a, MaskMode::kCausal, true, pool);
+  auto expect = forward_rows(*rm.model, *c1, y, MaskMode::kCausal, true, pool);
+  auto c2 = rm.model->make_cache(64);
+  forward_rows(*rm.model, *c2, a, MaskMode::kCausal, true, pool);
+  forward_rows(*rm.model, *c2, x, MaskMode::kBlock, false, pool);
+  EXPECT_EQ(c2->length(), 10);
+  auto got = forward_rows(*rm.model, *c2, y, MaskMode::kCausal, true, pool);
+  EXPECT_LE(max_diff(expect, got), 1e-6);
+}
+
+TEST_P(DharaProperty, SelfSpeculationEqualsGreedyAR) {
+  RandomModel rm(config(), 23 + GetParam(), DType::kBF16);
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  for (uint64_t p = 0; p < 3; ++p) {
+    auto prompt = random_ids(5 + 7 * static_cast<int>(p), V, 100 + p);
+    for (float penalty : {1.0f, 1.3f}) {
+      GenerateOptions ar;
+      ar.max_new_tokens = 40;
+      ar.sampling.repetition_penalty = penalty;
+      auto ref = generate(*rm.model, pool, prompt, ar);
+      ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+      for (int k = 2; k <= 16; ++k) {
+        GenerateOptions ss = ar;
+        ss.mode = DecodeMode::kSelfSpec;
+        ss.draft_len = k;
+        auto got = generate(*rm.model, pool, prompt, ss);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        // Equal unless EOS ended self-speculation as the next anchor (then a prefix).
+        const auto& a = ref->tokens;
+        const auto& b = got->tokens;
+        ASSERT_LE(b.size(), a.size());
+        EXPECT_TRUE(std::equal(b.begin(), b.end(), a.begin())) << "prompt " << p << " k=" << k;
+        if (!got->stopped) {
+          EXPECT_EQ(a, b) << "prompt " << p << " k=" << k;
+        }
+        int sum = 0;
+        for (int m : got->accepted_per_round) {
+          EXPECT_GE(m, 1);
+          EXPECT_LE(m, k);
+          sum += m;
+        }
+        EXPECT_GE(sum, static_cast<int>(b.size()));
+        // Exactly two forwards per round plus the prefill.
+        EXPECT_EQ(got->forwards, 1 + 2 * static_cast<int64_t>(got->accepted_per_round.size()));
+      }
+    }
+  }
+}
+
+// Wraps a model and records the rows of every forward, to check what decoders ask for.
+class CountingModel final : public Model {
+ public:
+  explicit CountingModel(const Model& m) : inner_(m) {}
+  const ModelInfo& info() const override { return inner_.info(); }
+  std::unique_ptr<Cache> make_cache(int64_t n) const override { return inner_.make_cache(n); }
+  Status forward(const ForwardBatch& b, Cache& c, float* logits, ThreadPool& pool) const override {
+    calls.push_back({static_cast<int64_t>(b.tokens.size()), b.write_cache, b.mask});
+    return inner_.forward(b, c, logits, pool);
+  }
+  struct Call {
+    int64_t rows;
+    bool write;
+    MaskMode mask;
+  };
+  mutable std::vector<Call> calls;
+
+ private:
+  const Model& inner_;
+};
+
+TEST_P(DharaProperty, DiffusionStepForwardsOnlyTheBlock) {
+  RandomModel rm(config(), 29 + GetParam());
+  CountingModel counting(*rm.model);
+  ThreadPool pool(2);
+  auto prompt = random_ids(37, rm.model->info().vocab_size, 11);
+  GenerateOptions o;
+  o.mode = DecodeMode::kDiffusion;
+  o.max_new_tokens = 64;
+  o.sampling.repetition_penalty = 1.3f;
+  auto r = generate(counting, pool, prompt, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_GE(counting.calls.size(), 2u);
+  EXPECT_EQ(counting.calls[0].rows, 37);  // block-causal prefill
+  EXPECT_EQ(counting.calls[0].mask, MaskMode::kBlock);
+  size_t steps = 0;
+  for (size_t i = 1; i < counting.calls.size(); ++i) {
+    EXPECT_EQ(counting.calls[i].rows, 32) << "forward " << i;
+    EXPECT_EQ(counting.calls[i].mask, MaskMode::kBlock);
+    steps += counting.calls[i].write ? 0 : 1;
+  }
+  size_t recorded = 0;
+  for (auto& b : r->committed_per_step) recorded += b.size();
+  EXPECT_EQ(steps, recorded);  // one refinement forward per recorded step, plus one commit per block
+  EXPECT_EQ(counting.calls.size() - 1 - steps, r->committed_per_step.size());
+}
+
+TEST_P(DharaProperty, TwoCachesOnOneModelDoNotInteract) {
+  RandomModel rm(config(), 31 + GetParam());
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  auto a = random_ids(12, V, 1), b = random_ids(9, V, 2);
+  auto ca = rm.model->make_cache(64), cb = rm.model->make_cache(64);
+  auto ra1 = forward_rows(*rm.model, *ca, a, MaskMode::kCausal, true, pool);
+  forward_rows(*rm.model, *cb, b, MaskMode::kCausal, true, pool);
+  auto ra2 = forward_rows(*rm.model, *ca, b, MaskMode::kCausal, true, pool);
+  auto fresh = rm.model->make_cache(64);
+  forward_rows(*rm.model, *fresh, a, MaskMode::kCausal, true, pool);
+  auto expect = forward_rows(*rm.model, *fresh, b, MaskMode::kCausal, true, pool);
+  EXPECT_LE(max_diff(expect, ra2), 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, DharaProperty, ::testing::Values(0, 1, 2));
+
+TEST(DharaForward, RejectsBadInputsWithoutChangingTheCache) {
+  RandomModel rm(small_config(32, 1, 40, 2, 1, 16, 40));
+  ThreadPool pool(1);
+  auto c = rm.model->make_cache(16);
+  std::vector<float> logits(40 * 40);
+  std::vector<int32_t> bad{1, 2, 40};
+  ForwardBatch b;
+  b.tokens = bad;
+  Status s = rm.model->forward(b, *c, logits.data(), pool);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("token id 40"), std::string::npos) << s.message();
+  std::vector<int32_t> too_long(17, 1);
+  b.tokens = too_long;
+  EXPECT_FALSE(rm.model->forward(b, *c, logits.data(), pool).ok());
+  std::vector<int32_t> ok{1, 2};
+  b.tokens = ok;
+  b.pos0 = 5;
+  EXPECT_FALSE(rm.model->forward(b, *c, logits.data(), pool).ok());
+  EXPECT_EQ(c->length(), 0);
+  EXPECT_FALSE(c->truncate(3).ok());
+}
+
+}  // namespace
+}  // namespace optiq

@@ -175,6 +175,7 @@ class DgCache final : public Cache {
  public:
   struct DgSnapshot final : Snapshot {
     int64_t length = 0;
+    int64_t n_writes = 0;  // forwards before the snapshot
   };
   DgCache(const std::vector<DgLayer>& layers, int64_t capacity) : capacity_(capacity) {
     for (auto& L : layers) row_.push_back(L.n_kv * L.D);
@@ -186,13 +187,17 @@ class DgCache final : public Cache {
   std::unique_ptr<Snapshot> snapshot() const override {
     auto s = std::make_unique<DgSnapshot>();
     s->length = length_;
+    s->n_writes = n_writes_;
     return s;
   }
   void restore(const Snapshot& s) override {
     const auto& d = dynamic_cast<const DgSnapshot&>(s);
-    // Rows below `valid_` hold what the snapshot saw (nothing rewrote them since a truncate).
-    OPTIQ_CHECK_MSG(d.length <= valid_, "restore: snapshot length " + std::to_string(d.length) +
-                                            " exceeds the rows still valid (" + std::to_string(valid_) + ")");
+    // Rows [0, length) are intact unless a later forward (read-only ones write scratch rows past
+    // the length too) wrote below it.
+    OPTIQ_CHECK_MSG(d.n_writes <= n_writes_, "restore: snapshot from another cache");
+    for (auto it = suffix_min_.rbegin(); it != suffix_min_.rend() && it->first >= d.n_writes; ++it)
+      OPTIQ_CHECK_MSG(it->second >= d.length, "restore: rows below the snapshot's length " + std::to_string(d.length) +
+                                                  " were rewritten from row " + std::to_string(it->second));
     length_ = d.length;
   }
   Status truncate(int64_t n) override {
@@ -200,7 +205,6 @@ class DgCache final : public Cache {
       return Status::InvalidArgument("truncate: length " + std::to_string(n) + " outside [0, " +
                                      std::to_string(length_) + "]");
     length_ = n;
-    valid_ = n;
     return Status::Ok();
   }
   void reserve_rows(int64_t n) {
@@ -214,9 +218,13 @@ class DgCache final : public Cache {
   }
   float* k(size_t l) { return k_[l].data(); }
   float* v(size_t l) { return v_[l].data(); }
-  void commit(int64_t new_length) {
-    length_ = new_length;
-    valid_ = new_length;
+  // A forward wrote rows [begin, begin + T); a cache-writing one also advances the length.
+  void record_write(int64_t begin, int64_t T, bool advance) {
+    // Keep the minima of every suffix of the write history: entries (forward index, first row)
+    // with increasing rows; a new write hides earlier entries at or above its row.
+    while (!suffix_min_.empty() && suffix_min_.back().second >= begin) suffix_min_.pop_back();
+    suffix_min_.emplace_back(n_writes_++, begin);
+    if (advance) length_ = begin + T;
   }
 
   // Scratch, grown on demand and reused across forwards.
@@ -228,7 +236,9 @@ class DgCache final : public Cache {
 
  private:
   int64_t capacity_;
-  int64_t length_ = 0, valid_ = 0, reserved_ = 0;
+  int64_t length_ = 0, reserved_ = 0;
+  int64_t n_writes_ = 0;                                 // forwards so far
+  std::vector<std::pair<int64_t, int64_t>> suffix_min_;  // (forward index, first row written)
   std::vector<int64_t> row_;
   std::vector<std::vector<float>> k_, v_;  // per layer [S, Hkv, D]
 };
@@ -697,7 +707,7 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
   if (decoder) self_condition_input(c, x, T, b.self_condition, pool);
 
   for (size_t l = 0; l < layers_.size(); ++l) layer(c, l, x, T, S0, decoder, pool);
-  if (b.write_cache) c.commit(S0 + T);
+  c.record_write(S0, T, b.write_cache);
 
   const int64_t first = b.last_logits_only ? T - 1 : 0;
   const int64_t rows = T - first;

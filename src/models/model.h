@@ -54,9 +54,12 @@ struct ForwardBatch {
   bool last_logits_only = false;  // true: write only the last row's logits
   // Optional [T, C] input embeddings replacing the token embedding where `embed_override[t]` is
   // true (image soft tokens). Either both empty or sized T.
+  // Models with bidirectional image blocks treat each maximal run of overridden rows as one image
+  // (its rows see each other), so an image's rows must arrive in one forward.
   std::span<const float> input_embeds;
   std::vector<bool> embed_override;
-  // Optional [T, V] conditioning logits for models with self-conditioning (DiffusionGemma).
+  // Optional [T, V] conditioning logits for models with self-conditioning (DiffusionGemma): the
+  // previous denoising step's temperature-scaled logits; the model applies its own rounding.
   std::span<const float> self_condition;
 };
 

@@ -256,6 +256,32 @@ TEST(DiffusionGemmaCache, SnapshotRestoreAndTruncateRoundTrip) {
   EXPECT_EQ(cache->length(), P);
 }
 
+TEST(DiffusionGemmaCacheDeathTest, RestoringASnapshotWhoseRowsWereRewrittenAborts) {
+  Fixture f = load_fixture();
+  ASSERT_TRUE(f.model);
+  const Model& m = *f.model;
+  ThreadPool pool(1);
+  const int64_t V = m.info().vocab_size, L = m.info().canvas_length;
+  const auto prompt = f.ids("prompt_ids"), canvas = f.ids("canvas_ids");
+  std::vector<int32_t> head(prompt.begin(), prompt.begin() + 10), tail(prompt.begin() + 10, prompt.end());
+  std::vector<float> a(L * V), b(L * V), s(L * V);
+  auto cache = m.make_cache(128);
+  ASSERT_TRUE(m.forward(encoder_batch(head, 0), *cache, s.data(), pool).ok());
+  auto short_snap = cache->snapshot();
+  ASSERT_TRUE(m.forward(encoder_batch(tail, 10), *cache, s.data(), pool).ok());
+  auto long_snap = cache->snapshot();
+  ASSERT_TRUE(m.forward(decoder_batch(canvas, cache->length()), *cache, a.data(), pool).ok());
+  // Back and forth without writes in between is fine.
+  cache->restore(*short_snap);
+  cache->restore(*long_snap);
+  ASSERT_TRUE(m.forward(decoder_batch(canvas, cache->length()), *cache, b.data(), pool).ok());
+  EXPECT_EQ(a, b);
+  // A read-only step at the short length overwrites the long snapshot's rows (as scratch).
+  cache->restore(*short_snap);
+  ASSERT_TRUE(m.forward(decoder_batch(canvas, 10), *cache, b.data(), pool).ok());
+  EXPECT_DEATH(cache->restore(*long_snap), "rewritten");
+}
+
 // An uncached reference over the whole sequence [prompt | committed canvas | decoded canvas]:
 // every row is computed from scratch with the spec's visibility rules written as a predicate
 // (specs/diffusiongemma.md §2.3 mask table), its own RoPE tables (§2.4) and routing (§2.5).

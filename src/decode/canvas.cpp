@@ -20,7 +20,20 @@ const char* canvas_sampler_name(CanvasSampler s) {
   return s == CanvasSampler::kEntropyBound ? "entropy-bound" : "confidence-threshold";
 }
 
+namespace {
+Result<CanvasOptions> parse_generation_config(const json& g);
+}  // namespace
+
 Result<CanvasOptions> canvas_options_from_generation_config(const json& g) {
+  try {
+    return parse_generation_config(g);
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("generation_config.json: ") + e.what());
+  }
+}
+
+namespace {
+Result<CanvasOptions> parse_generation_config(const json& g) {
   CanvasOptions o;
   if (!g.is_object()) return o;
   auto num = [&](const json& j, const char* key, double* out) -> Status {
@@ -57,6 +70,7 @@ Result<CanvasOptions> canvas_options_from_generation_config(const json& g) {
   }
   return o;
 }
+}  // namespace
 
 Result<std::vector<int32_t>> expand_image_prompt(std::span<const int32_t> ids, const ModelInfo& info,
                                                  std::span<const ImageEmbedding> images, PromptEmbeds* out) {

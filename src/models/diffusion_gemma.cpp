@@ -56,7 +56,17 @@ struct DiffusionGemmaConfig {
   int32_t boi_token_id = -1, image_token_id = -1, eoi_token_id = -1;
   int64_t vision_soft_tokens_per_image = 0;
 
+  // Mistyped fields (a string where a number belongs, ...) become Corruption, never exceptions.
   static Result<DiffusionGemmaConfig> from_json(const json& top, const std::string& file) {
+    try {
+      return parse(top, file);
+    } catch (const json::exception& e) {
+      return Status::Corruption(file + ": " + e.what());
+    }
+  }
+
+ private:
+  static Result<DiffusionGemmaConfig> parse(const json& top, const std::string& file) {
     DiffusionGemmaConfig c;
     if (!top.contains("text_config") || !top["text_config"].is_object())
       return Status::Corruption(file + ": missing object text_config");

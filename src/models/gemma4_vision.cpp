@@ -164,6 +164,14 @@ RgbImage resize_bicubic_aa(const RgbImage& img, int oh, int ow) {
 }
 
 Result<Gemma4VisionConfig> Gemma4VisionConfig::from_json(const json& j, const std::string& where) {
+  try {
+    return parse(j, where);
+  } catch (const json::exception& e) {
+    return Status::Corruption(where + ": " + e.what());
+  }
+}
+
+Result<Gemma4VisionConfig> Gemma4VisionConfig::parse(const json& j, const std::string& where) {
   Gemma4VisionConfig c;
   auto need_int = [&](const char* key, int64_t* out) -> Status {
     auto it = j.find(key);

@@ -47,6 +47,9 @@ struct Gemma4VisionConfig {
   bool standardize = true;
 
   static Result<Gemma4VisionConfig> from_json(const nlohmann::json& j, const std::string& where);
+
+ private:
+  static Result<Gemma4VisionConfig> parse(const nlohmann::json& j, const std::string& where);
 };
 
 class Gemma4Vision {

@@ -565,6 +565,13 @@ TEST(DiffusionGemmaLoad, RejectsInconsistentCheckpoints) {
   m = load_model(t.str());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("canvas_length"), std::string::npos);
+  // Mistyped optional fields are errors, not exceptions.
+  cfg["canvas_length"] = spec.canvas;
+  cfg["text_config"]["num_global_key_value_heads"] = "one";
+  ASSERT_TRUE(write_file_atomic(t.str() + "/config.json", cfg.dump()).ok());
+  m = load_model(t.str());
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), Status::Code::kCorruption) << m.status().ToString();
 }
 
 }  // namespace

@@ -6,6 +6,15 @@
 // request's seed, drawn in the documented order, so a seed reproduces a run exactly.
 //
 // Uses only the Model interface and ModelInfo (canvas_length, eos_ids, vocab_size).
+//
+// Typical use (CLI / server):
+//   auto md = ModelDir::open(dir);                     // for generation_config.json
+//   auto opts = canvas_options_from_generation_config((*md)->generation_config);
+//   opts->sampler = CanvasSampler::kConfidenceThreshold;  opts->seed = seed;
+//   // with images: rgb → model.embed_image(...) per image, then
+//   //   ids = expand_image_prompt(ids, model.info(), images, &embeds)
+//   auto r = canvas_generate(model, pool, ids, *opts, images.empty() ? nullptr : &embeds);
+//   r->tokens; canvas_result_to_json(*r)  // golden.json layout for --json
 #pragma once
 
 #include <cstdint>

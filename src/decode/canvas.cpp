@@ -62,12 +62,8 @@ Result<CanvasOptions> parse_generation_config(const json& g) {
   OPTIQ_RETURN_IF_ERROR(num(g, "confidence_threshold", &o.confidence_threshold));
   if (g.contains("sampler_config") && g["sampler_config"].is_object())
     OPTIQ_RETURN_IF_ERROR(num(g["sampler_config"], "entropy_bound", &o.entropy_bound));
-  if (auto it = g.find("eos_token_id"); it != g.end()) {
-    if (it->is_number_integer()) o.eos_ids.push_back(it->get<int32_t>());
-    if (it->is_array())
-      for (auto& e : *it)
-        if (e.is_number_integer()) o.eos_ids.push_back(e.get<int32_t>());
-  }
+  // eos_ids stay empty: canvas_generate then uses ModelInfo::eos_ids, the union of config.json's
+  // and generation_config.json's ids.
   return o;
 }
 }  // namespace

@@ -55,7 +55,8 @@ struct CanvasOptions {
 
 // Sampler defaults from a generation_config.json object (missing keys keep the defaults above):
 // max_denoising_steps, t_min, t_max, sampler_config.entropy_bound, stability_threshold,
-// confidence_threshold, max_new_tokens, eos_token_id. Corruption on mistyped values.
+// confidence_threshold, max_new_tokens. EOS ids are left to the model (ModelInfo::eos_ids already
+// joins config.json's and generation_config.json's). Corruption on mistyped values.
 Result<CanvasOptions> canvas_options_from_generation_config(const nlohmann::json& gen);
 
 // The prompt's image rows: embeds [P, C] with override[t] true at soft-token rows (ForwardBatch

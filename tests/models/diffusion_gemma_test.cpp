@@ -93,6 +93,20 @@ std::vector<float> decode_step(const Model& m, ThreadPool& pool, const std::vect
   return logits;
 }
 
+TEST(DiffusionGemmaGolden, InfoFromConfigAndGenerationConfig) {
+  Fixture f = load_fixture();
+  ASSERT_TRUE(f.model);
+  const ModelInfo& info = f.model->info();
+  EXPECT_EQ(info.model_type, "diffusion_gemma");
+  EXPECT_EQ(info.canvas_length, 16);
+  EXPECT_EQ(info.vocab_size, 1024);
+  EXPECT_EQ(info.eos_ids, (std::vector<int32_t>{1, 50, 106}));  // config [1, 106] ∪ generation [1, 106, 50]
+  EXPECT_EQ(info.image_token_id, 1022);
+  EXPECT_EQ(info.boi_token_id, 1021);
+  EXPECT_EQ(info.eoi_token_id, 1023);
+  EXPECT_FALSE(info.supports_block);
+}
+
 TEST(DiffusionGemmaGolden, DecoderStepWithoutSelfConditioning) {
   Fixture f = load_fixture();
   ASSERT_TRUE(f.model);

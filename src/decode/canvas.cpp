@@ -152,12 +152,6 @@ int32_t sample_row(const float* z, int64_t V, const RowStats& st, double u) {
   return static_cast<int32_t>(V - 1);
 }
 
-struct Attempt {
-  std::vector<int32_t> tokens;
-  std::vector<CanvasTrace> canvases;
-  int64_t decoder_forwards = 0, encoder_forwards = 0;
-};
-
 class CanvasRunner {
  public:
   CanvasRunner(const Model& m, ThreadPool& pool, const CanvasOptions& o, std::span<const int32_t> eos)

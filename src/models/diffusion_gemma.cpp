@@ -92,8 +92,8 @@ struct DiffusionGemmaConfig {
     c.num_global_key_value_heads = j.value("num_global_key_value_heads", c.num_key_value_heads);
     c.global_head_dim = j.value("global_head_dim", c.head_dim);
     c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
-    if (j.contains("final_logit_softcapping") && j["final_logit_softcapping"].is_number())
-      c.final_logit_softcapping = j["final_logit_softcapping"].get<float>();
+    if (j.contains("final_logit_softcapping"))  // null: no soft-cap (HF semantics)
+      c.final_logit_softcapping = j["final_logit_softcapping"].is_null() ? 0.f : j["final_logit_softcapping"].get<float>();
     c.max_position_embeddings = j.value("max_position_embeddings", int64_t{262144});
     c.rope_theta = j.value("rope_theta", c.rope_theta);
     c.global_rope_theta = j.value("global_rope_theta", c.global_rope_theta);
@@ -724,7 +724,7 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
   float* h = grow(c.h, rows * C);
   rms_norm(h, x + first * C, rows, C, norm_, cfg_.rms_norm_eps);
   matmul(logits, h, rows, embed_tokens_, pool);  // tied head
-  softcap_inplace(logits, rows * V, cfg_.final_logit_softcapping);
+  if (cfg_.final_logit_softcapping > 0) softcap_inplace(logits, rows * V, cfg_.final_logit_softcapping);
   return Status::Ok();
 }
 

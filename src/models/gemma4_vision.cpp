@@ -8,6 +8,7 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_STATIC
 #define STBI_NO_STDIO
+#define STBI_MAX_DIMENSIONS (1 << 15)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -36,14 +37,35 @@ namespace optiq {
 
 using json = nlohmann::json;
 
+namespace {
+// stb sizes its PNG buffers from the chunk length fields before reading them, so a few bytes
+// claiming a 2 GB chunk cost a 2 GB allocation: check every chunk fits the data first.
+Status check_png_chunks(std::span<const uint8_t> b) {
+  static const uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || std::memcmp(b.data(), kSig, 8) != 0) return Status::Ok();  // not a PNG
+  size_t off = 8;
+  while (off + 8 <= b.size()) {
+    const uint32_t len = (uint32_t{b[off]} << 24) | (uint32_t{b[off + 1]} << 16) | (uint32_t{b[off + 2]} << 8) | b[off + 3];
+    if (len > b.size() - off - 8)
+      return Status::InvalidArgument("image: PNG chunk at byte " + std::to_string(off) + " claims " +
+                                     std::to_string(len) + " bytes, only " + std::to_string(b.size() - off - 8) +
+                                     " follow");
+    if (std::memcmp(b.data() + off + 4, "IEND", 4) == 0) break;
+    off += 12 + static_cast<size_t>(len);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Result<RgbImage> decode_image(std::span<const uint8_t> bytes) {
   if (bytes.empty()) return Status::InvalidArgument("image: empty data");
+  OPTIQ_RETURN_IF_ERROR(check_png_chunks(bytes));
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) return Status::InvalidArgument("image: larger than 2 GiB");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp))
     return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");
   // Refuse absurd sizes before stb allocates (the patch grid is capped anyway after resizing).
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28))
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 26))
     return Status::InvalidArgument("image: size " + std::to_string(w) + "x" + std::to_string(h) + " out of range");
   unsigned char* px = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp, 3);
   if (!px) return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");

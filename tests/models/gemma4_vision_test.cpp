@@ -101,6 +101,15 @@ TEST(VisionPreprocess, DecodesPngExactlyAndRejectsGarbage) {
   EXPECT_FALSE(load_image_file("/nonexistent/image.png").ok());
 }
 
+TEST(VisionPreprocess, RejectsPngChunksLongerThanTheData) {
+  // Found by tests/fuzz/image_decode_fuzz: an IDAT length field claiming ~1.3 GB made stb allocate
+  // that much before noticing the data ends.
+  const std::vector<uint8_t> bad{137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 13, 0, 0, 0, 7, 8, 2, 0, 0, 0, 92, 18, 80, 77, 82, 0, 1, 35, 73, 68, 65, 84, 120, 156, 1, 24, 1, 231, 254, 0, 0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 91, 98, 105, 112, 119, 126, 133, 140, 147, 154, 161, 168, 175, 182, 137, 80, 78, 71, 13, 10, 26, 10, 0, 189};
+  auto r = decode_image(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("PNG chunk"), std::string::npos) << r.status().ToString();
+}
+
 TEST(VisionTower, ResizesArbitraryImagesToWholePooledCells) {
   auto m = load_model(test::fixture("dgemma-tiny"));
   ASSERT_TRUE(m.ok()) << m.status().ToString();

@@ -162,6 +162,7 @@ struct DiffusionGemmaConfig {
 
 struct DgLayer {
   bool full = false;
+  bool k_eq_v = false;       // V is the raw k_proj output (full layers without v_proj)
   int64_t n_kv = 0, D = 0;   // Hkv and head dim of this layer type
   int64_t rot_pairs = 0;     // RoPE pairs actually rotated (partial on full layers)
   std::vector<float> inv_freq;  // [D/2]
@@ -169,7 +170,7 @@ struct DgLayer {
   Weight pre_feedforward_layernorm, post_feedforward_layernorm_1;   // [C] dense branch
   Weight pre_feedforward_layernorm_2, post_feedforward_layernorm_2; // [C] expert branch
   Weight post_feedforward_layernorm;                                // [C]
-  Weight q_proj, k_proj, v_proj, o_proj;  // [H·D, C], [Hkv·D, C], [Hkv·D, C] (sliding only), [C, H·D]
+  Weight q_proj, k_proj, v_proj, o_proj;  // [H·D, C], [Hkv·D, C], [Hkv·D, C] (absent if k_eq_v), [C, H·D]
   Weight q_norm, k_norm;                  // [D]
   Weight gate_proj, up_proj, down_proj;   // [F, C] ×2, [C, F]
   Weight router_proj;                     // [E, C]
@@ -451,12 +452,10 @@ Status DiffusionGemmaModel::load_weights() {
     }
     OPTIQ_ASSIGN_OR_RETURN(L.q_proj, wl.linear(p + "self_attn.q_proj", H * D, C));
     OPTIQ_ASSIGN_OR_RETURN(L.k_proj, wl.linear(p + "self_attn.k_proj", Hkv * D, C));
-    if (!L.full) {
-      OPTIQ_ASSIGN_OR_RETURN(L.v_proj, wl.linear(p + "self_attn.v_proj", Hkv * D, C));
-    } else if (wl.has(p + "self_attn.v_proj.weight")) {
-      return Status::Unsupported(dir_->tensors->file_of(p + "self_attn.v_proj.weight") + ": " + p +
-                                 "self_attn.v_proj.weight on a full-attention layer (K = V expected, spec §2.3)");
-    }
+    // Full layers of the released checkpoints have no v_proj (V = raw K, spec §2.3); a checkpoint
+    // that does ship one on a full layer gets an ordinary V projection.
+    L.k_eq_v = L.full && !wl.has(p + "self_attn.v_proj.weight");
+    if (!L.k_eq_v) OPTIQ_ASSIGN_OR_RETURN(L.v_proj, wl.linear(p + "self_attn.v_proj", Hkv * D, C));
     OPTIQ_ASSIGN_OR_RETURN(L.o_proj, wl.linear(p + "self_attn.o_proj", C, H * D));
     OPTIQ_ASSIGN_OR_RETURN(L.q_norm, wl.dense(p + "self_attn.q_norm.weight", {D}));
     OPTIQ_ASSIGN_OR_RETURN(L.k_norm, wl.dense(p + "self_attn.k_norm.weight", {D}));
@@ -570,7 +569,7 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   rms_norm(h, x, T, C, L.input_layernorm, eps);
   matmul(q, h, T, L.q_proj, pool);
   matmul(kk, h, T, L.k_proj, pool);
-  if (L.full) std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection
+  if (L.k_eq_v) std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection
   else matmul(vv, h, T, L.v_proj, pool);
   rms_norm(q, q, T * H, D, L.q_norm, eps);
   rope(q, T, H, D, pos, L.inv_freq.data(), L.rot_pairs);

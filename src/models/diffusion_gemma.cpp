@@ -455,7 +455,9 @@ Status DiffusionGemmaModel::load_weights() {
     // Full layers of the released checkpoints have no v_proj (V = raw K, spec §2.3); a checkpoint
     // that does ship one on a full layer gets an ordinary V projection.
     L.k_eq_v = L.full && !wl.has(p + "self_attn.v_proj.weight");
-    if (!L.k_eq_v) OPTIQ_ASSIGN_OR_RETURN(L.v_proj, wl.linear(p + "self_attn.v_proj", Hkv * D, C));
+    if (!L.k_eq_v) {
+      OPTIQ_ASSIGN_OR_RETURN(L.v_proj, wl.linear(p + "self_attn.v_proj", Hkv * D, C));
+    }
     OPTIQ_ASSIGN_OR_RETURN(L.o_proj, wl.linear(p + "self_attn.o_proj", C, H * D));
     OPTIQ_ASSIGN_OR_RETURN(L.q_norm, wl.dense(p + "self_attn.q_norm.weight", {D}));
     OPTIQ_ASSIGN_OR_RETURN(L.k_norm, wl.dense(p + "self_attn.k_norm.weight", {D}));

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include "io/model_dir.h"
 #include "tests/test_util.h"
@@ -14,7 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::vector<int32_t> ids(const json& j) {
+std::vector<int32_t> ids_of(const json& j) {
   std::vector<int32_t> v;
   for (auto& e : j) v.push_back(e.get<int32_t>());
   return v;
@@ -37,19 +39,19 @@ void expect_matches_golden(const char* key, CanvasSampler sampler) {
   o.max_new_tokens = ref["max_new_tokens"].get<int64_t>();
   if (ref.contains("tau")) o.threshold = ref["tau"].get<double>();
   ThreadPool pool(1);  // many small forwards: a spinning second thread only adds noise on a busy host
-  auto r = canvas_generate(**m, pool, ids((*g)["prompt_ids"]), o);
+  auto r = canvas_generate(**m, pool, ids_of((*g)["prompt_ids"]), o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->tokens, ids(ref["tokens"]));
+  EXPECT_EQ(r->tokens, ids_of(ref["tokens"]));
   EXPECT_EQ(r->retries, 0);
   ASSERT_EQ(r->canvases.size(), ref["canvases"].size());
   for (size_t c = 0; c < r->canvases.size(); ++c) {
     const json& rc = ref["canvases"][c];
     const CanvasTrace& tc = r->canvases[c];
-    EXPECT_EQ(tc.argmax, ids(rc["argmax"])) << "canvas " << c;
+    EXPECT_EQ(tc.argmax, ids_of(rc["argmax"])) << "canvas " << c;
     EXPECT_EQ(tc.eos_at, rc["eos_at"].is_null() ? -1 : rc["eos_at"].get<int>()) << "canvas " << c;
     ASSERT_EQ(tc.steps.size(), rc["steps"].size()) << "canvas " << c;
     for (size_t s = 0; s < tc.steps.size(); ++s) {
-      EXPECT_EQ(tc.steps[s].accepted, ids(rc["steps"][s]["accepted"])) << "canvas " << c << " step " << s;
+      EXPECT_EQ(tc.steps[s].accepted, ids_of(rc["steps"][s]["accepted"])) << "canvas " << c << " step " << s;
       EXPECT_EQ(tc.steps[s].argmax_changed, rc["steps"][s]["argmax_changed"].get<bool>())
           << "canvas " << c << " step " << s;
     }
@@ -372,6 +374,58 @@ TEST(ExpandImagePrompt, ExpandsPlaceholdersWithDelimitersAndRows) {
   // Placeholder count must match the images.
   std::vector<int32_t> two{9, 9};
   EXPECT_FALSE(expand_image_prompt(two, info, std::span<const ImageEmbedding>(&im, 1), &pe).ok());
+}
+
+}  // namespace
+}  // namespace optiq
+
+namespace optiq {
+namespace {
+
+// The path the CLI and server take for an image prompt: embed_image → expand_image_prompt →
+// canvas_generate. The expansion reproduces the fixture's mm_prompt_ids, and the run is
+// reproducible for a seed.
+TEST(CanvasImagePrompt, ImagePromptExpandsAndGenerates) {
+  const std::string dir = test::fixture("dgemma-tiny");
+  auto g = read_json_file(dir + "/golden.json");
+  ASSERT_TRUE(g.ok());
+  auto m = load_model(dir);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const ModelInfo& info = (*m)->info();
+  std::ifstream in(dir + "/image_24x24_rgb8.bin", std::ios::binary);
+  std::vector<uint8_t> rgb((std::istreambuf_iterator<char>(in)), {});
+  ThreadPool pool(1);
+  auto img = (*m)->embed_image(rgb, 24, 24, pool);
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  // mm_prompt_ids with its boi + 4 × image + eoi block collapsed to one placeholder.
+  std::vector<int32_t> ids;
+  for (auto& e : (*g)["mm_prompt_ids"]) {
+    const int32_t t = e.get<int32_t>();
+    if (t == info.boi_token_id || t == info.eoi_token_id) continue;
+    if (t == info.image_token_id && !ids.empty() && ids.back() == t) continue;
+    ids.push_back(t);
+  }
+  PromptEmbeds pe;
+  auto expanded = expand_image_prompt(ids, info, std::span<const ImageEmbedding>(&*img, 1), &pe);
+  ASSERT_TRUE(expanded.ok()) << expanded.status().ToString();
+  EXPECT_EQ(*expanded, ids_of((*g)["mm_prompt_ids"]));
+  CanvasOptions o;
+  o.sampler = CanvasSampler::kConfidenceThreshold;
+  o.max_steps = 12;
+  o.max_new_tokens = 20;
+  o.seed = 3;
+  auto r1 = canvas_generate(**m, pool, *expanded, o, &pe);
+  auto r2 = canvas_generate(**m, pool, *expanded, o, &pe);
+  ASSERT_TRUE(r1.ok() && r2.ok()) << r1.status().ToString();
+  EXPECT_EQ(r1->tokens, r2->tokens);
+  EXPECT_LE(r1->tokens.size(), 20u);
+  EXPECT_EQ(r1->prompt_tokens, static_cast<int64_t>(expanded->size()));
+  // The image changes the reply's context: the same ids without soft tokens decode differently.
+  PromptEmbeds zero = pe;
+  std::fill(zero.embeds.begin(), zero.embeds.end(), 0.f);
+  auto r3 = canvas_generate(**m, pool, *expanded, o, &zero);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_NE(canvas_result_to_json(*r1)["canvases"], canvas_result_to_json(*r3)["canvases"]);
 }
 
 }  // namespace

@@ -260,85 +260,19 @@ T* grow(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-// A 3-D expert tensor [E, out, in] (bf16/f32: bare name as in HF, or `.weight`) or its MLX
-// quantized form (`.weight` U32 [E, out, in·bits/32] + `.scales`/`.biases` [E, out, in/gs]),
-// viewed as E per-expert Weights.
-Result<std::vector<Weight>> load_expert_stack(const ModelDir& dir, const std::string& module, int64_t E,
+// A 3-D expert stack [E, out, in] viewed as E per-expert Weights. HF checkpoints store it under the
+// bare module name (`experts.gate_up_proj`, no ".weight"); MLX ones as `module.weight` (dense, or
+// packed with .scales/.biases), which WeightLoader::experts resolves with the quantization rules.
+Result<std::vector<Weight>> load_expert_stack(const WeightLoader& wl, const std::string& module, int64_t E,
                                               int64_t n_out, int64_t n_in) {
-  const TensorStore& ts = *dir.tensors;
-  const std::string wname = ts.contains(module) ? module : module + ".weight";
-  const TensorView* tw = ts.find(wname);
-  if (!tw) return Status::NotFound(dir.path + ": missing tensor " + module + " (or " + module + ".weight)");
-  const std::string where = ts.file_of(wname) + ": " + wname;
-  std::vector<Weight> out(static_cast<size_t>(E));
-  const TensorView* tsc = ts.find(module + ".scales");
-  if (!tsc) {
-    if (tw->dtype != DType::kBF16 && tw->dtype != DType::kF32)
-      return Status::Corruption(where + ": dtype " + dtype_name(tw->dtype) + ", expected BF16 or F32");
-    const std::vector<int64_t> want{E, n_out, n_in};
-    if (tw->shape != want)
-      return Status::Corruption(where + ": shape " + tw->shape_str() + ", config implies " + shape_to_string(want));
-    const size_t stride = static_cast<size_t>(n_out * n_in) * dtype_size(tw->dtype);
-    for (int64_t e = 0; e < E; ++e) {
-      Weight& w = out[e];
-      w.dtype = tw->dtype;
-      w.n_out = n_out;
-      w.n_in = n_in;
-      w.data = static_cast<const uint8_t*>(tw->data) + e * stride;
-    }
-    return out;
-  }
-  // Quantization parameters: the module's own entry, else the global block (specs/mlx-format.md §4).
-  const json& cfg = dir.config;
-  const json* q = cfg.contains("quantization") ? &cfg["quantization"]
-                  : cfg.contains("quantization_config") ? &cfg["quantization_config"] : nullptr;
-  if (!q || !q->is_object())
-    return Status::Corruption(ts.file_of(module + ".scales") + ": " + module +
-                              ".scales present but config.json has no quantization block");
-  int bits = q->value("bits", 0), gs = q->value("group_size", 0);
-  std::string mode = q->value("mode", std::string("affine"));
-  if (auto it = q->find(module); it != q->end()) {
-    if (it->is_boolean() && !it->get<bool>())
-      return Status::Corruption(where + ": quantization." + module + " is false but " + module + ".scales exists");
-    if (it->is_object()) {
-      bits = it->value("bits", bits);
-      gs = it->value("group_size", gs);
-      mode = it->value("mode", mode);
-    }
-  }
-  if (mode != "affine") return Status::Unsupported(where + ": quantization mode \"" + mode + "\" (only affine)");
-  if (bits != 2 && bits != 3 && bits != 4 && bits != 5 && bits != 6 && bits != 8)
-    return Status::Corruption(where + ": quantization bits " + std::to_string(bits) + " not in {2,3,4,5,6,8}");
-  if (gs != 32 && gs != 64 && gs != 128)
-    return Status::Corruption(where + ": group_size " + std::to_string(gs) + " not in {32,64,128}");
-  if (n_in % gs != 0)
-    return Status::Corruption(where + ": input size " + std::to_string(n_in) + " not a multiple of group_size " +
-                              std::to_string(gs));
-  const TensorView* tb = ts.find(module + ".biases");
-  if (!tb) return Status::Corruption(where + ": " + module + ".biases is missing");
-  if (tw->dtype != DType::kU32)
-    return Status::Corruption(where + ": dtype " + dtype_name(tw->dtype) + ", packed weights must be U32");
-  const std::vector<int64_t> packed{E, n_out, n_in * bits / 32}, sshape{E, n_out, n_in / gs};
-  if (tw->shape != packed)
-    return Status::Corruption(where + ": packed shape " + tw->shape_str() + ", expected " + shape_to_string(packed));
-  if (tsc->shape != sshape || tb->shape != sshape)
-    return Status::Corruption(where + ": scales/biases shapes " + tsc->shape_str() + "/" + tb->shape_str() +
-                              ", expected " + shape_to_string(sshape));
-  if (tsc->dtype != tb->dtype || (tsc->dtype != DType::kBF16 && tsc->dtype != DType::kF16 && tsc->dtype != DType::kF32))
-    return Status::Corruption(where + ": scales/biases must share one float dtype");
-  const size_t wstride = static_cast<size_t>(n_out * n_in * bits / 8);
-  const size_t sstride = static_cast<size_t>(n_out * (n_in / gs)) * dtype_size(tsc->dtype);
+  if (!wl.has(module) || wl.has(module + ".weight")) return wl.experts(module, E, n_out, n_in);
+  OPTIQ_ASSIGN_OR_RETURN(Weight all, wl.dense(module, {E, n_out, n_in}));
+  std::vector<Weight> out(static_cast<size_t>(E), all);
+  const size_t stride = static_cast<size_t>(n_out * n_in) * dtype_size(all.dtype);
   for (int64_t e = 0; e < E; ++e) {
-    Weight& w = out[e];
-    w.dtype = DType::kU32;
-    w.n_out = n_out;
-    w.n_in = n_in;
-    w.data = static_cast<const uint8_t*>(tw->data) + e * wstride;
-    w.quant.bits = bits;
-    w.quant.group_size = gs;
-    w.quant.scale_dtype = tsc->dtype;
-    w.quant.scales = static_cast<const uint8_t*>(tsc->data) + e * sstride;
-    w.quant.biases = static_cast<const uint8_t*>(tb->data) + e * sstride;
+    out[e].n_out = n_out;
+    out[e].n_in = n_in;
+    out[e].data = static_cast<const uint8_t*>(all.data) + e * stride;
   }
   return out;
 }
@@ -467,8 +401,8 @@ Status DiffusionGemmaModel::load_weights() {
     OPTIQ_ASSIGN_OR_RETURN(L.router_proj, wl.linear(p + "router.proj", E, C));
     OPTIQ_ASSIGN_OR_RETURN(L.router_scale, wl.f32(p + "router.scale", {C}));
     OPTIQ_ASSIGN_OR_RETURN(L.per_expert_scale, wl.f32(p + "router.per_expert_scale", {E}));
-    OPTIQ_ASSIGN_OR_RETURN(std::vector<Weight> gu, load_expert_stack(*dir_, p + "experts.gate_up_proj", E, 2 * Fe, C));
-    OPTIQ_ASSIGN_OR_RETURN(std::vector<Weight> dn, load_expert_stack(*dir_, p + "experts.down_proj", E, C, Fe));
+    OPTIQ_ASSIGN_OR_RETURN(std::vector<Weight> gu, load_expert_stack(wl, p + "experts.gate_up_proj", E, 2 * Fe, C));
+    OPTIQ_ASSIGN_OR_RETURN(std::vector<Weight> dn, load_expert_stack(wl, p + "experts.down_proj", E, C, Fe));
     L.experts.resize(static_cast<size_t>(E));
     for (int64_t e = 0; e < E; ++e) L.experts[e] = ExpertFfn{gu[e], dn[e]};
     OPTIQ_ASSIGN_OR_RETURN(std::vector<float> ds, wl.f32(p + "layer_scalar", {1}));

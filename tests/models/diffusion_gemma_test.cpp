@@ -522,11 +522,29 @@ TEST(DiffusionGemmaProperty, CommitThenDecodeEqualsUncachedWholeSequence) {
 }
 
 // MLX-quantized checkpoints (3-D quantized experts, quantized linears, `false` entries) load and
-// compute exactly what the same model with the dequantized weights stored in F32 computes.
+// compute what the same model with the dequantized weights stored in F32 computes. matmul_q
+// quantizes activations to int16 per (row, group) (kernels/matmul_q.h), so the two agree to that
+// rounding (a few 1e-3 on these ±30 logits after 6 random layers), not bitwise; a loading error
+// (wrong expert slice, bits, scales) moves logits by O(1), which the control model below shows.
 class DiffusionGemmaQuantized : public ::testing::TestWithParam<int64_t> {};
 
+std::vector<float> synth_decoder_logits(const std::string& dir, ThreadPool& pool) {
+  auto m = load_model(dir);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  if (!m.ok()) return {};
+  const int64_t V = (*m)->info().vocab_size, L = (*m)->info().canvas_length;
+  std::vector<int32_t> prompt{2, 17, 33, 45, 9, 80, 120, 7, 99, 3, 14};
+  std::vector<int32_t> canvas(L);
+  for (int64_t i = 0; i < L; ++i) canvas[i] = static_cast<int32_t>((13 * i + 5) % V);
+  std::vector<float> out(L * V), s(L * V);
+  auto cache = (*m)->make_cache(64);
+  EXPECT_TRUE((*m)->forward(encoder_batch(prompt, 0), *cache, s.data(), pool).ok());
+  EXPECT_TRUE((*m)->forward(decoder_batch(canvas, prompt.size()), *cache, out.data(), pool).ok());
+  return out;
+}
+
 TEST_P(DiffusionGemmaQuantized, MlxQuantizedExpertsMatchDequantizedModel) {
-  test::TempDir tq, td;
+  test::TempDir tq, td, tc;
   test::DgSynthSpec spec;
   spec.expert_bits = 4;
   spec.linear_bits = 8;
@@ -536,27 +554,17 @@ TEST_P(DiffusionGemmaQuantized, MlxQuantizedExpertsMatchDequantizedModel) {
   ASSERT_TRUE(test::write_dgemma_synth(tq.str(), spec).ok());
   spec.dequantized = true;
   ASSERT_TRUE(test::write_dgemma_synth(td.str(), spec).ok());
-  auto mq = load_model(tq.str());
-  ASSERT_TRUE(mq.ok()) << mq.status().ToString();
-  auto md = load_model(td.str());
-  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  spec.seed += 1;  // control: same shapes, other weights
+  ASSERT_TRUE(test::write_dgemma_synth(tc.str(), spec).ok());
   ThreadPool pool(1);
-  const int64_t V = (*mq)->info().vocab_size, L = (*mq)->info().canvas_length;
-  std::vector<int32_t> prompt{2, 17, 33, 45, 9, 80, 120, 7, 99, 3, 14};
-  std::vector<int32_t> canvas(L);
-  for (int64_t i = 0; i < L; ++i) canvas[i] = static_cast<int32_t>((13 * i + 5) % V);
-  std::vector<float> a(L * V), b(L * V), s(L * V);
-  for (auto* m : {&*mq, &*md}) {
-    auto cache = (*m)->make_cache(64);
-    ASSERT_TRUE((*m)->forward(encoder_batch(prompt, 0), *cache, s.data(), pool).ok());
-    ASSERT_TRUE((*m)->forward(decoder_batch(canvas, prompt.size()), *cache, (m == &*mq ? a : b).data(), pool).ok());
-  }
-  const double d = max_abs_diff(a, b);
-  std::printf("quantized vs dequantized max |diff| = %.3g\n", d);
-  EXPECT_LE(d, 1e-4);
-  double spread = 0;
-  for (float v : a) spread = std::max(spread, double(std::fabs(v)));
-  EXPECT_GT(spread, 1.0);  // the comparison is not vacuous
+  const auto a = synth_decoder_logits(tq.str(), pool);
+  const auto b = synth_decoder_logits(td.str(), pool);
+  const auto c = synth_decoder_logits(tc.str(), pool);
+  ASSERT_FALSE(a.empty() || b.empty() || c.empty());
+  const double d = max_abs_diff(a, b), dc = max_abs_diff(b, c);
+  std::printf("quantized vs dequantized max |diff| = %.3g (control model: %.3g)\n", d, dc);
+  EXPECT_LE(d, 0.05);
+  EXPECT_GT(dc, 1.0);  // the comparison is not vacuous
 }
 
 INSTANTIATE_TEST_SUITE_P(ExpertWidth, DiffusionGemmaQuantized, ::testing::Values(32, 16));

@@ -132,12 +132,20 @@ TEST_P(MoeExperts, GroupedEqualsDenseReferenceOnRandomInputs) {
     mag = std::max(mag, double(std::fabs(dense[i])));
   }
   EXPECT_GT(mag, 0.1);
-  EXPECT_LE(d1, 1e-5 * std::max(1.0, mag));
-  EXPECT_LE(d2, 1e-5 * std::max(1.0, mag));
+  // Dense weights: fp32 rounding only. Quantized: matmul_q also rounds activations to int16 per
+  // (row, group) (kernels/matmul_q.h) and picks its path by row count, so the bound is wider and
+  // batches of different sizes agree to that rounding rather than bitwise.
+  const bool quantized = GetParam() == 2;
+  const double tol = (quantized ? 2e-4 : 1e-5) * std::max(1.0, mag);
+  EXPECT_LE(d1, tol);
+  EXPECT_LE(d2, tol);
   // Reusing the scratch for a second, smaller batch gives the same rows.
   std::vector<float> out2(5 * C);
   moe_experts(out2.data(), x.data(), 5, C, sel.data(), w.data(), K, set.ffn, scratch, pool);
-  for (int64_t i = 0; i < 5 * C; ++i) EXPECT_EQ(out2[i], out[i]);
+  for (int64_t i = 0; i < 5 * C; ++i) {
+    if (quantized) EXPECT_NEAR(out2[i], out[i], tol);
+    else EXPECT_EQ(out2[i], out[i]);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Storage, MoeExperts, ::testing::Values(0, 1, 2));

@@ -1,4 +1,6 @@
 // optiq generate: one generation with any decoding mode, text streamed to stdout, stats on stderr.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -6,7 +8,9 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/text_codec.h"
+#include "decode/canvas.h"
 #include "decode/generate.h"
+#include "models/gemma4_vision.h"
 #include "io/model_dir.h"
 
 namespace optiq::cli {
@@ -27,6 +31,13 @@ const char* kGenerateHelp = R"(usage: optiq generate [--model DIR] (--prompt TEX
   --threshold T            diffusion confidence threshold (default 0.5)
   --draft-len K            self-speculation draft length (default 8)
   --threads N              worker threads (default: all cores)
+
+Canvas-diffusion models (DiffusionGemma):
+  --sampler entropy-bound|confidence-threshold   (default: generation_config.json, else entropy-bound)
+  --threshold TAU          confidence-threshold τ (default 0.9)
+  --steps N                max denoising steps per canvas (default: generation_config.json)
+  --seed S                 seed of the reproducible sampler RNG
+  --image FILE             JPEG/PNG image placed at the prompt's image token (prepended if absent)
   --json                   print one JSON object instead of streaming text
 )";
 
@@ -50,13 +61,97 @@ int fail(const Status& s) {
   return 1;
 }
 
+// Canvas diffusion (DiffusionGemma): the model's traits pick this path, not its architecture name.
+int generate_canvas(const Flags& f, const std::string& dir, const Model& model, TextCodec* codec,
+                    std::vector<int32_t> prompt, ThreadPool& pool, int64_t max_tokens) {
+  const ModelInfo& info = model.info();
+  CanvasOptions o;
+  {
+    auto gen = read_json_file(dir + "/generation_config.json");
+    if (gen.ok()) {
+      auto parsed = canvas_options_from_generation_config(*gen);
+      if (!parsed.ok()) return fail(parsed.status());
+      o = *parsed;
+    }
+  }
+  if (f.has("--sampler")) {
+    auto s = parse_canvas_sampler(f.str("--sampler"));
+    if (!s.ok()) return fail(s.status());
+    o.sampler = *s;
+  }
+  auto thr = f.num("--threshold", o.threshold);
+  auto steps = f.integer("--steps", o.max_steps);
+  auto seed = f.integer("--seed", static_cast<long long>(o.seed));
+  if (!thr.ok()) return fail(thr.status());
+  if (!steps.ok()) return fail(steps.status());
+  if (!seed.ok()) return fail(seed.status());
+  o.threshold = *thr;
+  o.max_steps = static_cast<int>(*steps);
+  o.seed = static_cast<uint64_t>(*seed);
+  if (f.has("--max-tokens")) o.max_new_tokens = max_tokens;
+
+  PromptEmbeds embeds;
+  if (f.has("--image")) {
+    auto img = load_image_file(f.str("--image"));
+    if (!img.ok()) return fail(img.status());
+    auto emb = model.embed_image(img->rgb, img->width, img->height, pool);
+    if (!emb.ok()) return fail(emb.status());
+    if (std::find(prompt.begin(), prompt.end(), info.image_token_id) == prompt.end())
+      prompt.insert(prompt.begin(), info.image_token_id);
+    auto expanded = expand_image_prompt(prompt, info, std::span<const ImageEmbedding>(&*emb, 1), &embeds);
+    if (!expanded.ok()) return fail(expanded.status());
+    prompt = std::move(*expanded);
+  }
+  const bool json_out = f.has("--json");
+  auto on_canvas = [&](const CanvasTrace& c) {
+    if (json_out) return true;
+    for (int32_t t : c.argmax) {
+      if (std::find(info.eos_ids.begin(), info.eos_ids.end(), t) != info.eos_ids.end()) break;
+      if (codec) {
+        std::string s = codec->push(t);
+        std::fwrite(s.data(), 1, s.size(), stdout);
+      } else {
+        std::printf("%d ", t);
+      }
+    }
+    std::fflush(stdout);
+    return true;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = canvas_generate(model, pool, prompt, o, f.has("--image") ? &embeds : nullptr, on_canvas);
+  if (!r.ok()) return fail(r.status());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (json_out) {
+    nlohmann::json j = canvas_result_to_json(*r);
+    j["sampler"] = canvas_sampler_name(o.sampler);
+    if (codec) j["text"] = codec->decode(r->tokens);
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    if (codec) {
+      std::string rest = codec->flush();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+    }
+    std::fputc('\n', stdout);
+  }
+  size_t steps_total = 0;
+  for (auto& c : r->canvases) steps_total += c.steps.size();
+  std::fprintf(stderr,
+               "[%s] prompt %lld tokens, generated %zu tokens, %zu canvases, %.1f steps/canvas, %lld decoder + %lld "
+               "encoder forwards, %.2f tokens/forward, %.1f tok/s, %d retries\n",
+               canvas_sampler_name(o.sampler), static_cast<long long>(r->prompt_tokens), r->tokens.size(),
+               r->canvases.size(), r->canvases.empty() ? 0.0 : static_cast<double>(steps_total) / r->canvases.size(),
+               static_cast<long long>(r->decoder_forwards), static_cast<long long>(r->encoder_forwards),
+               r->tokens_per_forward(), secs > 0 ? static_cast<double>(r->tokens.size()) / secs : 0.0, r->retries);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv,
                             {"--model", "--prompt", "--prompt-ids", "--mode", "--max-tokens", "--temp", "--top-k",
                              "--top-p", "--min-p", "--seed", "--repetition-penalty", "--block-len", "--threshold",
-                             "--draft-len", "--threads"},
+                             "--draft-len", "--threads", "--sampler", "--steps", "--image"},
                             {"--chat", "--json", "--help"});
   if (!flags.ok()) return fail(flags.status());
   const Flags& f = *flags;
@@ -127,6 +222,8 @@ int cmd_generate(int argc, char** argv) {
 
   ThreadPool pool(static_cast<int>(threads));
   const bool json_out = f.has("--json");
+  if (info.canvas_length > 0)
+    return generate_canvas(f, dir, **model, codec.get(), *prompt, pool, static_cast<int64_t>(max_tokens));
   const std::vector<int32_t> stops = info.eos_ids;
   bool stopped_text = false;
   auto on_tokens = [&](std::span<const int32_t> toks) {

@@ -679,7 +679,7 @@ class BpeModel : public Model {
     CacheSlot* slot = nullptr;
     if (cacheable) {
       h = StrHash()(w) | 1;  // 0 marks an empty slot
-      slot = &cache_[h & (kCacheSlots - 1)];
+      slot = &cache_[h & (cache_.size() - 1)];
       std::lock_guard<std::mutex> lock(cache_mu_);
       if (slot->hash == h && slot->key_len == w.size() && std::memcmp(slot->key, w.data(), w.size()) == 0) {
         out.insert(out.end(), slot->ids, slot->ids + slot->n_ids);
@@ -712,7 +712,7 @@ class BpeModel : public Model {
     char key[30];
     int32_t ids[6];
   };
-  static constexpr size_t kCacheSlots = 1 << 17;  // 8 MiB
+  static constexpr size_t kMaxCacheSlots = 1 << 17;  // 8 MiB
   struct Sym { int32_t id; int32_t prev, next; uint32_t len; };
   struct Merge {
     int32_t rank; int32_t pos; int32_t new_id;
@@ -809,7 +809,15 @@ class BpeModel : public Model {
   }
 
   mutable std::mutex cache_mu_;
-  mutable std::vector<CacheSlot> cache_ = std::vector<CacheSlot>(kCacheSlots);
+  mutable std::vector<CacheSlot> cache_;
+
+ public:
+  // Sized to the vocabulary (a power of two): big vocabularies see many distinct words.
+  void init_cache(size_t vocab_size) {
+    size_t n = 256;
+    while (n < vocab_size && n < kMaxCacheSlots) n <<= 1;
+    cache_.assign(n, CacheSlot{});
+  }
 };
 
 class WordPieceModel : public Model {
@@ -1443,6 +1451,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
   if (mtype == "BPE") {
     auto bpe = std::make_unique<BpeModel>();
     bpe->vocab.build(p->vocab_);
+    bpe->init_cache(p->vocab_.size());
     OPTIQ_ASSIGN_OR_RETURN(bpe->fuse_unk, get_bool(m, "fuse_unk", mw, false));
     OPTIQ_ASSIGN_OR_RETURN(bpe->byte_fallback, get_bool(m, "byte_fallback", mw, false));
     OPTIQ_ASSIGN_OR_RETURN(bpe->ignore_merges, get_bool(m, "ignore_merges", mw, false));

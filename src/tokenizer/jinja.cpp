@@ -24,7 +24,8 @@ class Renderer;
 
 namespace {
 
-constexpr size_t kMaxDepth = 200;             // parser nesting and macro recursion
+constexpr size_t kMaxDepth = 200;             // parser nesting
+constexpr size_t kMaxCallDepth = 64;          // macro recursion (each level is several C++ frames)
 constexpr size_t kMaxOutput = 64u << 20;      // bytes of rendered text or of one string value
 constexpr size_t kMaxIterations = 10'000'000; // loop iterations per render
 constexpr size_t kMaxListSize = 1'000'000;    // elements produced by range() / repetition
@@ -1509,7 +1510,7 @@ class Renderer {
   }
 
   Value call_macro(const Node& m, Args& a, const Value* caller) {
-    if (++call_depth > kMaxDepth) fail("macro recursion too deep", m.line, m.col);
+    if (++call_depth > kMaxCallDepth) { --call_depth; fail("macro recursion too deep", m.line, m.col); }
     std::unordered_map<std::string, Value> frame;
     size_t np = m.names.size();
     if (a.pos.size() > np) fail("macro '" + m.name + "' takes " + std::to_string(np) + " arguments, got " + std::to_string(a.pos.size()), m.line, m.col);

@@ -1371,6 +1371,9 @@ std::string Pipeline::decode_tokens(std::vector<std::string> tokens, bool raw) c
   return out;
 }
 
+// Ids index dense tables; real vocabularies stay far below this (262,144 for Gemma 3).
+constexpr int64_t kMaxId = 1 << 21;
+
 Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::string& name) {
   if (!j.is_object()) return Status::InvalidArgument(name + ": expected a JSON object at the top level");
   std::unique_ptr<Pipeline> p(new Pipeline());
@@ -1393,7 +1396,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
     if (!it.value().is_number_integer())
       return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: expected an integer id");
     int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > (1 << 24)) return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: id " + std::to_string(id) + " out of range [0, 2^24]");
+    if (id < 0 || id >= kMaxId) return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: id " + std::to_string(id) + " out of range [0, " + std::to_string(kMaxId) + ")");
     p->vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, id);
   }
@@ -1408,7 +1411,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
       if (!a.is_object()) return Status::InvalidArgument(w + ": expected an object");
       AddedToken t;
       OPTIQ_ASSIGN_OR_RETURN(int64_t id, get_int(a, "id", w, -1));
-      if (id < 0 || id > (1 << 24)) return Status::InvalidArgument(field(w, "id") + ": missing or out of range: " + std::to_string(id));
+      if (id < 0 || id >= kMaxId) return Status::InvalidArgument(field(w, "id") + ": missing or out of range: " + std::to_string(id));
       t.id = static_cast<int32_t>(id);
       OPTIQ_ASSIGN_OR_RETURN(t.content, get_str(a, "content", w));
       OPTIQ_ASSIGN_OR_RETURN(t.single_word, get_bool(a, "single_word", w, false));

@@ -153,8 +153,10 @@ Result<std::string> Tokenizer::apply_chat_template(const ordered_json& messages,
     for (auto it = extra.begin(); it != extra.end(); ++it) ctx[it.key()] = it.value();
   else if (!extra.is_null())
     return Status::InvalidArgument("extra template variables: expected an object");
+  // transformers always passes tools and documents (None when not given), so templates see them defined.
   ctx["messages"] = messages;
-  if (!tools.is_null()) ctx["tools"] = tools;
+  ctx["tools"] = tools;
+  if (!ctx.contains("documents")) ctx["documents"] = nullptr;
   ctx["add_generation_prompt"] = add_generation_prompt;
   return chat_template_->render(ctx);
 }

@@ -47,8 +47,8 @@ class Tokenizer {
   // Ids outside the vocabulary are skipped.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 
-  // Renders the chat template. messages/tools: JSON as in the OpenAI chat format (tools null or absent:
-  // `tools` is undefined in the template); extra: additional template variables (e.g. enable_thinking).
+  // Renders the chat template. messages/tools: JSON as in the OpenAI chat format (tools null: `tools` is None in the
+  // template, as transformers passes it); extra: additional template variables (e.g. enable_thinking).
   // Variables bos_token/eos_token/unk_token/pad_token come from tokenizer_config.json. Fails with line and
   // column on template errors, including raise_exception(). nlohmann::json sorts object keys, so `tojson`
   // then lists keys sorted; pass ordered_json (the overload below) to keep the caller's order as Python does.

@@ -820,6 +820,81 @@ class BpeModel : public Model {
   }
 };
 
+// Unigram (SentencePiece) model: Viterbi best segmentation, as HF's Unigram::encode_optimized.
+class UnigramModel : public Model {
+ public:
+  FlatStrMap vocab;
+  std::vector<double> scores;  // by id
+  std::optional<int32_t> unk_id;
+  bool byte_fallback = false, fuse_unk = true;
+  size_t max_piece_bytes = 1;
+  double min_score = 0;
+  int32_t byte_ids[256];
+  static constexpr double kUnkPenalty = 10.0;
+
+  void tokenize(std::string_view w, std::vector<int32_t>& out) const override {
+    if (w.empty()) return;
+    struct Node { int64_t starts_at = -1; int32_t id = -1; double score = 0; };
+    std::vector<Node> best(w.size() + 1);
+    best[0].starts_at = 0;
+    double unk_score = min_score - kUnkPenalty;
+    size_t pos = 0;
+    while (pos < w.size()) {
+      size_t next = pos;
+      u::decode_one(w, next);
+      size_t mblen = next - pos;
+      double here = best[pos].score;
+      bool has_single = false;
+      // Pieces starting at pos, shortest first (the trie's common-prefix order in HF).
+      size_t end = pos;
+      while (end < w.size() && end - pos < max_piece_bytes) {
+        u::decode_one(w, end);
+        if (end - pos > max_piece_bytes) break;
+        int32_t id = vocab.find(w.substr(pos, end - pos));
+        if (id < 0) continue;
+        Node& t = best[end];
+        double cand = scores[static_cast<size_t>(id)] + here;
+        if (t.starts_at < 0 || cand > t.score) { t.score = cand; t.starts_at = static_cast<int64_t>(pos); t.id = id; }
+        if (end - pos == mblen) has_single = true;
+      }
+      if (!has_single && unk_id) {
+        Node& t = best[pos + mblen];
+        double cand = unk_score + here;
+        if (t.starts_at < 0 || cand > t.score) { t.score = cand; t.starts_at = static_cast<int64_t>(pos); t.id = *unk_id; }
+      }
+      pos = next;
+    }
+    // Backtrack into strings (fusing consecutive unknowns), then map strings to ids.
+    std::vector<std::string_view> pieces;
+    size_t e = w.size();
+    size_t unk_start = std::string_view::npos, unk_end = 0;
+    while (e > 0) {
+      const Node& n = best[e];
+      if (n.starts_at < 0) return;  // unreachable without an unk token: HF fails; emit nothing
+      size_t st = static_cast<size_t>(n.starts_at);
+      if (fuse_unk && unk_id && n.id == *unk_id) {
+        if (unk_start == std::string_view::npos) unk_end = e;
+        unk_start = st;
+      } else {
+        if (unk_start != std::string_view::npos) { pieces.push_back(w.substr(unk_start, unk_end - unk_start)); unk_start = std::string_view::npos; }
+        pieces.push_back(w.substr(st, e - st));
+      }
+      e = st;
+    }
+    if (unk_start != std::string_view::npos) pieces.push_back(w.substr(unk_start, unk_end - unk_start));
+    for (size_t k = pieces.size(); k-- > 0;) {
+      int32_t id = vocab.find(pieces[k]);
+      if (id >= 0) { out.push_back(id); continue; }
+      if (byte_fallback) {
+        bool all = true;
+        for (unsigned char b : pieces[k]) if (byte_ids[b] < 0) { all = false; break; }
+        if (all) { for (unsigned char b : pieces[k]) out.push_back(byte_ids[b]); continue; }
+      }
+      if (unk_id) out.push_back(*unk_id);
+    }
+  }
+};
+
 class WordPieceModel : public Model {
  public:
   const StrMap* vocab = nullptr;
@@ -1387,12 +1462,26 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
 
   // Vocabulary
   auto vit = m.find("vocab");
-  if (vit == m.end() || !vit->is_object())
-    return mtype == "Unigram" ? Status::Unsupported(field(mw, "type") + ": model 'Unigram' is not supported")
-                              : Status::InvalidArgument(field(mw, "vocab") + ": missing or not an object");
   int64_t max_id = -1;
-  p->vocab_.reserve(vit->size());
-  for (auto it = vit->begin(); it != vit->end(); ++it) {
+  std::vector<double> unigram_scores;
+  if (mtype == "Unigram") {
+    // [[piece, score], ...]; the id is the index.
+    if (vit == m.end() || !vit->is_array()) return Status::InvalidArgument(field(mw, "vocab") + ": expected an array of [piece, score]");
+    if (static_cast<int64_t>(vit->size()) >= kMaxId) return Status::InvalidArgument(field(mw, "vocab") + ": too many pieces");
+    p->vocab_.reserve(vit->size());
+    for (size_t k = 0; k < vit->size(); ++k) {
+      const json& e = (*vit)[k];
+      if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
+        return Status::InvalidArgument(field(mw, "vocab") + "[" + std::to_string(k) + "]: expected [string, number]");
+      p->vocab_[e[0].get<std::string>()] = static_cast<int32_t>(k);
+      unigram_scores.push_back(e[1].get<double>());
+    }
+    max_id = static_cast<int64_t>(vit->size()) - 1;
+  } else if (vit == m.end() || !vit->is_object()) {
+    return Status::InvalidArgument(field(mw, "vocab") + ": missing or not an object");
+  }
+  if (mtype != "Unigram") p->vocab_.reserve(vit->size());
+  for (auto it = vit->begin(); mtype != "Unigram" && it != vit->end(); ++it) {
     if (!it.value().is_number_integer())
       return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: expected an integer id");
     int64_t id = it.value().get<int64_t>();
@@ -1501,17 +1590,17 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
         } else {
           return Status::InvalidArgument(field(mw, "merges") + "[" + std::to_string(k) + "]: expected a pair of strings");
         }
-        auto ia = p->vocab_.find(a), ib = p->vocab_.find(b);
+        int32_t ia = bpe->vocab.find(a), ib = bpe->vocab.find(b);
         std::string_view b_rest = b;
         if (!bpe->prefix.empty() && b_rest.substr(0, bpe->prefix.size()) == bpe->prefix) b_rest.remove_prefix(bpe->prefix.size());
         merged.assign(a);
         merged.append(b_rest);
-        auto im = p->vocab_.find(merged);
-        if (ia == p->vocab_.end() || ib == p->vocab_.end() || im == p->vocab_.end())
+        int32_t im = bpe->vocab.find(merged);
+        if (ia < 0 || ib < 0 || im < 0)
           return Status::InvalidArgument(field(mw, "merges") + "[" + std::to_string(k) + "]: token '" +
-                                         std::string(ia == p->vocab_.end() ? a : ib == p->vocab_.end() ? b : std::string_view(merged)) +
+                                         std::string(ia < 0 ? a : ib < 0 ? b : std::string_view(merged)) +
                                          "' is not in the vocabulary");
-        entries.emplace_back(BpeModel::key(ia->second, ib->second), std::make_pair(static_cast<int32_t>(k), im->second));
+        entries.emplace_back(BpeModel::key(ia, ib), std::make_pair(static_cast<int32_t>(k), im));
       }
       bpe->merges.build(entries);
     }
@@ -1525,6 +1614,22 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
       }
     }
     p->model_ = std::move(bpe);
+  } else if (mtype == "Unigram") {
+    auto ug = std::make_unique<UnigramModel>();
+    ug->vocab.build(p->vocab_);
+    ug->scores = std::move(unigram_scores);
+    OPTIQ_ASSIGN_OR_RETURN(ug->byte_fallback, get_bool(m, "byte_fallback", mw, false));
+    OPTIQ_ASSIGN_OR_RETURN(int64_t unk, get_int(m, "unk_id", mw, -1));
+    if (unk >= static_cast<int64_t>(ug->scores.size())) return Status::InvalidArgument(field(mw, "unk_id") + ": " + std::to_string(unk) + " is not a vocabulary index");
+    if (unk >= 0) ug->unk_id = static_cast<int32_t>(unk);
+    ug->min_score = ug->scores.empty() ? 0.0 : *std::min_element(ug->scores.begin(), ug->scores.end());
+    for (auto& [piece, id] : p->vocab_) ug->max_piece_bytes = std::max(ug->max_piece_bytes, piece.size());
+    for (int b = 0; b < 256; ++b) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
+      ug->byte_ids[b] = ug->vocab.find(buf);
+    }
+    p->model_ = std::move(ug);
   } else if (mtype == "WordPiece") {
     auto wp = std::make_unique<WordPieceModel>();
     wp->vocab = &p->vocab_;

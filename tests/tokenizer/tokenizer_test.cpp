@@ -205,7 +205,8 @@ TEST(Tokenizer, MalformedFilesFailWithContext) {
   EXPECT_NE(bad(R"({"model": {"type": "BPE", "vocab": {"a": "x"}}})").find("vocab"), std::string::npos);
   EXPECT_NE(bad(R"({"model": {"type": "BPE", "vocab": {}}, "pre_tokenizer": {"type": "Nope"}})").find("pre_tokenizer"), std::string::npos);
   EXPECT_NE(bad(R"({"model": {"type": "BPE", "vocab": {}}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "("}, "behavior": "Isolated"}})").find("regex"), std::string::npos);
-  EXPECT_NE(bad(R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})").find("Unigram"), std::string::npos);
+  EXPECT_NE(bad(R"({"model": {"type": "Unigram", "vocab": [["a", "x"]]}})").find("vocab[0]"), std::string::npos);
+  EXPECT_NE(bad(R"({"model": {"type": "Nope", "vocab": {}}})").find("Nope"), std::string::npos);
   auto missing = Tokenizer::from_dir("/nonexistent/dir");
   EXPECT_FALSE(missing.ok());
 }
@@ -258,6 +259,20 @@ TEST(TokenizerComponents, AddedTokenStripAndSingleWord) {
   EXPECT_EQ(t->encode("x  <m>  y", false), (std::vector<int32_t>{1, 10, 2}));
   EXPECT_EQ(t->encode("x cat y", false), (std::vector<int32_t>{1, 11, 2}));
   EXPECT_EQ(t->encode("cats", false), (std::vector<int32_t>{3}));  // single_word: no match inside a word
+}
+
+TEST(TokenizerComponents, UnigramViterbiWithFusedUnknown) {
+  auto t = make(R"({
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": true},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always"},
+    "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": false,
+              "vocab": [["<unk>", 0.0], ["a", -1.0], ["b", -2.0], ["ab", -1.5], ["\u2581", -1.0], ["\u2581ab", -2.0]]}})");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("ab", false), (std::vector<int32_t>{5}));         // "▁ab" beats "▁" + "ab"
+  EXPECT_EQ(t->encode("abab", false), (std::vector<int32_t>{5, 3}));    // best path: ▁ab + ab
+  EXPECT_EQ(t->encode("acca", false), (std::vector<int32_t>{4, 1, 0, 1}));  // "cc" fused into one <unk>
+  std::vector<int32_t> ids = {5, 3};
+  EXPECT_EQ(t->decode(ids, false), "abab");
 }
 
 TEST(TokenizerComponents, TemplateProcessingAndDigits) {

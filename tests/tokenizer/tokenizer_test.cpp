@@ -140,14 +140,19 @@ TEST(Tokenizer, InvalidUtf8InputIsRepaired) {
 
 TEST(Tokenizer, ConcurrentEncodeIsConsistent) {
   const Tokenizer& tok = fixture_tokenizer("llama3");
-  std::string text = "The quick brown fox jumps over the lazy dog 12345 times.";
-  std::vector<int32_t> expect = tok.encode(text, false);
+  // The BPE word cache is shared between threads; results must not depend on interleaving.
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> expect;
+  for (int k = 0; k < 7; ++k) {
+    texts.push_back("The quick brown fox " + std::to_string(k) + " jumps over the lazy dog" + std::string(k, 'z') + " naïveté");
+    expect.push_back(tok.encode(texts.back(), false));
+  }
   std::vector<std::thread> th;
   std::atomic<int> bad{0};
   for (int t = 0; t < 4; ++t)
-    th.emplace_back([&] {
-      for (int k = 0; k < 200; ++k)
-        if (tok.encode(text + std::to_string(k % 7), false).size() < expect.size()) bad++;
+    th.emplace_back([&, t] {
+      for (int k = 0; k < 300; ++k)
+        if (tok.encode(texts[(k + t) % 7], false) != expect[(k + t) % 7]) bad++;
     });
   for (auto& x : th) x.join();
   EXPECT_EQ(bad.load(), 0);

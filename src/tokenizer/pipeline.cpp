@@ -727,7 +727,9 @@ class BpeModel : public Model {
       syms.push_back(Sym{id, n - 1, -1, len});
       if (n > 0) syms[n - 1].next = n;
     };
-    std::optional<std::pair<int32_t, uint32_t>> unk;
+    // A pending unknown token (HF adds it lazily so that fuse_unk can extend it): id < 0 when none.
+    int32_t unk_pending = -1;
+    uint32_t unk_len = 0;
     std::string buf;
     size_t i = 0;
     while (i < w.size()) {
@@ -753,7 +755,7 @@ class BpeModel : public Model {
         id = vocab.find(s);
       }
       if (id >= 0) {
-        if (unk) { add(unk->first, unk->second); unk.reset(); }
+        if (unk_pending >= 0) { add(unk_pending, unk_len); unk_pending = -1; }
         add(id, blen);
         continue;
       }
@@ -766,14 +768,15 @@ class BpeModel : public Model {
         }
       }
       if (unk_id) {
-        if (unk && fuse_unk) unk->second += blen;
+        if (unk_pending >= 0 && fuse_unk) unk_len += blen;
         else {
-          if (unk) add(unk->first, unk->second);
-          unk = std::make_pair(*unk_id, blen);
+          if (unk_pending >= 0) add(unk_pending, unk_len);
+          unk_pending = *unk_id;
+          unk_len = blen;
         }
       }
     }
-    if (unk) add(unk->first, unk->second);
+    if (unk_pending >= 0) add(unk_pending, unk_len);
 
     if (syms.size() > 1 && !merges.empty()) {
       std::priority_queue<Merge> queue;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include <hwy/aligned_allocator.h>
+#include <hwy/cache_control.h>
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
@@ -142,6 +143,7 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DI32()));
 constexpr int kTileT = 8;  // activation rows per register tile
 constexpr int kBlockN = 16;  // weight rows whose scales are converted together
+constexpr int64_t kPrefetchRows = 4;  // software prefetch distance, in weight rows
 
 // acc += pairwise int16 products (lane i gets a[2i]·b[2i] + a[2i+1]·b[2i+1]).
 HWY_INLINE VI32 dot_pairs(VI32 acc, VI16 a, VI16 b, VI32& acc1) {
@@ -208,6 +210,9 @@ HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc
         const uint8_t* row = rows + (n - nb + r) * row_bytes;
         hn::Vec<DU32> lw;
         if (HWY_LIKELY(s < n_full)) {
+          // The next R rows' bytes at this step: R lines in flight per row beat waiting on the
+          // hardware prefetcher alone (the matvec is bound by memory, not arithmetic).
+          hwy::Prefetch(row + kPrefetchRows * row_bytes + s * step_bytes);
           lw = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(row + s * step_bytes));
         } else {
           std::memset(tail_buf[r], 0, step_bytes);

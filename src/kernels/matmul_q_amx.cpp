@@ -188,11 +188,18 @@ OPTIQ_AMX_TARGET void amx_rows(const AmxArgs& a, int64_t nb, int64_t ne) {
     std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);
     std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
 
+    // The next tile's packed rows, fetched while this tile computes (spread over its groups).
+    const uint8_t* next = base + (n0 + kTile) * row_bytes;
+    const int64_t next_bytes = std::max<int64_t>(0, std::min<int64_t>(kTile, ne - n0 - kTile)) * row_bytes;
+    const int64_t pf_per_group = (next_bytes / 64 + ng - 1) / ng;
     for (int64_t mt = 0; mt < px.Mt; ++mt) {
       __m512 facc[kTile];
 #pragma GCC unroll 16
       for (int i = 0; i < kTile; ++i) facc[i] = _mm512_setzero_ps();
       for (int64_t g = 0; g < ng; ++g) {
+        if (mt == 0)
+          for (int64_t l = g * pf_per_group; l < (g + 1) * pf_per_group && l * 64 < next_bytes; ++l)
+            _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T0);
         _tile_zero(0);
         _tile_zero(1);
         for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {

@@ -92,7 +92,10 @@ inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t
         const float sx = amax > 0.f ? amax / 32767.f : 1.f;
         sxg[g] = sx;
         const float inv = 1.f / sx;
-        for (int64_t k = g * gs; k < (g + 1) * gs; ++k) nat[k] = static_cast<int16_t>(std::lrintf(xr[k] * inv));
+        // Round half to even without a libm call: adding 1.5·2^23 leaves the integer part in the
+        // mantissa (|x·inv| <= 32767 < 2^22), the same rounding as lrintf / the AMX path.
+        for (int64_t k = g * gs; k < (g + 1) * gs; ++k)
+          nat[k] = static_cast<int16_t>((xr[k] * inv + 12582912.f) - 12582912.f);
       }
       std::fill(nat.begin() + K, nat.end(), 0);
       int16_t* qr = px->q.get() + t * Kp;

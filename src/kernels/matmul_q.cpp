@@ -3,10 +3,14 @@
 // Per group g of a weight row, w_k = s_g·q_k + b_g, so
 //   Σ_k x_k·w_k = Σ_g s_g·(Σ_{k∈g} x_k·q_k) + Σ_g b_g·(Σ_{k∈g} x_k).
 // The first term is an integer dot product: activations are quantized once per call to int16 with
-// one scale per (row, group) (|error| <= amax_g/65534 per element; on dhara-tiny-mlx the logits move
-// 6e-4, inside the 2e-3 golden tolerance, where int8 would not be), and codes are widened to int16 in registers, so the inner loop is
-// vpmaddwd / AVX512-VNNI vpdpwssd with int32 accumulators (no overflow: |q·x| <= 255·32767 and a
-// step adds at most 16 products per lane). The bias term uses exact fp32 group sums of x.
+// one scale per (row, group) (|error| <= amax_g/65534 per element; on dhara-tiny-mlx the logits
+// move ~7e-4, inside the 2e-3 golden tolerance, where int8 activations would not be), and codes are
+// widened to int16 in registers, so the inner loop is vpmaddwd / AVX512-VNNI vpdpwssd with int32
+// accumulators (no overflow: |q·x| <= 255·32767 and a step adds at most 16 products per lane).
+// The bias term uses exact fp32 group sums of x.
+//
+// This file is the matvec (AR decode) path and the fallback for every T; blocks of T >= 8 rows go
+// to AMX tiles where the CPU has them (matmul_q_amx.cpp, same numerics).
 //
 // Layout trick: a 32-bit lane of packed codes holds cpl = 32/bits consecutive codes (4, 8, 16 for
 // 8, 4, 2 bits). Word vector v = (lane >> bits·v) & (m | m<<16) holds codes v and v + cpl/2 of every
@@ -120,7 +124,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET == HWY_SCALAR
 // The static baseline target (single lanes, no int16 pairs): plain dequantize-and-dot. It only runs
-// on CPUs without SSE4; CMake compiles EMU128 as the portable vector fallback.
+// on x86-64 CPUs without SSSE3.
 void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
   const int64_t N = w.n_out, K = w.n_in;
   pool.parallel_for(N, [&](int64_t b, int64_t e, int) {

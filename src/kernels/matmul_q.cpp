@@ -343,6 +343,11 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
       const int64_t n1 = std::min(e, n0 + kBlockN);
       // Scales and biases of consecutive rows are contiguous: one conversion per block.
       const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>((n1 - n0) * ng);
+      // The next block's scales and biases (their stream is 1/8 of the weights' at 4-bit g64).
+      for (size_t l = 0; l < cnt * ssz; l += 64) {
+        hwy::Prefetch(static_cast<const uint8_t*>(w.quant.scales) + off + cnt * ssz + l);
+        hwy::Prefetch(static_cast<const uint8_t*>(w.quant.biases) + off + cnt * ssz + l);
+      }
       scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
       scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
       std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);

@@ -19,6 +19,8 @@ const Command kCommands[] = {
     {"init-random", optiq::cli::cmd_init_random, "write a random-weight checkpoint for a config"},
     {"tokenize", optiq::cli::cmd_tokenize, "show the token ids of a text (tokenizer.json)"},
     {"chat-template", optiq::cli::cmd_chat_template, "render a conversation with the model's chat template"},
+    {"convert", optiq::cli::cmd_convert, "quantize to MLX affine mixed precision (OptIQ sensitivity)"},
+    {"eval", optiq::cli::cmd_eval, "KL against a reference model and held-out perplexity"},
 };
 
 void usage() {

@@ -7,6 +7,7 @@
 #define HWY_TARGET_INCLUDE "src/kernels/matmul.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/cache_control.h>
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
@@ -47,6 +48,8 @@ HWY_INLINE void tile(float* HWY_RESTRICT out, int64_t ldo, const float* HWY_REST
   int64_t k = 0;
   for (; k + L <= K; k += L) {
     hn::Vec<decltype(df)> wv[RN];
+    // The weight rows after this tile: keeps several lines in flight in the bandwidth-bound matvec.
+    for (int j = 0; j < RN; ++j) hwy::Prefetch(wr[j] + RN * K + k);
     for (int j = 0; j < RN; ++j) wv[j] = load_weight(df, wr[j] + k);
     for (int i = 0; i < RT; ++i) {
       const auto xv = hn::LoadU(df, xr[i] + k);

@@ -10,6 +10,8 @@ namespace optiq {
 // Activations are quantized to int16 per (row, group) internally (error <= the group's max |x| / 65534);
 // accumulation is exact int32 per step, fp32 across steps. Multithreaded over N on `pool`.
 // Uses AMX tiles for T >= kAmxMinRows where available (matmul_q_amx.h), else the Highway kernel.
+// Tiny matrices (<= 2^17 weights) instead dequantize and use fp32 activations: exact to fp32
+// rounding, so tiny models equal their fake-quantized fp32 twins.
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
 
 // The Highway (AVX-512 VNNI / AVX-512 / AVX2 / SSE4 / scalar) kernel alone, whatever T: for tests

@@ -149,6 +149,10 @@ struct AmxArgs {
   int64_t T;
 };
 
+// Two weight tiles (32 rows) share every activation tile load: the activation planes are re-read
+// from L2 once per 32 weight rows instead of once per 16, which is the bottleneck at K >= 768.
+constexpr int kRowsPerPass = 2 * kTile;
+
 OPTIQ_AMX_TARGET void amx_rows(const AmxArgs& a, int64_t nb, int64_t ne) {
   const Weight& w = *a.w;
   const AmxX& px = *a.px;
@@ -161,25 +165,28 @@ OPTIQ_AMX_TARGET void amx_rows(const AmxArgs& a, int64_t nb, int64_t ne) {
 
   TileConfig cfg;
   cfg.palette_id = 1;
-  for (int i : {0, 1}) {  // C_hi, C_lo: 16 × 16 int32
+  for (int i : {0, 1, 5, 6}) {  // C_hi, C_lo of weight tiles 0 and 1: 16 × 16 int32
     cfg.rows[i] = kTile;
     cfg.colsb[i] = 64;
   }
-  cfg.rows[2] = kTile;  // A: 16 weight rows × kc codes
-  cfg.colsb[2] = static_cast<uint16_t>(kc);
+  for (int i : {2, 7}) {  // A of weight tiles 0 and 1: 16 weight rows × kc codes
+    cfg.rows[i] = kTile;
+    cfg.colsb[i] = static_cast<uint16_t>(kc);
+  }
   for (int i : {3, 4}) {  // B_hi, B_lo: kc/4 rows × (16 activation rows · 4 bytes)
     cfg.rows[i] = static_cast<uint8_t>(kc / 4);
     cfg.colsb[i] = 64;
   }
   _tile_loadconfig(&cfg);
 
-  std::vector<uint8_t> codes(static_cast<size_t>(kTile * K));
-  std::vector<float> sc(static_cast<size_t>(kTile * ng)), bc(static_cast<size_t>(kTile * ng));
-  alignas(64) int32_t c_hi[kTile * kTile], c_lo[kTile * kTile];
-  alignas(64) float fbuf[kTile * kTile];
+  std::vector<uint8_t> codes(static_cast<size_t>(kRowsPerPass * K));
+  std::vector<float> sc(static_cast<size_t>(kRowsPerPass * ng)), bc(static_cast<size_t>(kRowsPerPass * ng));
+  alignas(64) int32_t c_hi[kRowsPerPass * kTile], c_lo[kRowsPerPass * kTile];
+  alignas(64) float facc[kRowsPerPass * kTile];
 
-  for (int64_t n0 = nb; n0 < ne; n0 += kTile) {
-    const int64_t rows = std::min<int64_t>(kTile, ne - n0);
+  for (int64_t n0 = nb; n0 < ne; n0 += kRowsPerPass) {
+    const int64_t rows = std::min<int64_t>(kRowsPerPass, ne - n0);
+    const bool two = rows > kTile;
     for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, codes.data() + i * K);
     std::fill(codes.begin() + rows * K, codes.end(), 0);
     const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>(rows * ng);
@@ -187,41 +194,56 @@ OPTIQ_AMX_TARGET void amx_rows(const AmxArgs& a, int64_t nb, int64_t ne) {
     convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
     std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);
     std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
+    // The next pass's packed rows, fetched while this one computes (spread over its groups).
+    const uint8_t* next = base + (n0 + kRowsPerPass) * row_bytes;
+    const int64_t next_bytes = std::max<int64_t>(0, std::min<int64_t>(kRowsPerPass, ne - n0 - kRowsPerPass)) * row_bytes;
+    const int64_t pf_per_group = (next_bytes / 64 + ng - 1) / ng;
+    const int n_rows_post = two ? kRowsPerPass : kTile;
 
     for (int64_t mt = 0; mt < px.Mt; ++mt) {
-      __m512 facc[kTile];
-#pragma GCC unroll 16
-      for (int i = 0; i < kTile; ++i) facc[i] = _mm512_setzero_ps();
+      std::fill(facc, facc + kRowsPerPass * kTile, 0.f);
       for (int64_t g = 0; g < ng; ++g) {
+        if (mt == 0)
+          for (int64_t l = g * pf_per_group; l < (g + 1) * pf_per_group && l * 64 < next_bytes; ++l)
+            _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T0);
         _tile_zero(0);
         _tile_zero(1);
+        _tile_zero(5);
+        _tile_zero(6);
         for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
           const uint8_t* pb = px.planes.data() + (mt * px.n_chunks + c) * 2 * blk;
-          _tile_loadd(2, codes.data() + c * kc, K);
           _tile_loadd(3, pb, 64);
           _tile_loadd(4, pb + blk, 64);
+          _tile_loadd(2, codes.data() + c * kc, K);
           _tile_dpbusd(0, 2, 3);
           _tile_dpbuud(1, 2, 4);
+          if (two) {
+            _tile_loadd(7, codes.data() + kTile * K + c * kc, K);
+            _tile_dpbusd(5, 7, 3);
+            _tile_dpbuud(6, 7, 4);
+          }
         }
         _tile_stored(0, c_hi, 64);
         _tile_stored(1, c_lo, 64);
+        if (two) {
+          _tile_stored(5, c_hi + kTile * kTile, 64);
+          _tile_stored(6, c_lo + kTile * kTile, 64);
+        }
         const __m512 sxg = _mm512_loadu_ps(px.sxv.data() + (mt * ng + g) * kTile);
         const __m512 xsg = _mm512_loadu_ps(px.xsv.data() + (mt * ng + g) * kTile);
-#pragma GCC unroll 16
-        for (int i = 0; i < kTile; ++i) {
+        for (int i = 0; i < n_rows_post; ++i) {
           const __m512i ci = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c_hi + i * kTile), 8),
                                               _mm512_load_si512(c_lo + i * kTile));
           const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sc[i * ng + g]), sxg);
-          facc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), s, facc[i]);
-          facc[i] = _mm512_fmadd_ps(_mm512_set1_ps(bc[i * ng + g]), xsg, facc[i]);
+          __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), s, _mm512_load_ps(facc + i * kTile));
+          f = _mm512_fmadd_ps(_mm512_set1_ps(bc[i * ng + g]), xsg, f);
+          _mm512_store_ps(facc + i * kTile, f);
         }
       }
-#pragma GCC unroll 16
-      for (int i = 0; i < kTile; ++i) _mm512_store_ps(fbuf + i * kTile, facc[i]);
       const int64_t t_end = std::min<int64_t>(kTile, a.T - mt * kTile);
       for (int64_t tt = 0; tt < t_end; ++tt) {
         float* o = a.out + (mt * kTile + tt) * N + n0;
-        for (int64_t i = 0; i < rows; ++i) o[i] = fbuf[i * kTile + tt];
+        for (int64_t i = 0; i < rows; ++i) o[i] = facc[i * kTile + tt];
       }
     }
   }
@@ -241,7 +263,7 @@ void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, Thread
   prepare_amx_x(x, T, w.n_in, w.quant.group_size, &px, pool);
   AmxArgs a{&w, &px, out, T};
   pool.parallel_for(w.n_out, [&](int64_t b, int64_t e, int) { amx_rows(a, b, e); },
-                    parallel_grain(w.n_out, T * w.n_in, kTile));
+                    parallel_grain(w.n_out, T * w.n_in, kRowsPerPass));
 }
 
 #else  // !OPTIQ_HAVE_AMX_CODE

@@ -207,9 +207,44 @@ TEST(MatmulQ, ThreadCountInvariant) {
     const std::vector<float> x = random_x(T, 256, 6);
     ThreadPool p1(1), p2(2);
     std::vector<float> a(T * 101), b(T * 101);
-    matmul_q(a.data(), x.data(), T, q->w, p1);
-    matmul_q(b.data(), x.data(), T, q->w, p2);
-    EXPECT_EQ(a, b) << "T " << T;
+    matmul_q_highway(a.data(), x.data(), T, q->w, p1);
+    matmul_q_highway(b.data(), x.data(), T, q->w, p2);
+    EXPECT_EQ(a, b) << "highway T " << T;
+    if (amx_available()) {
+      matmul_q_amx(a.data(), x.data(), T, q->w, p1);
+      matmul_q_amx(b.data(), x.data(), T, q->w, p2);
+      EXPECT_EQ(a, b) << "AMX T " << T;
+    }
+  }
+}
+
+// matmul() on a matrix above the exact-path size: decode (T = 1) and block (T = 9) shapes through
+// the dispatching entry point, against the oracle; and a tiny matrix through the exact path, which
+// must match dequantize-then-fp32 to fp32 rounding.
+TEST(MatmulQ, DispatchMatchesOracle) {
+  ThreadPool pool(2);
+  for (int64_t N : {600, 24}) {
+    const int64_t K = 256;
+    auto q = make_qweight(N, K, 4, 64, DType::kBF16, 21);
+    std::vector<float> wdeq(static_cast<size_t>(N * K));
+    for (int64_t n = 0; n < N; ++n) dequantize_row_reference(q->w, n, wdeq.data() + n * K);
+    for (int64_t T : {1, 9}) {
+      const std::vector<float> x = random_x(T, K, 22);
+      std::vector<double> ref(static_cast<size_t>(T * N));
+      double max_ref = 0;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[t * K + k]) * wdeq[n * K + k];
+          ref[t * N + n] = s;
+          max_ref = std::max(max_ref, std::fabs(s));
+        }
+      std::vector<float> got(static_cast<size_t>(T * N), NAN);
+      matmul(got.data(), x.data(), T, q->w, pool);
+      expect_close(got, ref, x, wdeq, T, N, K, "dispatch N " + std::to_string(N) + " T " + std::to_string(T));
+      if (N * K <= (1 << 17))
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-6 * max_ref) << "exact path " << i;
+    }
   }
 }
 
@@ -218,8 +253,13 @@ TEST(MatmulQ, ZeroActivations) {
   auto q = make_qweight(17, 128, 4, 32, DType::kBF16, 8);
   std::vector<float> x(2 * 128, 0.f), out(2 * 17, NAN);
   ThreadPool pool(2);
-  matmul_q(out.data(), x.data(), 2, q->w, pool);
+  matmul_q_highway(out.data(), x.data(), 2, q->w, pool);
   for (float v : out) EXPECT_EQ(v, 0.f);
+  if (amx_available()) {
+    std::fill(out.begin(), out.end(), NAN);
+    matmul_q_amx(out.data(), x.data(), 2, q->w, pool);
+    for (float v : out) EXPECT_EQ(v, 0.f);
+  }
 }
 
 }  // namespace

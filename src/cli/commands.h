@@ -7,5 +7,7 @@ namespace optiq::cli {
 int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_init_random(int argc, char** argv);
+int cmd_tokenize(int, char**);
+int cmd_chat_template(int, char**);
 
 }  // namespace optiq::cli

@@ -17,6 +17,8 @@ const Command kCommands[] = {
     {"generate", optiq::cli::cmd_generate, "generate text (AR, block diffusion, self-speculation)"},
     {"bench", optiq::cli::cmd_bench, "measure tok/s per decoding mode and weight bandwidth"},
     {"init-random", optiq::cli::cmd_init_random, "write a random-weight checkpoint for a config"},
+    {"tokenize", optiq::cli::cmd_tokenize, "show the token ids of a text (tokenizer.json)"},
+    {"chat-template", optiq::cli::cmd_chat_template, "render a conversation with the model's chat template"},
 };
 
 void usage() {

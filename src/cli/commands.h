@@ -9,5 +9,6 @@ int cmd_bench(int argc, char** argv);
 int cmd_init_random(int argc, char** argv);
 int cmd_tokenize(int, char**);
 int cmd_chat_template(int, char**);
+int cmd_serve(int, char**);
 
 }  // namespace optiq::cli

@@ -123,7 +123,8 @@ Status parse_openai_sampling(const Json& j, GenRequest& r) {
   return Status::Ok();
 }
 
-Status parse_stop(const Json& j, const char* key, std::vector<std::string>& out) {
+// OpenAI's `stop` is a string or a list; Anthropic's `stop_sequences` only a list.
+Status parse_stop(const Json& j, const char* key, std::vector<std::string>& out, bool allow_string = true) {
   const Json* v = field(j, key);
   if (!v) return Status::Ok();
   auto add = [&](const Json& s, const std::string& name) -> Status {
@@ -134,8 +135,8 @@ Status parse_stop(const Json& j, const char* key, std::vector<std::string>& out)
     if (!str.empty()) out.push_back(std::move(str));
     return Status::Ok();
   };
-  if (v->is_string()) return add(*v, key);
-  if (!v->is_array()) return wrong_type(key, "a string or an array of strings", *v);
+  if (v->is_string() && allow_string) return add(*v, key);
+  if (!v->is_array()) return wrong_type(key, allow_string ? "a string or an array of strings" : "an array of strings", *v);
   if (v->size() > kMaxStopStrings)
     return bad(key, "at most " + std::to_string(kMaxStopStrings) + " entries, got " + std::to_string(v->size()));
   for (size_t i = 0; i < v->size(); ++i)
@@ -384,7 +385,7 @@ Status parse_messages(const Json& j, GenRequest& r) {
   OPTIQ_RETURN_IF_ERROR(get_int(j, "top_k", top_k, 0, 1 << 20));
   if (top_k) r.sampling.top_k = static_cast<int>(*top_k);
   OPTIQ_RETURN_IF_ERROR(get_bool(j, "stream", r.stream));
-  OPTIQ_RETURN_IF_ERROR(parse_stop(j, "stop_sequences", r.stop));
+  OPTIQ_RETURN_IF_ERROR(parse_stop(j, "stop_sequences", r.stop, /*allow_string=*/false));
   OPTIQ_RETURN_IF_ERROR(parse_mode(j, r));
   OPTIQ_RETURN_IF_ERROR(parse_template_kwargs(j, r));
   if (const Json* sys = field(j, "system")) {

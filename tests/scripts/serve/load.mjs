@@ -4,7 +4,8 @@
 // healthy afterwards, and the engine is idle again (disconnects freed their slots). Prints the counts and
 // the server's RSS before and after.
 //   node load.mjs --optiq BIN --model DIR [--clients 32] [--requests 20] [--max-tokens 48]
-//                 [--disconnect 0.3] [--seed 1]
+//                 [--disconnect 0.3] [--seed 1] [--rounds 1]
+// With --rounds N the whole load repeats N times on the same server, RSS recorded after each round.
 import { parseArgs, startServer, Checks, rssKiB, sleep } from './lib.mjs';
 
 const args = parseArgs();
@@ -12,6 +13,7 @@ const clients = Number(args.clients ?? 32);
 const requests = Number(args.requests ?? 20);
 const maxTokens = Number(args['max-tokens'] ?? 48);
 const pDisconnect = Number(args.disconnect ?? 0.3);
+const rounds = Number(args.rounds ?? 1);
 let seed = Number(args.seed ?? 1);
 function rand() {  // xorshift: reproducible choices
   seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
@@ -82,7 +84,7 @@ function wellFormed(kind, text) {
   return null;
 }
 
-const counts = { sent: 0, completed: 0, disconnected: 0, malformed: 0, http5xx: 0, http4xx: 0, transport: 0, tokens: 0 };
+const counts = { sent: 0, completed: 0, disconnected: 0, malformed: 0, http5xx: 0, http4xx: 0, transport: 0 };
 const problems = [];
 
 async function one() {
@@ -139,7 +141,11 @@ for (let i = 0; i < 4; i++) await one();
 for (const k of Object.keys(counts)) counts[k] = 0;
 const rssBefore = rssKiB(srv.pid);
 const t0 = performance.now();
-await Promise.all(Array.from({ length: clients }, async () => { for (let i = 0; i < requests; i++) await one(); }));
+const rssRounds = [];
+for (let r = 0; r < rounds; r++) {
+  await Promise.all(Array.from({ length: clients }, async () => { for (let i = 0; i < requests; i++) await one(); }));
+  rssRounds.push(rssKiB(srv.pid));
+}
 const seconds = (performance.now() - t0) / 1000;
 const tIdle = performance.now();
 // The engine must go idle: every disconnected generation was cancelled (bounded wait).
@@ -157,14 +163,15 @@ const health = await fetch(srv.base + '/health');
 console.log(JSON.stringify({ clients, requests, maxTokens, seconds: +seconds.toFixed(1), ...counts,
   cancelled_metric: Number(metrics.match(/optiq_cancelled_total (\d+)/)[1]),
   completion_tokens_metric: Number(metrics.match(/optiq_completion_tokens_total (\d+)/)[1]),
-  rss_kib_before: rssBefore, rss_kib_after: rssAfter }));
+  rss_kib_before: rssBefore, rss_kib_after_each_round: rssRounds, rss_kib_after: rssAfter }));
 for (const p of problems.slice(0, 10)) console.log('problem: ' + p);
-c.eq(counts.sent, clients * requests, 'all requests sent');
+const total = clients * requests * rounds;
+c.eq(counts.sent, total, 'all requests sent');
 c.eq(counts.http5xx, 0, 'no 5xx');
 c.eq(counts.http4xx, 0, 'no 4xx');
 c.eq(counts.transport, 0, 'no transport errors');
 c.eq(counts.malformed, 0, 'every completed stream well-formed');
-c.eq(counts.completed + counts.disconnected, clients * requests, 'every request completed or was disconnected on purpose');
+c.eq(counts.completed + counts.disconnected, total, 'every request completed or was disconnected on purpose');
 c.ok(pDisconnect === 0 || counts.disconnected > 0, 'some clients disconnected mid-stream');
 c.ok(idle, 'engine idle after the load (disconnects freed their slots)');
 c.eq(health.status, 200, 'healthy after the load');

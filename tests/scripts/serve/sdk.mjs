@@ -138,6 +138,16 @@ try {
   c.eq(rText, text, 'responses streamed deltas');
   c.eq(completed?.output?.[0]?.content?.[0]?.text, text, 'responses completed event carries the text');
 
+  // --- a non-streaming request queued behind a long one: the server probes the client with JSON
+  // whitespace while it waits, and the SDK still parses the body ---
+  const ac = new AbortController();
+  const longStream = await openai.completions.create({ model: 'x', prompt: 'The', max_tokens: 1500, stream: true }, { signal: ac.signal });
+  const drain = (async () => { try { for await (const _ of longStream) {} } catch {} })();
+  const queued = await openai.chat.completions.create({ model: 'anything', messages, max_tokens: 40 });
+  c.eq(queued.choices[0].message.content ?? '', text, 'queued non-streaming request parses and matches');
+  ac.abort();
+  await drain;
+
   // --- models ---
   const models = await openai.models.list();
   c.ok(models.data.length === 1, 'one model listed');

@@ -14,6 +14,10 @@ fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 # Test-only npm packages for the differential tokenizer test (needs node/npm; ctest also installs them).
-if command -v npm >/dev/null 2>&1; then bash scripts/setup_npm.sh build/npm; fi
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/setup_npm.sh build/npm || echo "warning: npm install failed; ctest retries it (tokenizer_diff_npm_install)"
+fi
 # Test-only npm packages for the optiq serve integration tests (official OpenAI and Anthropic SDKs).
-if command -v npm >/dev/null 2>&1; then bash scripts/setup_serve_npm.sh build/serve-npm; fi
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/setup_serve_npm.sh build/serve-npm || echo "warning: npm install failed; ctest retries it (serve_npm_install)"
+fi

@@ -24,8 +24,9 @@ class Renderer;
 
 namespace {
 
-constexpr size_t kMaxDepth = 200;             // parser nesting and macro recursion
-constexpr size_t kMaxOutput = 64u << 20;      // bytes of rendered text or of one string value
+constexpr size_t kMaxDepth = 200;             // parser nesting
+constexpr size_t kMaxCallDepth = 64;          // macro recursion (each level is several C++ frames)
+constexpr size_t kMaxOutput = 16u << 20;      // bytes of rendered text or of one string value
 constexpr size_t kMaxIterations = 10'000'000; // loop iterations per render
 constexpr size_t kMaxListSize = 1'000'000;    // elements produced by range() / repetition
 
@@ -189,7 +190,7 @@ std::string float_repr(double d) {
   if (exp < -4 || exp >= 16) {
     out = digits.substr(0, 1);
     if (digits.size() > 1) out += "." + digits.substr(1);
-    char eb[8];
+    char eb[16];
     std::snprintf(eb, sizeof(eb), "e%c%02d", exp < 0 ? '-' : '+', std::abs(exp));
     out += eb;
   } else if (exp < 0) {
@@ -1421,6 +1422,7 @@ class Renderer {
       case Value::T::kStr: {
         List out;
         size_t i = 0;
+        if (v.s.size() > kMaxListSize) err(n, "string too long to iterate");
         while (i < v.s.size()) {
           size_t a = i;
           u::decode_one(v.s, i);
@@ -1509,7 +1511,7 @@ class Renderer {
   }
 
   Value call_macro(const Node& m, Args& a, const Value* caller) {
-    if (++call_depth > kMaxDepth) fail("macro recursion too deep", m.line, m.col);
+    if (++call_depth > kMaxCallDepth) { --call_depth; fail("macro recursion too deep", m.line, m.col); }
     std::unordered_map<std::string, Value> frame;
     size_t np = m.names.size();
     if (a.pos.size() > np) fail("macro '" + m.name + "' takes " + std::to_string(np) + " arguments, got " + std::to_string(a.pos.size()), m.line, m.col);
@@ -1950,7 +1952,7 @@ class Renderer {
       if (ai >= args.size()) err(n, "not enough arguments for format string");
       const Value& v = args[ai++];
       char buf[128];
-      if (conv == 's' || conv == 'r') { out += conv == 's' ? to_str(v) : repr(v, 0); continue; }
+      if (conv == 's' || conv == 'r') { out += conv == 's' ? to_str(v) : repr(v, 0); check_size(n, out.size()); continue; }
       if (conv == 'd' || conv == 'i' || conv == 'x' || conv == 'X' || conv == 'o') {
         if (!v.is_num()) err(n, "%d format: a number is required");
         spec += "ll";
@@ -2093,6 +2095,7 @@ class Renderer {
         }
         std::reverse(parts.begin(), parts.end());
       }
+      if (parts.size() > kMaxListSize) err(n, "split: too many parts");
       for (auto& p : parts) out.list->push_back(Value::str(u::from_u32(p)));
       return out;
     }
@@ -2117,6 +2120,7 @@ class Renderer {
       }
       std::reverse(parts.begin(), parts.end());
     }
+    if (parts.size() > kMaxListSize) err(n, "split: too many parts");
     for (auto& p : parts) out.list->push_back(Value::str(std::move(p)));
     return out;
   }
@@ -2155,6 +2159,7 @@ class Renderer {
             out += buf;
           } else err(n, "format spec '" + spec + "' is not supported");
         } else out += to_str(*v);
+        check_size(n, out.size());
         k = e;
       } else if (c == '}') {
         if (k + 1 < fmt.size() && fmt[k + 1] == '}') ++k;

@@ -25,6 +25,47 @@ size_t StrHash::operator()(std::string_view s) const noexcept {
   return static_cast<size_t>(h ^ (h >> 32));
 }
 
+void FlatStrMap::build(const StrMap& m) {
+  size_t cap = 16;
+  while (cap < m.size() * 2) cap <<= 1;
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  arena_.clear();
+  for (auto& [k, id] : m) {
+    uint64_t h = StrHash()(k);
+    uint32_t tag = static_cast<uint32_t>(h >> 32) | 1;
+    uint64_t i = h & mask_;
+    while (slots_[i].tag) i = (i + 1) & mask_;
+    slots_[i] = Slot{tag, id, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(k.size())};
+    arena_ += k;
+  }
+}
+
+int32_t FlatStrMap::find(std::string_view s) const {
+  if (slots_.empty()) return -1;
+  uint64_t h = StrHash()(s);
+  uint32_t tag = static_cast<uint32_t>(h >> 32) | 1;
+  for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot& sl = slots_[i];
+    if (!sl.tag) return -1;
+    if (sl.tag == tag && sl.len == s.size() && std::memcmp(arena_.data() + sl.off, s.data(), s.size()) == 0) return sl.id;
+  }
+}
+
+void FlatPairMap::build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries) {
+  size_t cap = 16;
+  while (cap < entries.size() * 2) cap <<= 1;
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  for (auto& [k, v] : entries) {
+    uint64_t i = mix(k) & mask_;
+    while (slots_[i].key != kEmpty && slots_[i].key != k) i = (i + 1) & mask_;
+    if (slots_[i].key == k) continue;  // duplicate merge: the first (lowest rank) wins, as in HF
+    slots_[i].key = k;
+    slots_[i].value = v;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Regex
 
@@ -433,6 +474,7 @@ class PreSequence : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     for (auto& p : items) p->pre_tokenize(pieces);
   }
+  std::optional<ByteLevelPlan> byte_level_plan() const override;
 };
 
 class PreSplit : public PreTokenizer {
@@ -440,6 +482,9 @@ class PreSplit : public PreTokenizer {
   PreSplit(Pattern p, SplitBehavior b, bool inv) : pattern_(std::move(p)), behavior_(b), invert_(inv) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     split_pieces(pieces, [&](std::string_view s, auto& m) { pattern_.find_all(s, m); }, behavior_, invert_);
+  }
+  const Regex* isolating_regex() const {
+    return behavior_ == SplitBehavior::kIsolated && !invert_ ? pattern_.regex() : nullptr;
   }
 
  private:
@@ -468,7 +513,17 @@ class PreByteLevel : public PreTokenizer {
       p.text = std::move(out);
     }
   }
+  std::optional<ByteLevelPlan> byte_level_plan() const override { return ByteLevelPlan{regex.get(), add_prefix_space}; }
 };
+
+std::optional<ByteLevelPlan> PreSequence::byte_level_plan() const {
+  if (items.size() == 1) return items[0]->byte_level_plan();
+  if (items.size() != 2) return std::nullopt;
+  auto* split = dynamic_cast<const PreSplit*>(items[0].get());
+  auto* bl = dynamic_cast<const PreByteLevel*>(items[1].get());
+  if (!split || !bl || bl->regex || bl->add_prefix_space || !split->isolating_regex()) return std::nullopt;
+  return ByteLevelPlan{split->isolating_regex(), false};
+}
 
 class PreDigits : public PreTokenizer {
  public:
@@ -606,8 +661,10 @@ Result<std::unique_ptr<PreTokenizer>> make_pre_tokenizer(const json& j, const st
 
 class BpeModel : public Model {
  public:
-  const StrMap* vocab = nullptr;  // owned by the Pipeline
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges;  // (left, right) -> (rank, new id)
+  FlatStrMap vocab;
+  FlatPairMap merges;  // (left, right) -> (rank, new id)
+  std::vector<int32_t> char_ids;  // id of each single code point < kCharTable as a token (no prefix/suffix), or -1
+  static constexpr char32_t kCharTable = 0x800;
   std::optional<int32_t> unk_id;
   bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
   std::string prefix, suffix;
@@ -617,27 +674,45 @@ class BpeModel : public Model {
 
   void tokenize(std::string_view w, std::vector<int32_t>& out) const override {
     if (w.empty()) return;
-    if (ignore_merges) {
-      auto it = vocab->find(w);
-      if (it != vocab->end()) { out.push_back(it->second); return; }
-    }
-    constexpr size_t kCacheMaxLen = 64;
-    if (w.size() <= kCacheMaxLen) {
+    bool cacheable = w.size() <= sizeof(CacheSlot::key);
+    uint64_t h = 0;
+    CacheSlot* slot = nullptr;
+    if (cacheable) {
+      h = StrHash()(w) | 1;  // 0 marks an empty slot
+      slot = &cache_[h & (cache_.size() - 1)];
       std::lock_guard<std::mutex> lock(cache_mu_);
-      auto it = cache_.find(w);
-      if (it != cache_.end()) { out.insert(out.end(), it->second.begin(), it->second.end()); return; }
+      if (slot->hash == h && slot->key_len == w.size() && std::memcmp(slot->key, w.data(), w.size()) == 0) {
+        out.insert(out.end(), slot->ids, slot->ids + slot->n_ids);
+        return;
+      }
     }
     size_t start = out.size();
-    merge_word(w, out);
-    if (w.size() <= kCacheMaxLen) {
+    bool whole = false;
+    if (ignore_merges) {
+      int32_t id = vocab.find(w);
+      if (id >= 0) { out.push_back(id); whole = true; }
+    }
+    if (!whole) merge_word(w, out);
+    size_t n = out.size() - start;
+    if (cacheable && n <= sizeof(CacheSlot::ids) / sizeof(int32_t)) {
       std::lock_guard<std::mutex> lock(cache_mu_);
-      if (cache_.size() >= kCacheCapacity) cache_.clear();
-      cache_.emplace(std::string(w), std::vector<int32_t>(out.begin() + start, out.end()));
+      slot->hash = h;
+      slot->key_len = static_cast<uint8_t>(w.size());
+      std::memcpy(slot->key, w.data(), w.size());
+      slot->n_ids = static_cast<uint8_t>(n);
+      std::copy(out.begin() + static_cast<long>(start), out.end(), slot->ids);
     }
   }
 
  private:
-  static constexpr size_t kCacheCapacity = 1 << 16;
+  // Direct-mapped memo of recent words (a collision just evicts): one slot per lookup keeps it cache-friendly.
+  struct alignas(64) CacheSlot {  // one cache line
+    uint64_t hash = 0;
+    uint8_t key_len = 0, n_ids = 0;
+    char key[30];
+    int32_t ids[6];
+  };
+  static constexpr size_t kMaxCacheSlots = 1 << 17;  // 8 MiB
   struct Sym { int32_t id; int32_t prev, next; uint32_t len; };
   struct Merge {
     int32_t rank; int32_t pos; int32_t new_id;
@@ -669,10 +744,17 @@ class BpeModel : public Model {
         s = buf;
       }
       uint32_t blen = static_cast<uint32_t>(ch.size());
-      auto it = vocab->find(s);
-      if (it != vocab->end()) {
+      int32_t id = -1;
+      if (s.data() == ch.data() && !char_ids.empty() && ch.size() <= 2) {
+        size_t k = 0;
+        int32_t cp = u::decode_one(ch, k);
+        id = cp >= 0 && static_cast<char32_t>(cp) < kCharTable ? char_ids[static_cast<size_t>(cp)] : vocab.find(s);
+      } else {
+        id = vocab.find(s);
+      }
+      if (id >= 0) {
         if (unk) { add(unk->first, unk->second); unk.reset(); }
-        add(it->second, blen);
+        add(id, blen);
         continue;
       }
       if (byte_fallback) {
@@ -697,7 +779,7 @@ class BpeModel : public Model {
       std::priority_queue<Merge> queue;
       for (size_t k = 0; k + 1 < syms.size(); ++k) {
         auto it = merges.find(key(syms[k].id, syms[k + 1].id));
-        if (it != merges.end()) queue.push(Merge{it->second.first, static_cast<int32_t>(k), it->second.second});
+        if (it) queue.push(Merge{it->first, static_cast<int32_t>(k), it->second});
       }
       while (!queue.empty()) {
         Merge top = queue.top();
@@ -707,7 +789,7 @@ class BpeModel : public Model {
         int32_t next_pos = cur.next;
         Sym right = syms[next_pos];
         auto it = merges.find(key(cur.id, right.id));
-        if (it == merges.end() || it->second.second != top.new_id) continue;
+        if (!it || it->second != top.new_id) continue;
         cur.id = top.new_id;
         cur.len += right.len;
         cur.next = right.next;
@@ -715,11 +797,11 @@ class BpeModel : public Model {
         if (right.next >= 0) syms[right.next].prev = top.pos;
         if (cur.prev >= 0) {
           auto p = merges.find(key(syms[cur.prev].id, cur.id));
-          if (p != merges.end()) queue.push(Merge{p->second.first, cur.prev, p->second.second});
+          if (p) queue.push(Merge{p->first, cur.prev, p->second});
         }
         if (cur.next >= 0) {
           auto n = merges.find(key(cur.id, syms[cur.next].id));
-          if (n != merges.end()) queue.push(Merge{n->second.first, top.pos, n->second.second});
+          if (n) queue.push(Merge{n->first, top.pos, n->second});
         }
       }
     }
@@ -727,7 +809,90 @@ class BpeModel : public Model {
   }
 
   mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StrHash, StrEq> cache_;
+  mutable std::vector<CacheSlot> cache_;
+
+ public:
+  // Sized to the vocabulary (a power of two): big vocabularies see many distinct words.
+  void init_cache(size_t vocab_size) {
+    size_t n = 256;
+    while (n < vocab_size && n < kMaxCacheSlots) n <<= 1;
+    cache_.assign(n, CacheSlot{});
+  }
+};
+
+// Unigram (SentencePiece) model: Viterbi best segmentation, as HF's Unigram::encode_optimized.
+class UnigramModel : public Model {
+ public:
+  FlatStrMap vocab;
+  std::vector<double> scores;  // by id
+  std::optional<int32_t> unk_id;
+  bool byte_fallback = false, fuse_unk = true;
+  size_t max_piece_bytes = 1;
+  double min_score = 0;
+  int32_t byte_ids[256];
+  static constexpr double kUnkPenalty = 10.0;
+
+  void tokenize(std::string_view w, std::vector<int32_t>& out) const override {
+    if (w.empty()) return;
+    struct Node { int64_t starts_at = -1; int32_t id = -1; double score = 0; };
+    std::vector<Node> best(w.size() + 1);
+    best[0].starts_at = 0;
+    double unk_score = min_score - kUnkPenalty;
+    size_t pos = 0;
+    while (pos < w.size()) {
+      size_t next = pos;
+      u::decode_one(w, next);
+      size_t mblen = next - pos;
+      double here = best[pos].score;
+      bool has_single = false;
+      // Pieces starting at pos, shortest first (the trie's common-prefix order in HF).
+      size_t end = pos;
+      while (end < w.size() && end - pos < max_piece_bytes) {
+        u::decode_one(w, end);
+        if (end - pos > max_piece_bytes) break;
+        int32_t id = vocab.find(w.substr(pos, end - pos));
+        if (id < 0) continue;
+        Node& t = best[end];
+        double cand = scores[static_cast<size_t>(id)] + here;
+        if (t.starts_at < 0 || cand > t.score) { t.score = cand; t.starts_at = static_cast<int64_t>(pos); t.id = id; }
+        if (end - pos == mblen) has_single = true;
+      }
+      if (!has_single && unk_id) {
+        Node& t = best[pos + mblen];
+        double cand = unk_score + here;
+        if (t.starts_at < 0 || cand > t.score) { t.score = cand; t.starts_at = static_cast<int64_t>(pos); t.id = *unk_id; }
+      }
+      pos = next;
+    }
+    // Backtrack into strings (fusing consecutive unknowns), then map strings to ids.
+    std::vector<std::string_view> pieces;
+    size_t e = w.size();
+    size_t unk_start = std::string_view::npos, unk_end = 0;
+    while (e > 0) {
+      const Node& n = best[e];
+      if (n.starts_at < 0) return;  // unreachable without an unk token: HF fails; emit nothing
+      size_t st = static_cast<size_t>(n.starts_at);
+      if (fuse_unk && unk_id && n.id == *unk_id) {
+        if (unk_start == std::string_view::npos) unk_end = e;
+        unk_start = st;
+      } else {
+        if (unk_start != std::string_view::npos) { pieces.push_back(w.substr(unk_start, unk_end - unk_start)); unk_start = std::string_view::npos; }
+        pieces.push_back(w.substr(st, e - st));
+      }
+      e = st;
+    }
+    if (unk_start != std::string_view::npos) pieces.push_back(w.substr(unk_start, unk_end - unk_start));
+    for (size_t k = pieces.size(); k-- > 0;) {
+      int32_t id = vocab.find(pieces[k]);
+      if (id >= 0) { out.push_back(id); continue; }
+      if (byte_fallback) {
+        bool all = true;
+        for (unsigned char b : pieces[k]) if (byte_ids[b] < 0) { all = false; break; }
+        if (all) { for (unsigned char b : pieces[k]) out.push_back(byte_ids[b]); continue; }
+      }
+      if (unk_id) out.push_back(*unk_id);
+    }
+  }
 };
 
 class WordPieceModel : public Model {
@@ -1156,15 +1321,69 @@ void Pipeline::split_added(std::string_view s, const AddedMatcher& m, size_t bas
   if (start_offset < s.size()) out.push_back({-1, {base + start_offset, base + s.size()}});
 }
 
+namespace {
+// UTF-8 of each byte's byte-level character (1 or 2 bytes).
+struct ByteLevelUtf8 {
+  char bytes[256][2];
+  uint8_t len[256];
+  ByteLevelUtf8() {
+    for (int b = 0; b < 256; ++b) {
+      std::string s;
+      u::append(s, u::byte_to_char()[b]);
+      len[b] = static_cast<uint8_t>(s.size());
+      std::memcpy(bytes[b], s.data(), s.size());
+    }
+  }
+};
+const ByteLevelUtf8& byte_level_utf8() {
+  static const ByteLevelUtf8 t;  // immutable after construction
+  return t;
+}
+}  // namespace
+
 void Pipeline::encode_segment(std::string_view seg, bool at_start, std::vector<int32_t>& out) const {
-  std::string norm = normalizer_ ? normalizer_->normalize(std::string(seg)) : std::string(seg);
+  std::string norm_buf;
+  std::string_view norm = seg;
+  if (normalizer_) norm = norm_buf = normalizer_->normalize(std::string(seg));
   std::vector<std::pair<int32_t, std::pair<size_t, size_t>>> parts;
   split_added(norm, norm_matcher_, 0, parts);
   std::vector<Piece> pieces;
   for (auto& [idx, r] : parts) {
     if (idx >= 0) { out.push_back(added_[idx].id); continue; }
+    if (plan_) {
+      // Streamed GPT-2 pre-tokenization: identical pieces to pre_tokenize(), without the copies.
+      std::string prefixed;
+      std::string_view text = norm.substr(r.first, r.second - r.first);
+      if (plan_->add_prefix_space && (text.empty() || text[0] != ' ')) {
+        prefixed = " ";
+        prefixed += text;
+        text = prefixed;
+      }
+      const ByteLevelUtf8& tbl = byte_level_utf8();
+      std::string buf;
+      auto emit = [&](size_t a, size_t b) {
+        if (a == b) return;
+        buf.clear();
+        for (size_t k = a; k < b; ++k) {
+          unsigned char c = static_cast<unsigned char>(text[k]);
+          buf.append(tbl.bytes[c], tbl.len[c]);
+        }
+        model_->tokenize(buf, out);
+      };
+      if (!plan_->regex) { emit(0, text.size()); continue; }
+      std::vector<std::pair<size_t, size_t>> m;
+      plan_->regex->find_all(text, m);
+      size_t prev = 0;
+      for (auto [a, b] : m) {
+        emit(prev, a);
+        emit(a, b);
+        prev = b;
+      }
+      emit(prev, text.size());
+      continue;
+    }
     pieces.clear();
-    pieces.push_back(Piece{norm.substr(r.first, r.second - r.first), at_start && r.first == 0});
+    pieces.push_back(Piece{std::string(norm.substr(r.first, r.second - r.first)), at_start && r.first == 0});
     if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(pieces);
     for (auto& p : pieces) model_->tokenize(p.text, out);
   }
@@ -1227,6 +1446,9 @@ std::string Pipeline::decode_tokens(std::vector<std::string> tokens, bool raw) c
   return out;
 }
 
+// Ids index dense tables; real vocabularies stay far below this (262,144 for Gemma 3).
+constexpr int64_t kMaxId = 1 << 21;
+
 Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::string& name) {
   if (!j.is_object()) return Status::InvalidArgument(name + ": expected a JSON object at the top level");
   std::unique_ptr<Pipeline> p(new Pipeline());
@@ -1240,16 +1462,30 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
 
   // Vocabulary
   auto vit = m.find("vocab");
-  if (vit == m.end() || !vit->is_object())
-    return mtype == "Unigram" ? Status::Unsupported(field(mw, "type") + ": model 'Unigram' is not supported")
-                              : Status::InvalidArgument(field(mw, "vocab") + ": missing or not an object");
   int64_t max_id = -1;
-  p->vocab_.reserve(vit->size());
-  for (auto it = vit->begin(); it != vit->end(); ++it) {
+  std::vector<double> unigram_scores;
+  if (mtype == "Unigram") {
+    // [[piece, score], ...]; the id is the index.
+    if (vit == m.end() || !vit->is_array()) return Status::InvalidArgument(field(mw, "vocab") + ": expected an array of [piece, score]");
+    if (static_cast<int64_t>(vit->size()) >= kMaxId) return Status::InvalidArgument(field(mw, "vocab") + ": too many pieces");
+    p->vocab_.reserve(vit->size());
+    for (size_t k = 0; k < vit->size(); ++k) {
+      const json& e = (*vit)[k];
+      if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
+        return Status::InvalidArgument(field(mw, "vocab") + "[" + std::to_string(k) + "]: expected [string, number]");
+      p->vocab_[e[0].get<std::string>()] = static_cast<int32_t>(k);
+      unigram_scores.push_back(e[1].get<double>());
+    }
+    max_id = static_cast<int64_t>(vit->size()) - 1;
+  } else if (vit == m.end() || !vit->is_object()) {
+    return Status::InvalidArgument(field(mw, "vocab") + ": missing or not an object");
+  }
+  if (mtype != "Unigram") p->vocab_.reserve(vit->size());
+  for (auto it = vit->begin(); mtype != "Unigram" && it != vit->end(); ++it) {
     if (!it.value().is_number_integer())
       return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: expected an integer id");
     int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > (1 << 24)) return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: id " + std::to_string(id) + " out of range [0, 2^24]");
+    if (id < 0 || id >= kMaxId) return Status::InvalidArgument(field(mw, "vocab") + "['" + it.key() + "']: id " + std::to_string(id) + " out of range [0, " + std::to_string(kMaxId) + ")");
     p->vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, id);
   }
@@ -1264,7 +1500,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
       if (!a.is_object()) return Status::InvalidArgument(w + ": expected an object");
       AddedToken t;
       OPTIQ_ASSIGN_OR_RETURN(int64_t id, get_int(a, "id", w, -1));
-      if (id < 0 || id > (1 << 24)) return Status::InvalidArgument(field(w, "id") + ": missing or out of range: " + std::to_string(id));
+      if (id < 0 || id >= kMaxId) return Status::InvalidArgument(field(w, "id") + ": missing or out of range: " + std::to_string(id));
       t.id = static_cast<int32_t>(id);
       OPTIQ_ASSIGN_OR_RETURN(t.content, get_str(a, "content", w));
       OPTIQ_ASSIGN_OR_RETURN(t.single_word, get_bool(a, "single_word", w, false));
@@ -1297,6 +1533,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
   }
   if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
     OPTIQ_ASSIGN_OR_RETURN(p->pre_tokenizer_, make_pre_tokenizer(j["pre_tokenizer"], name + ": pre_tokenizer"));
+    p->plan_ = p->pre_tokenizer_->byte_level_plan();
   }
   if (j.contains("decoder") && !j["decoder"].is_null()) {
     OPTIQ_ASSIGN_OR_RETURN(p->decoder_, make_decoder(j["decoder"], name + ": decoder"));
@@ -1305,7 +1542,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
   // Model
   if (mtype == "BPE") {
     auto bpe = std::make_unique<BpeModel>();
-    bpe->vocab = &p->vocab_;
+    bpe->vocab.build(p->vocab_);
+    bpe->init_cache(p->vocab_.size());
     OPTIQ_ASSIGN_OR_RETURN(bpe->fuse_unk, get_bool(m, "fuse_unk", mw, false));
     OPTIQ_ASSIGN_OR_RETURN(bpe->byte_fallback, get_bool(m, "byte_fallback", mw, false));
     OPTIQ_ASSIGN_OR_RETURN(bpe->ignore_merges, get_bool(m, "ignore_merges", mw, false));
@@ -1332,7 +1570,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
     auto mg = m.find("merges");
     if (mg != m.end() && !mg->is_null()) {
       if (!mg->is_array()) return Status::InvalidArgument(field(mw, "merges") + ": expected an array");
-      bpe->merges.reserve(mg->size());
+      std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>> entries;
+      entries.reserve(mg->size());
       std::string merged;
       for (size_t k = 0; k < mg->size(); ++k) {
         const json& e = (*mg)[k];
@@ -1351,20 +1590,46 @@ Result<std::unique_ptr<Pipeline>> Pipeline::from_json(const json& j, const std::
         } else {
           return Status::InvalidArgument(field(mw, "merges") + "[" + std::to_string(k) + "]: expected a pair of strings");
         }
-        auto ia = p->vocab_.find(a), ib = p->vocab_.find(b);
+        int32_t ia = bpe->vocab.find(a), ib = bpe->vocab.find(b);
         std::string_view b_rest = b;
         if (!bpe->prefix.empty() && b_rest.substr(0, bpe->prefix.size()) == bpe->prefix) b_rest.remove_prefix(bpe->prefix.size());
         merged.assign(a);
         merged.append(b_rest);
-        auto im = p->vocab_.find(merged);
-        if (ia == p->vocab_.end() || ib == p->vocab_.end() || im == p->vocab_.end())
+        int32_t im = bpe->vocab.find(merged);
+        if (ia < 0 || ib < 0 || im < 0)
           return Status::InvalidArgument(field(mw, "merges") + "[" + std::to_string(k) + "]: token '" +
-                                         std::string(ia == p->vocab_.end() ? a : ib == p->vocab_.end() ? b : std::string_view(merged)) +
+                                         std::string(ia < 0 ? a : ib < 0 ? b : std::string_view(merged)) +
                                          "' is not in the vocabulary");
-        bpe->merges.emplace(BpeModel::key(ia->second, ib->second), std::make_pair(static_cast<int32_t>(k), im->second));
+        entries.emplace_back(BpeModel::key(ia, ib), std::make_pair(static_cast<int32_t>(k), im));
+      }
+      bpe->merges.build(entries);
+    }
+    if (bpe->prefix.empty() && bpe->suffix.empty()) {
+      bpe->char_ids.assign(BpeModel::kCharTable, -1);
+      for (char32_t c = 0; c < BpeModel::kCharTable; ++c) {
+        std::string s;
+        u::append(s, c);
+        auto it = p->vocab_.find(s);
+        if (it != p->vocab_.end()) bpe->char_ids[c] = it->second;
       }
     }
     p->model_ = std::move(bpe);
+  } else if (mtype == "Unigram") {
+    auto ug = std::make_unique<UnigramModel>();
+    ug->vocab.build(p->vocab_);
+    ug->scores = std::move(unigram_scores);
+    OPTIQ_ASSIGN_OR_RETURN(ug->byte_fallback, get_bool(m, "byte_fallback", mw, false));
+    OPTIQ_ASSIGN_OR_RETURN(int64_t unk, get_int(m, "unk_id", mw, -1));
+    if (unk >= static_cast<int64_t>(ug->scores.size())) return Status::InvalidArgument(field(mw, "unk_id") + ": " + std::to_string(unk) + " is not a vocabulary index");
+    if (unk >= 0) ug->unk_id = static_cast<int32_t>(unk);
+    ug->min_score = ug->scores.empty() ? 0.0 : *std::min_element(ug->scores.begin(), ug->scores.end());
+    for (auto& [piece, id] : p->vocab_) ug->max_piece_bytes = std::max(ug->max_piece_bytes, piece.size());
+    for (int b = 0; b < 256; ++b) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
+      ug->byte_ids[b] = ug->vocab.find(buf);
+    }
+    p->model_ = std::move(ug);
   } else if (mtype == "WordPiece") {
     auto wp = std::make_unique<WordPieceModel>();
     wp->vocab = &p->vocab_;

@@ -28,6 +28,44 @@ struct StrEq {
 };
 using StrMap = std::unordered_map<std::string, int32_t, StrHash, StrEq>;
 
+// Read-only open-addressing map from strings to ids for the encode hot path: one 16-byte probe slot plus
+// one read of the key bytes from a contiguous arena per lookup (std::unordered_map chases node pointers).
+class FlatStrMap {
+ public:
+  void build(const StrMap& m);
+  // -1 when absent.
+  int32_t find(std::string_view s) const;
+
+ private:
+  struct Slot { uint32_t tag = 0; int32_t id = -1; uint32_t off = 0; uint32_t len = 0; };
+  std::vector<Slot> slots_;
+  std::string arena_;
+  uint64_t mask_ = 0;
+};
+
+// Read-only open-addressing map from a pair of ids to (rank, merged id).
+class FlatPairMap {
+ public:
+  void build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries);
+  // nullptr when absent.
+  const std::pair<int32_t, int32_t>* find(uint64_t key) const {
+    if (slots_.empty()) return nullptr;
+    for (uint64_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == key) return &s.value;
+      if (s.key == kEmpty) return nullptr;
+    }
+  }
+  bool empty() const { return slots_.empty(); }
+
+ private:
+  static constexpr uint64_t kEmpty = ~0ull;
+  static uint64_t mix(uint64_t k) { k ^= k >> 33; k *= 0xff51afd7ed558ccdull; k ^= k >> 33; return k; }
+  struct Slot { uint64_t key = kEmpty; std::pair<int32_t, int32_t> value{}; };
+  std::vector<Slot> slots_;
+  uint64_t mask_ = 0;
+};
+
 // A PCRE2 regex compiled with UTF + UCP and JIT.
 class Regex {
  public:
@@ -50,6 +88,7 @@ class Pattern {
   static Result<Pattern> from_json(const nlohmann::json& j, const std::string& where);
   void find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>& out) const;
   bool is_empty_string() const { return !regex_ && literal_.empty(); }
+  const Regex* regex() const { return regex_.get(); }
 
  private:
   std::string literal_;
@@ -70,10 +109,20 @@ class Normalizer {
   virtual std::string normalize(std::string s) const = 0;
 };
 
+// GPT-2 style pre-tokenization: (optional prefix space,) split by one regex into isolated pieces (or keep the
+// text whole when regex is null), then map every byte to the byte-level alphabet.
+struct ByteLevelPlan {
+  const Regex* regex = nullptr;
+  bool add_prefix_space = false;
+};
+
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
   virtual void pre_tokenize(std::vector<Piece>& pieces) const = 0;
+  // Whether this pre-tokenizer is exactly a ByteLevelPlan; lets the pipeline stream pieces into the model
+  // without materializing them (same result as pre_tokenize, much less copying).
+  virtual std::optional<ByteLevelPlan> byte_level_plan() const { return std::nullopt; }
 };
 
 class Model {
@@ -140,6 +189,7 @@ class Pipeline {
 
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
+  std::optional<ByteLevelPlan> plan_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<PostProcessor> post_processor_;
   std::unique_ptr<Decoder> decoder_;

@@ -75,7 +75,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json(const json& tokenizer_js
     } else if (ct->is_array()) {
       // [{"name": ..., "template": ...}]: the "default" entry is the chat template.
       for (auto& e : *ct)
-        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+        if (e.is_object() && e.contains("name") && e["name"] == "default" && e.contains("template") && e["template"].is_string())
           src = e["template"].get<std::string>();
       if (src.empty()) return Status::InvalidArgument("tokenizer_config.json: chat_template: no entry named 'default'");
     } else {
@@ -153,8 +153,10 @@ Result<std::string> Tokenizer::apply_chat_template(const ordered_json& messages,
     for (auto it = extra.begin(); it != extra.end(); ++it) ctx[it.key()] = it.value();
   else if (!extra.is_null())
     return Status::InvalidArgument("extra template variables: expected an object");
+  // transformers always passes tools and documents (None when not given), so templates see them defined.
   ctx["messages"] = messages;
-  if (!tools.is_null()) ctx["tools"] = tools;
+  ctx["tools"] = tools;
+  if (!ctx.contains("documents")) ctx["documents"] = nullptr;
   ctx["add_generation_prompt"] = add_generation_prompt;
   return chat_template_->render(ctx);
 }
@@ -162,8 +164,10 @@ Result<std::string> Tokenizer::apply_chat_template(const ordered_json& messages,
 Result<std::string> Tokenizer::apply_chat_template(const json& messages, const json& tools,
                                                    bool add_generation_prompt, const json& extra) const {
   // Round-trip through text: nlohmann has no direct conversion between its two object layouts.
-  return apply_chat_template(ordered_json::parse(messages.dump()), ordered_json::parse(tools.dump()),
-                             add_generation_prompt, ordered_json::parse(extra.dump()));
+  auto convert = [](const json& j) {
+    return ordered_json::parse(j.dump(-1, ' ', false, json::error_handler_t::replace));
+  };
+  return apply_chat_template(convert(messages), convert(tools), add_generation_prompt, convert(extra));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -47,9 +47,11 @@ class Tokenizer {
   // Ids outside the vocabulary are skipped.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 
-  // messages/tools: JSON as in the OpenAI chat format; extra: additional template variables (e.g.
-  // enable_thinking). nlohmann::json sorts object keys, so `tojson` output then lists keys sorted; pass
-  // ordered_json (the overload below) to keep the caller's key order as Python does.
+  // Renders the chat template. messages/tools: JSON as in the OpenAI chat format (tools null: `tools` is None in the
+  // template, as transformers passes it); extra: additional template variables (e.g. enable_thinking).
+  // Variables bos_token/eos_token/unk_token/pad_token come from tokenizer_config.json. Fails with line and
+  // column on template errors, including raise_exception(). nlohmann::json sorts object keys, so `tojson`
+  // then lists keys sorted; pass ordered_json (the overload below) to keep the caller's order as Python does.
   Result<std::string> apply_chat_template(const nlohmann::json& messages, const nlohmann::json& tools,
                                           bool add_generation_prompt,
                                           const nlohmann::json& extra = nlohmann::json::object()) const;
@@ -66,11 +68,9 @@ class Tokenizer {
   std::optional<std::string> id_to_token(int32_t id) const;
   bool is_special(int32_t id) const;
 
-  // Decoder applied to a run of token strings (no special-token filtering); used by the streaming
-  // detokenizer.
+  // The decoder applied to a run of token strings (no special-token filtering).
   std::string decode_tokens(const std::vector<std::string>& tokens) const;
-  // True when decoding is concatenative per token after the first (ByteLevel / ByteFallback decoders),
-  // which lets the streaming detokenizer decode incrementally.
+  // The underlying stages (internal; the streaming detokenizer decodes raw bytes through it).
   const tok::Pipeline& pipeline() const { return *pipeline_; }
 
  private:

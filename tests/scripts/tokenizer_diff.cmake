@@ -21,3 +21,17 @@ if(OPTIQ_NODE AND OPTIQ_NPM)
 else()
   message(STATUS "node/npm not found: the tokenizer_diff test is not registered")
 endif()
+
+# The inspection commands (no npm needed).
+set(OPTIQ_DHARA ${CMAKE_SOURCE_DIR}/../shared/fixtures/dhara-tiny)
+add_test(NAME cli_tokenize_ids
+         COMMAND $<TARGET_FILE:optiq> tokenize --model ${OPTIQ_DHARA} --text "Hi<|im_end|>" --ids)
+set_tests_properties(cli_tokenize_ids PROPERTIES PASS_REGULAR_EXPRESSION "^72 105 258\n$")
+add_test(NAME cli_chat_template
+         COMMAND $<TARGET_FILE:optiq> chat-template --model ${OPTIQ_DHARA} --messages "[{\"role\": \"user\", \"content\": \"hi\"}]")
+set_tests_properties(cli_chat_template PROPERTIES
+                     PASS_REGULAR_EXPRESSION "^<\\|im_start\\|>user\nhi<\\|im_end\\|>\n<\\|im_start\\|>assistant\n$")
+add_test(NAME cli_chat_template_error
+         COMMAND $<TARGET_FILE:optiq> chat-template --model ${CMAKE_SOURCE_DIR}/../shared/fixtures/tokenizers/gemma3
+                 --messages "[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}]")
+set_tests_properties(cli_chat_template_error PROPERTIES WILL_FAIL TRUE)

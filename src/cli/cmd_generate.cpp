@@ -72,8 +72,13 @@ int cmd_generate(int argc, char** argv) {
   auto model = load_model(dir);
   if (!model.ok()) return fail(model.status());
   const ModelInfo& info = (*model)->info();
-  auto codec = TextCodec::open(dir);
-  if (!codec.ok()) return fail(codec.status());
+  // Without a tokenizer, --prompt-ids still works and output is printed as ids.
+  std::unique_ptr<TextCodec> codec;
+  {
+    auto c = TextCodec::open(dir);
+    if (c.ok()) codec = std::move(c.value());
+    else if (!f.has("--prompt-ids")) return fail(c.status());
+  }
 
   GenerateOptions o;
   if (!decode_mode_from_name(f.str("--mode", "ar"), &o.mode))
@@ -116,8 +121,8 @@ int cmd_generate(int argc, char** argv) {
 
   Result<std::vector<int32_t>> prompt = Status::Internal("unset");
   if (f.has("--prompt-ids")) prompt = parse_ids(f.str("--prompt-ids"));
-  else if (f.has("--chat")) prompt = (*codec)->encode_chat(f.str("--prompt"));
-  else prompt = (*codec)->encode(f.str("--prompt"));
+  else if (f.has("--chat")) prompt = codec->encode_chat(f.str("--prompt"));
+  else prompt = codec->encode(f.str("--prompt"));
   if (!prompt.ok()) return fail(prompt.status());
 
   ThreadPool pool(static_cast<int>(threads));
@@ -132,8 +137,12 @@ int cmd_generate(int argc, char** argv) {
         stopped_text = true;
         break;
       }
-      std::string s = (*codec)->push(t);
-      std::fwrite(s.data(), 1, s.size(), stdout);
+      if (codec) {
+        std::string s = codec->push(t);
+        std::fwrite(s.data(), 1, s.size(), stdout);
+      } else {
+        std::printf("%d ", t);
+      }
     }
     std::fflush(stdout);
     return true;
@@ -141,14 +150,14 @@ int cmd_generate(int argc, char** argv) {
   auto r = generate(**model, pool, *prompt, o, on_tokens);
   if (!r.ok()) return fail(r.status());
   const auto visible = r->visible_tokens(stops);
-  const std::string text = (*codec)->decode(visible);
+  const std::string text = codec ? codec->decode(visible) : std::string();
   const double tok_s = r->decode_seconds > 0 ? static_cast<double>(r->tokens.size()) / r->decode_seconds : 0;
   const int64_t decode_forwards = r->forwards - 1;
   if (json_out) {
     nlohmann::json j;
     j["mode"] = decode_mode_name(o.mode);
     j["tokens"] = r->tokens;
-    j["text"] = text;
+    if (codec) j["text"] = text;
     j["finish_reason"] = r->stopped ? "stop" : "length";
     j["prompt_tokens"] = r->prompt_tokens;
     j["forwards"] = r->forwards;
@@ -157,7 +166,7 @@ int cmd_generate(int argc, char** argv) {
     if (o.mode == DecodeMode::kSelfSpec) j["accepted_per_round"] = r->accepted_per_round;
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::string rest = (*codec)->flush();
+    std::string rest = codec ? codec->flush() : std::string();
     if (!stopped_text) std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
   }

@@ -1,55 +1,45 @@
-// Interim codec until the tokenizer library lands: byte-level vocabularies (ids 0–255 = bytes).
+// Text ↔ ids for the CLI, through the model directory's tokenizer (src/tokenizer).
 #include "cli/text_codec.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer.h"
 
 namespace optiq::cli {
 
 namespace {
-class ByteCodec final : public TextCodec {
+
+class TokenizerCodec final : public TextCodec {
  public:
+  explicit TokenizerCodec(std::unique_ptr<Tokenizer> tok) : tok_(std::move(tok)), stream_(*tok_) {}
   Result<std::vector<int32_t>> encode(const std::string& text) const override {
-    std::vector<int32_t> ids;
-    for (unsigned char c : text) ids.push_back(c);
-    return ids;
+    // Raw prompts get the tokenizer's own special tokens (e.g. BOS), as HF's encode does.
+    return tok_->encode(text, /*add_special_tokens=*/true);
   }
-  Result<std::vector<int32_t>> encode_chat(const std::string&) const override {
-    return Status::Unsupported("--chat needs the tokenizer library (chat templates)");
+  Result<std::vector<int32_t>> encode_chat(const std::string& user_message) const override {
+    if (!tok_->has_chat_template()) return Status::Unsupported("--chat: the model's tokenizer has no chat template");
+    nlohmann::json messages = nlohmann::json::array({{{"role", "user"}, {"content", user_message}}});
+    OPTIQ_ASSIGN_OR_RETURN(std::string prompt, tok_->apply_chat_template(messages, nlohmann::json(), true));
+    // The rendered template already carries its special tokens (specs/dhara.md §5).
+    return tok_->encode(prompt, /*add_special_tokens=*/false);
   }
-  std::string decode(std::span<const int32_t> ids) const override {
-    std::string s;
-    for (int32_t id : ids)
-      if (id >= 0 && id < 256) s.push_back(static_cast<char>(id));
-    return s;
-  }
-  std::string push(int32_t id) override {
-    if (id >= 0 && id < 256) pending_.push_back(static_cast<char>(id));
-    // Emit only complete UTF-8 sequences.
-    size_t cut = pending_.size();
-    for (size_t back = 1; back <= std::min<size_t>(3, pending_.size()); ++back) {
-      unsigned char c = static_cast<unsigned char>(pending_[pending_.size() - back]);
-      if ((c & 0xC0) == 0x80) continue;
-      size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-      if (len > back) cut = pending_.size() - back;
-      break;
-    }
-    std::string out = pending_.substr(0, cut);
-    pending_.erase(0, cut);
-    return out;
-  }
-  std::string flush() override {
-    std::string out;
-    out.swap(pending_);
-    return out;
-  }
+  std::string decode(std::span<const int32_t> ids) const override { return tok_->decode(ids, true); }
+  std::string push(int32_t id) override { return stream_.push(id); }
+  std::string flush() override { return stream_.flush(); }
 
  private:
-  std::string pending_;
+  std::unique_ptr<Tokenizer> tok_;
+  StreamingDetokenizer stream_;
 };
+
 }  // namespace
 
-Result<std::unique_ptr<TextCodec>> TextCodec::open(const std::string&) {
-  return std::unique_ptr<TextCodec>(new ByteCodec());
+Result<std::unique_ptr<TextCodec>> TextCodec::open(const std::string& model_dir) {
+  if (!std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json"))
+    return Status::NotFound(model_dir + ": no tokenizer.json (use --prompt-ids)");
+  OPTIQ_ASSIGN_OR_RETURN(auto tok, Tokenizer::from_dir(model_dir));
+  return std::unique_ptr<TextCodec>(new TokenizerCodec(std::move(tok)));
 }
 
 }  // namespace optiq::cli

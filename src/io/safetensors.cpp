@@ -186,7 +186,32 @@ Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::string& di
   return open_files(paths);
 }
 
+Status TensorStore::set_override(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                                 std::shared_ptr<const std::vector<uint8_t>> bytes) {
+  if (index_.find(name) == index_.end())
+    return Status::NotFound("tensor override " + name + ": no such tensor in the checkpoint");
+  if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16)
+    return Status::InvalidArgument("tensor override " + name + ": dtype " + dtype_name(dtype) +
+                                   " (expected F32, BF16 or F16)");
+  Override o;
+  o.view.dtype = dtype;
+  o.view.shape = std::move(shape);
+  const size_t need = static_cast<size_t>(o.view.numel()) * dtype_size(dtype);
+  if (!bytes || bytes->size() != need)
+    return Status::InvalidArgument("tensor override " + name + ": shape " + o.view.shape_str() + " needs " +
+                                   std::to_string(need) + " bytes, got " + std::to_string(bytes ? bytes->size() : 0));
+  o.view.data = bytes->data();
+  o.view.nbytes = need;
+  o.bytes = std::move(bytes);
+  overrides_[name] = std::move(o);
+  return Status::Ok();
+}
+
 const TensorView* TensorStore::find(const std::string& name) const {
+  if (!overrides_.empty()) {
+    auto o = overrides_.find(name);
+    if (o != overrides_.end()) return &o->second.view;
+  }
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : it->second.first;
 }

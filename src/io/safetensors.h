@@ -67,7 +67,19 @@ class TensorStore {
   // Total bytes of all tensors.
   size_t total_bytes() const;
 
+  // Replaces tensor `name` (which must exist in the files) with caller-supplied bytes for every
+  // later lookup: LoadOptions::tensor_overrides (fake-quantized weights for sensitivity runs).
+  // `bytes` must hold numel(shape)·dtype_size(dtype) bytes; dtype F32, BF16 or F16.
+  Status set_override(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                      std::shared_ptr<const std::vector<uint8_t>> bytes);
+  bool is_override(const std::string& name) const { return overrides_.count(name) != 0; }
+
  private:
+  struct Override {
+    TensorView view;
+    std::shared_ptr<const std::vector<uint8_t>> bytes;
+  };
+  std::map<std::string, Override> overrides_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, std::pair<const TensorView*, const SafetensorsFile*>> index_;
   std::map<std::string, std::string> metadata_;

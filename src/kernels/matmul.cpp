@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
+#include "kernels/parallel.h"
 #include "kernels/weight.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -112,16 +113,17 @@ void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& 
   }
   const int64_t N = w.n_out, K = w.n_in;
   // Grain of 16 rows keeps each thread's weight slice contiguous and tile-aligned.
+  const int64_t grain = parallel_grain(N, T * K, 16);
   switch (w.dtype) {
     case DType::kF32:
       pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
         HWY_DYNAMIC_DISPATCH(DenseF32)(out, x, T, K, N, static_cast<const float*>(w.data), b, e);
-      }, 16);
+      }, grain);
       return;
     case DType::kBF16:
       pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
         HWY_DYNAMIC_DISPATCH(DenseBF16)(out, x, T, K, N, static_cast<const uint16_t*>(w.data), b, e);
-      }, 16);
+      }, grain);
       return;
     default:
       OPTIQ_CHECK_MSG(false, std::string("matmul: unsupported weight dtype ") + dtype_name(w.dtype));
@@ -131,7 +133,10 @@ void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& 
 void matmul_reference(float* out, const float* x, int64_t T, const Weight& w) {
   std::vector<float> row(static_cast<size_t>(w.n_in));
   for (int64_t n = 0; n < w.n_out; ++n) {
-    weight_row(w, n, row.data());
+    if (w.quantized())
+      dequantize_row_reference(w, n, row.data());
+    else
+      weight_row(w, n, row.data());
     for (int64_t t = 0; t < T; ++t) {
       double s = 0;
       for (int64_t k = 0; k < w.n_in; ++k) s += static_cast<double>(x[t * w.n_in + k]) * row[k];

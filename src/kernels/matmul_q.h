@@ -6,10 +6,21 @@
 
 namespace optiq {
 
-// out[T, N] = x[T, K] · dequant(W)ᵀ. Requires w.quantized().
+// out[T, N] = x[T, K] · dequant(W)ᵀ. Requires w.quantized(), K a multiple of the group size.
+// Activations are quantized to int16 per (row, group) internally (error <= the group's max |x| / 65534);
+// accumulation is exact int32 per step, fp32 across steps. Multithreaded over N on `pool`.
+// Uses AMX tiles for T >= kAmxMinRows where available (matmul_q_amx.h), else the Highway kernel.
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
 
-// Dequantizes row `row` of a quantized weight to fp32 [K].
+// The Highway (AVX-512 VNNI / AVX-512 / AVX2 / SSE4 / scalar) kernel alone, whatever T: for tests
+// and benchmarks that compare paths.
+void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+
+// Dequantizes row `row` of a quantized weight to fp32 [K] (w = scale · q + bias, multiply then add,
+// bit-identical to dequantize_row_reference).
 void dequantize_row(const Weight& w, int64_t row, float* out);
+
+// Scalar reference for dequantize_row, code by code from the bit stream: the test oracle.
+void dequantize_row_reference(const Weight& w, int64_t row, float* out);
 
 }  // namespace optiq

@@ -1,3 +1,5 @@
+// Scalar references for the kernels in ops.h (the test oracles); the fast versions are in
+// ops_simd.cpp. rope and softmax have no SIMD version yet, so their names here are the public ones.
 #include "kernels/ops.h"
 
 #include <algorithm>
@@ -17,7 +19,7 @@ inline float weight_at(const Weight& w, int64_t i) {
 }
 }  // namespace
 
-void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps) {
+void rms_norm_reference(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps) {
   std::vector<float> wf(static_cast<size_t>(C), 1.0f);
   if (w.data)
     for (int64_t c = 0; c < C; ++c) wf[c] = weight_at(w, c);
@@ -51,7 +53,7 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const f
   }
 }
 
-void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
+void conv1d_dw_reference(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
                bool update_state, float* window) {
   const int64_t P = Kw - 1;
   // xp = state ‖ x, materialised once so that y may alias x.
@@ -75,23 +77,23 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, i
   if (update_state) std::copy(xp + T * C, xp + (T + P) * C, state);
 }
 
-void silu_mul(float* out, const float* gate, const float* up, int64_t n) {
+void silu_mul_reference(float* out, const float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
 }
 
-void softcap_inplace(float* x, int64_t n, float cap) {
+void softcap_inplace_reference(float* x, int64_t n, float cap) {
   const float inv = 1.0f / cap;
   for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inv);
 }
 
-void add_inplace(float* x, const float* y, int64_t n) {
+void add_inplace_reference(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+void attention_reference(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
                int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, ThreadPool& pool) {
   const int64_t group = H / Hkv;
   const int64_t stride = Hkv * D;

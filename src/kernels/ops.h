@@ -47,4 +47,16 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
 // Softmax over n values into p (fp32, max-subtracted); returns the max probability's index.
 int64_t softmax(const float* z, float* p, int64_t n);
 
+// Scalar references (test oracles) for the Highway kernels above; same contracts. The Highway
+// versions use vector exp/tanh (a few ulp) and reassociate sums, so they agree to ~1e-6 relative.
+void rms_norm_reference(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps);
+void conv1d_dw_reference(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
+                         bool update_state, float* window);
+void silu_mul_reference(float* out, const float* gate, const float* up, int64_t n);
+void softcap_inplace_reference(float* x, int64_t n, float cap);
+void add_inplace_reference(float* x, const float* y, int64_t n);
+void attention_reference(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H,
+                         int64_t Hkv, int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale,
+                         ThreadPool& pool);
+
 }  // namespace optiq

@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "core/tensor.h"
 #include "core/thread_pool.h"
 
 namespace optiq {
@@ -89,7 +91,20 @@ class Model {
   virtual Status forward(const ForwardBatch& batch, Cache& cache, float* logits, ThreadPool& pool) const = 0;
 };
 
-struct LoadOptions {};
+// A caller-owned float tensor that replaces a checkpoint tensor at load (see LoadOptions).
+struct TensorOverride {
+  DType dtype = DType::kF32;                          // F32, BF16 or F16
+  std::vector<int64_t> shape;                         // the logical shape ([out, in] for a linear)
+  std::shared_ptr<const std::vector<uint8_t>> bytes;  // numel · dtype_size bytes, shared with the model
+};
+
+struct LoadOptions {
+  // Tensor name → replacement, consulted before the checkpoint's files. Used by quantization
+  // (src/quant/sensitivity) to run a model with one linear fake-quantized. Replacing `P.weight`
+  // of a module with a float tensor makes P a dense linear even if the checkpoint quantizes it
+  // (its .scales/.biases are then ignored). Each name must exist in the checkpoint.
+  std::map<std::string, TensorOverride> tensor_overrides;
+};
 
 // Loads a model directory (config.json + safetensors) through the registry keyed by model_type.
 Result<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOptions& opts = {});

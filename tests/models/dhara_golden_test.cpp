@@ -180,7 +180,7 @@ TEST_P(DharaGolden, SelfSpeculationTrace) {
   EXPECT_EQ(r.accepted_per_round, t["accepted_per_round"].get<std::vector<int>>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, DharaGolden, ::testing::Values("dhara-tiny"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, DharaGolden, ::testing::Values("dhara-tiny", "dhara-tiny-mlx"));
 
 }  // namespace
 }  // namespace optiq

@@ -1,0 +1,25 @@
+// Quantized matmul on Intel AMX tiles (Sapphire Rapids and later): the block-forward path.
+//
+// Same contract and numerics as matmul_q's Highway path (int16 activations per (row, group), exact
+// int32 group sums, fp32 scale and bias), but each 16×16 output tile per group is one or two AMX
+// dot products instead of ~100 VNNI instructions. Used for T >= kAmxMinRows when available.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/weight.h"
+
+namespace optiq {
+
+// Activation rows from which matmul_q uses AMX (when available). Below it the VNNI path wins:
+// an AMX tile always computes 16 rows.
+inline constexpr int64_t kAmxMinRows = 8;
+
+// True when the CPU has AMX-INT8 and the OS granted this process tile data state (Linux
+// arch_prctl(ARCH_REQ_XCOMP_PERM)). Decided once per process; thread-safe.
+bool amx_available();
+
+// out[T, N] = x[T, K] · dequant(W)ᵀ on AMX. Requires amx_available() and w.quantized().
+void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+
+}  // namespace optiq

@@ -1,0 +1,253 @@
+// Highway versions of the elementwise, norm, Canon-conv and attention kernels declared in ops.h
+// (scalar references in ops.cpp). Same contracts; sums are reassociated and exp/tanh come from
+// hwy/contrib/math (a few ulp), so results agree with the references to ~1e-6 relative.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/ops_simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <hwy/contrib/math/math-inl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/parallel.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace optiq {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+HWY_INLINE float reduce_sum(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
+
+void SiluMul(float* out, const float* gate, const float* up, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF one = hn::Set(df, 1.f);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const VF g = hn::LoadU(df, gate + i);
+    const VF e = hn::Exp(df, hn::Neg(g));
+    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(df, up + i)), df, out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void Softcap(float* x, int64_t n, float cap) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF vcap = hn::Set(df, cap), vinv = hn::Set(df, 1.0f / cap);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::Mul(vcap, hn::Tanh(df, hn::Mul(hn::LoadU(df, x + i), vinv))), df, x + i);
+  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] * (1.0f / cap));
+}
+
+void AddInplace(float* x, const float* y, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::Add(hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df, x + i);
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+// wf: the norm weight as f32 (or null for weightless norms).
+void RmsNorm(float* y, const float* x, int64_t T, int64_t C, const float* wf, float eps) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = x + t * C;
+    float* yr = y + t * C;
+    VF a0 = hn::Zero(df), a1 = hn::Zero(df);
+    int64_t c = 0;
+    for (; c + 2 * L <= C; c += 2 * L) {
+      const VF v0 = hn::LoadU(df, xr + c), v1 = hn::LoadU(df, xr + c + L);
+      a0 = hn::MulAdd(v0, v0, a0);
+      a1 = hn::MulAdd(v1, v1, a1);
+    }
+    float ss = reduce_sum(hn::Add(a0, a1));
+    for (; c < C; ++c) ss += xr[c] * xr[c];
+    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
+    const VF vinv = hn::Set(df, inv);
+    c = 0;
+    if (wf) {
+      for (; c + L <= C; c += L)
+        hn::StoreU(hn::Mul(hn::LoadU(df, wf + c), hn::Mul(hn::LoadU(df, xr + c), vinv)), df, yr + c);
+      for (; c < C; ++c) yr[c] = wf[c] * (xr[c] * inv);
+    } else {
+      for (; c + L <= C; c += L) hn::StoreU(hn::Mul(hn::LoadU(df, xr + c), vinv), df, yr + c);
+      for (; c < C; ++c) yr[c] = xr[c] * inv;
+    }
+  }
+}
+
+// xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, C].
+void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, int64_t Kw) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t P = Kw - 1;
+  for (int64_t t = 0; t < T; ++t) {
+    float* yr = y + t * C;
+    const float* cur = xp + (t + P) * C;
+    int64_t c = 0;
+    for (; c + L <= C; c += L) {
+      VF acc = hn::Zero(df);
+      for (int64_t j = 0; j < Kw; ++j) acc = hn::MulAdd(hn::LoadU(df, wt + j * C + c), hn::LoadU(df, xp + (t + j) * C + c), acc);
+      hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
+    }
+    for (; c < C; ++c) {
+      float s = 0.f;
+      for (int64_t j = 0; j < Kw; ++j) s += wt[j * C + c] * xp[(t + j) * C + c];
+      yr[c] = cur[c] + s;
+    }
+  }
+}
+
+// Attention for query rows idx in [b, e) of the head-major order idx = h·T + t.
+// Keys of the current KV head are transposed once ([D, Sp], zero padded) so that scores for 16 keys
+// are D broadcast-FMAs; the weighted sum of values runs over D in vectors.
+void AttentionRange(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+                    int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, int64_t jmin,
+                    int64_t jmax, int64_t b, int64_t e) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t group = H / Hkv, stride = Hkv * D;
+  const int64_t S = jmax - jmin;
+  const int64_t Sp = (S + L - 1) / L * L + L;
+  std::vector<float> kt(static_cast<size_t>(D * Sp), 0.f);
+  std::vector<float> scores(static_cast<size_t>(Sp + L));
+  int64_t cur_hk = -1;
+  for (int64_t idx = b; idx < e; ++idx) {
+    const int64_t h = idx / T, t = idx % T, hk = h / group;
+    float* o = out + (t * H + h) * D;
+    const int64_t j0 = key_begin[t], j1 = key_end[t];
+    std::fill(o, o + D, 0.f);
+    if (j1 <= j0) continue;
+    if (hk != cur_hk) {
+      for (int64_t j = jmin; j < jmax; ++j)
+        for (int64_t d = 0; d < D; ++d) kt[d * Sp + (j - jmin)] = k[j * stride + hk * D + d];
+      cur_hk = hk;
+    }
+    const float* qr = q + (t * H + h) * D;
+    const int64_t n = j1 - j0, off = j0 - jmin;
+    VF vmax = hn::Set(df, -INFINITY);
+    for (int64_t jb = 0; jb < n; jb += L) {
+      VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+      const float* kc = kt.data() + off + jb;
+      int64_t d = 0;
+      for (; d + 2 <= D; d += 2) {
+        acc0 = hn::MulAdd(hn::Set(df, qr[d]), hn::LoadU(df, kc + d * Sp), acc0);
+        acc1 = hn::MulAdd(hn::Set(df, qr[d + 1]), hn::LoadU(df, kc + (d + 1) * Sp), acc1);
+      }
+      if (d < D) acc0 = hn::MulAdd(hn::Set(df, qr[d]), hn::LoadU(df, kc + d * Sp), acc0);
+      const VF s = hn::Mul(hn::Add(acc0, acc1), hn::Set(df, scale));
+      hn::StoreU(s, df, scores.data() + jb);
+      // Lanes past n hold padding keys: keep them out of the max.
+      const int64_t valid = std::min<int64_t>(L, n - jb);
+      vmax = hn::Max(vmax, hn::IfThenElse(hn::FirstN(df, static_cast<size_t>(valid)), s, hn::Set(df, -INFINITY)));
+    }
+    const float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    VF vsum = hn::Zero(df);
+    int64_t jb = 0;
+    for (; jb + L <= n; jb += L) {
+      const VF p = hn::Exp(df, hn::Sub(hn::LoadU(df, scores.data() + jb), hn::Set(df, mx)));
+      hn::StoreU(p, df, scores.data() + jb);
+      vsum = hn::Add(vsum, p);
+    }
+    float sum = reduce_sum(vsum);
+    for (; jb < n; ++jb) {
+      scores[jb] = std::exp(scores[jb] - mx);
+      sum += scores[jb];
+    }
+    const float inv = 1.0f / sum;
+    const float* vb = v + hk * D;
+    int64_t d = 0;
+    for (; d + 2 * L <= D; d += 2 * L) {
+      VF a0 = hn::Zero(df), a1 = hn::Zero(df);
+      for (int64_t j = 0; j < n; ++j) {
+        const VF p = hn::Set(df, scores[j]);
+        const float* vr = vb + (j0 + j) * stride + d;
+        a0 = hn::MulAdd(p, hn::LoadU(df, vr), a0);
+        a1 = hn::MulAdd(p, hn::LoadU(df, vr + L), a1);
+      }
+      hn::StoreU(hn::Mul(a0, hn::Set(df, inv)), df, o + d);
+      hn::StoreU(hn::Mul(a1, hn::Set(df, inv)), df, o + d + L);
+    }
+    for (; d < D; ++d) {
+      float a = 0.f;
+      for (int64_t j = 0; j < n; ++j) a += scores[j] * vb[(j0 + j) * stride + d];
+      o[d] = a * inv;
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace optiq
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace optiq {
+HWY_EXPORT(SiluMul);
+HWY_EXPORT(Softcap);
+HWY_EXPORT(AddInplace);
+HWY_EXPORT(RmsNorm);
+HWY_EXPORT(ConvRows);
+HWY_EXPORT(AttentionRange);
+
+void silu_mul(float* out, const float* gate, const float* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SiluMul)(out, gate, up, n);
+}
+
+void softcap_inplace(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(Softcap)(x, n, cap); }
+
+void add_inplace(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
+
+void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps) {
+  std::vector<float> wf;
+  if (w.data) {
+    wf.resize(static_cast<size_t>(C));
+    convert_to_f32(w.dtype, w.data, wf.data(), wf.size());
+  }
+  HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, w.data ? wf.data() : nullptr, eps);
+}
+
+void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
+               bool update_state, float* window) {
+  const int64_t P = Kw - 1;
+  // xp = state ‖ x, materialised once so that y may alias x.
+  std::vector<float> local;
+  float* xp = window;
+  if (!xp) {
+    local.resize(static_cast<size_t>((P + T) * C));
+    xp = local.data();
+  }
+  std::copy(state, state + P * C, xp);
+  std::copy(x, x + T * C, xp + P * C);
+  std::vector<float> wt(static_cast<size_t>(Kw * C));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < Kw; ++j) wt[j * C + c] = w[c * Kw + j];
+  HWY_DYNAMIC_DISPATCH(ConvRows)(y, xp, T, C, wt.data(), Kw);
+  if (update_state) std::copy(xp + T * C, xp + (T + P) * C, state);
+}
+
+void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+               int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, ThreadPool& pool) {
+  if (T <= 0) return;
+  int64_t jmin = INT64_MAX, jmax = 0;
+  for (int64_t t = 0; t < T; ++t)
+    if (key_end[t] > key_begin[t]) {
+      jmin = std::min(jmin, key_begin[t]);
+      jmax = std::max(jmax, key_end[t]);
+    }
+  if (jmax == 0) jmin = 0;
+  pool.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
+    HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, jmin, jmax, b, e);
+  }, parallel_grain(T * H, 2 * D * (jmax - jmin), 1));
+}
+
+}  // namespace optiq
+#endif  // HWY_ONCE

@@ -1,0 +1,111 @@
+#include "quant/calibration.h"
+
+#include <algorithm>
+#include <fstream>
+
+namespace optiq {
+
+using json = nlohmann::json;
+
+Result<std::vector<CalibrationSample>> read_calibration_jsonl(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound(path + ": cannot open calibration file");
+  std::vector<CalibrationSample> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(lineno);
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return Status::Corruption(where + ": not a JSON object");
+    CalibrationSample s;
+    if (j.contains("domain")) {
+      if (!j["domain"].is_string()) return Status::Corruption(where + ": domain must be a string");
+      s.domain = j["domain"].get<std::string>();
+    }
+    if (j.contains("text")) {
+      if (!j["text"].is_string()) return Status::Corruption(where + ": text must be a string");
+      s.text = j["text"].get<std::string>();
+    } else if (j.contains("messages")) {
+      if (!j["messages"].is_array() || j["messages"].empty())
+        return Status::Corruption(where + ": messages must be a non-empty array");
+      for (size_t i = 0; i < j["messages"].size(); ++i) {
+        const json& m = j["messages"][i];
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+          return Status::Corruption(where + ": messages[" + std::to_string(i) + "] needs a string role");
+      }
+      s.messages = j["messages"];
+      if (j.contains("tools")) {
+        if (!j["tools"].is_array()) return Status::Corruption(where + ": tools must be an array");
+        s.tools = j["tools"];
+      }
+    } else {
+      return Status::Corruption(where + ": neither \"text\" nor \"messages\"");
+    }
+    out.push_back(std::move(s));
+  }
+  if (out.empty()) return Status::Corruption(path + ": no samples");
+  return out;
+}
+
+std::string render_calibration_sample(const CalibrationSample& s, const std::string& chat_template) {
+  if (s.messages.empty()) return s.text;
+  auto content_of = [](const json& m) -> std::string {
+    std::string c;
+    if (m.contains("content") && m["content"].is_string()) c = m["content"].get<std::string>();
+    if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      if (!c.empty()) c += "\n";
+      c += "<tool_call>\n" + m["tool_calls"].dump() + "\n</tool_call>";
+    }
+    return c;
+  };
+  std::vector<std::pair<std::string, std::string>> turns;
+  if (!s.tools.empty()) turns.emplace_back("system", "You can call these tools:\n" + s.tools.dump());
+  for (const auto& m : s.messages) turns.emplace_back(m["role"].get<std::string>(), content_of(m));
+  std::string out;
+  const bool chatml = chat_template.find("<|im_start|>") != std::string::npos;
+  for (const auto& [role, content] : turns) {
+    if (chatml)
+      out += "<|im_start|>" + role + "\n" + content + "<|im_end|>\n";
+    else
+      out += role + ": " + content + "\n\n";
+  }
+  return out;
+}
+
+std::vector<std::vector<int32_t>> make_calibration_chunks(const std::vector<int32_t>& tokens,
+                                                          const CalibrationOptions& opts) {
+  std::vector<std::vector<int32_t>> chunks;
+  if (opts.seq_len <= 0) return chunks;
+  const size_t L = static_cast<size_t>(opts.seq_len);
+  const size_t keep = static_cast<size_t>(std::max(opts.n_samples * 2, 16));
+  for (size_t b = 0; b + L <= tokens.size() && chunks.size() < keep; b += L)
+    chunks.emplace_back(tokens.begin() + static_cast<std::ptrdiff_t>(b), tokens.begin() + static_cast<std::ptrdiff_t>(b + L));
+  seeded_shuffle(chunks, opts.seed);
+  if (chunks.size() > static_cast<size_t>(opts.n_samples)) chunks.resize(static_cast<size_t>(opts.n_samples));
+  return chunks;
+}
+
+Result<std::vector<std::vector<int32_t>>> load_calibration(const std::string& jsonl_path,
+                                                           const std::string& model_dir,
+                                                           const CalibrationOptions& opts) {
+  OPTIQ_ASSIGN_OR_RETURN(std::vector<CalibrationSample> samples, read_calibration_jsonl(jsonl_path));
+  OPTIQ_ASSIGN_OR_RETURN(ByteVocab vocab, ByteVocab::from_dir(model_dir));
+  std::vector<int32_t> tokens;
+  for (const auto& s : samples) {
+    // Chat samples carry their special tokens in the rendered text; prose never does.
+    const bool chat = !s.messages.empty();
+    auto ids = vocab.encode(render_calibration_sample(s, vocab.chat_template()), chat);
+    tokens.insert(tokens.end(), ids.begin(), ids.end());
+  }
+  auto chunks = make_calibration_chunks(tokens, opts);
+  if (chunks.empty())
+    return Status::InvalidArgument(jsonl_path + ": " + std::to_string(tokens.size()) +
+                                   " tokens, fewer than one chunk of seq_len " + std::to_string(opts.seq_len));
+  return chunks;
+}
+
+std::string default_calibration_path() { return std::string(OPTIQ_SOURCE_DIR) + "/data/calibration/default.jsonl"; }
+
+}  // namespace optiq

@@ -2,9 +2,10 @@
 
 namespace optiq::serve {
 
-Job::Update Job::wait(std::chrono::milliseconds timeout) {
+Job::Update Job::wait(std::chrono::milliseconds timeout, size_t min_tokens) {
   std::unique_lock<std::mutex> lk(mu_);
-  cv_.wait_for(lk, timeout, [&] { return !pending_.empty() || done_; });
+  wake_at_ = std::max<size_t>(min_tokens, 1);
+  cv_.wait_for(lk, timeout, [&] { return pending_.size() >= wake_at_ || done_; });
   Update u;
   u.tokens.swap(pending_);
   u.started = started_;
@@ -13,12 +14,20 @@ Job::Update Job::wait(std::chrono::milliseconds timeout) {
   return u;
 }
 
+Clock::time_point Job::first_token_at() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return first_token_at_;
+}
+
 void Job::push_tokens(std::span<const int32_t> t) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    if (first_token_at_ == Clock::time_point{} && !t.empty()) first_token_at_ = Clock::now();
     pending_.insert(pending_.end(), t.begin(), t.end());
+    wake = pending_.size() >= wake_at_;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void Job::mark_started() {

@@ -45,10 +45,14 @@ class Job {
     bool done = false;            // no more tokens will come
     Status status;                // when done: how generate() ended
   };
-  // Waits up to `timeout` for new tokens or completion, then returns what is new. Single consumer.
-  Update wait(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` until at least `min_tokens` new tokens are pending or the job is done, then
+  // returns what is new. A consumer that needs no per-token updates (a non-streaming response) passes a
+  // larger `min_tokens` so the worker does not wake it for every token. Single consumer.
+  Update wait(std::chrono::milliseconds timeout, size_t min_tokens = 1);
 
   Clock::time_point enqueued_at() const { return enqueued_at_; }
+  // When the first token was produced (the epoch if none yet). Call after an Update with tokens.
+  Clock::time_point first_token_at();
 
  private:
   friend class Engine;
@@ -63,6 +67,8 @@ class Job {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int32_t> pending_;  // produced, not yet consumed
+  size_t wake_at_ = 1;            // the consumer wants a notification at this many pending tokens
+  Clock::time_point first_token_at_{};
   bool started_ = false, done_ = false;
   Status status_;
 };

@@ -259,13 +259,18 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
     };
     if (stream && !write(s->writer->stream_begin(s->outcome.prompt_tokens, s->outcome.mode))) return false;
     for (;;) {
-      Job::Update u = s->job->wait(opts_.probe_interval);
+      // Streams take every token as it lands; a non-streaming body only needs tokens often enough to
+      // notice stop strings early, so its handler is woken per 16 tokens rather than per token.
+      Job::Update u = s->job->wait(opts_.probe_interval, stream ? 1 : 16);
       std::string delta;
       if (!u.tokens.empty() && !s->finished) {
         const auto now = Clock::now();
         if (!s->first_token_seen) {
           s->first_token_seen = true;
-          metrics_.observe_ttft(std::chrono::duration<double>(now - s->arrived).count());
+          metrics_.observe_ttft(std::chrono::duration<double>(s->job->first_token_at() - s->arrived).count());
+          if (u.tokens.size() > 1)
+            metrics_.observe_inter_token(std::chrono::duration<double>(now - s->job->first_token_at()).count(),
+                                         static_cast<int64_t>(u.tokens.size()) - 1);
         } else {
           metrics_.observe_inter_token(std::chrono::duration<double>(now - s->last_chunk).count(),
                                        static_cast<int64_t>(u.tokens.size()));

@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -147,6 +148,42 @@ void BM_ServerConcurrent(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(state.iterations() * clients * 4), benchmark::Counter::kIsRate);
 }
 
+// Paired measurement: each iteration times generate() and then the same request through the server,
+// back to back, so slow drifts in machine load hit both; reports the median and best of the per-pair
+// differences (the server's overhead per request) next to the engine's own median time.
+void BM_OverheadPaired(benchmark::State& state) {
+  Fixture& f = fixture();
+  const bool stream = state.range(1) != 0;
+  GenerateOptions o;
+  o.max_new_tokens = static_cast<int>(state.range(0));
+  o.sampling.repetition_penalty = 1.3f;
+  httplib::Client c("127.0.0.1", f.port);
+  c.set_read_timeout(60);
+  Json body{{"messages", Json::array({Json{{"role", "user"}, {"content", kUser}}})}, {"max_tokens", state.range(0)},
+            {"stream", stream}};
+  const std::string payload = body.dump();
+  std::vector<double> diffs, direct;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    auto r = generate(*f.model, *f.pool, f.prompt, o);
+    const auto t1 = Clock::now();
+    auto h = c.Post("/v1/chat/completions", payload, "application/json");
+    const auto t2 = Clock::now();
+    if (!r.ok() || !h || h->status != 200) {
+      state.SkipWithError("request failed");
+      break;
+    }
+    direct.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    diffs.push_back(std::chrono::duration<double, std::milli>((t2 - t1) - (t1 - t0)).count());
+  }
+  if (diffs.empty()) return;
+  std::sort(diffs.begin(), diffs.end());
+  std::sort(direct.begin(), direct.end());
+  state.counters["engine_ms_median"] = direct[direct.size() / 2];
+  state.counters["overhead_ms_median"] = diffs[diffs.size() / 2];
+  state.counters["overhead_ms_p25"] = diffs[diffs.size() / 4];
+}
+
 void BM_ServerChat(benchmark::State& state) { server_request(state, false); }
 void BM_ServerChatStream(benchmark::State& state) { server_request(state, true); }
 
@@ -154,6 +191,9 @@ void BM_ServerChatStream(benchmark::State& state) { server_request(state, true);
 BENCHMARK(BM_EngineDirect)->Arg(1)->Arg(kMaxTokens)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ServerChat)->Arg(1)->Arg(kMaxTokens)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ServerChatStream)->Arg(1)->Arg(kMaxTokens)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_OverheadPaired)
+    ->Args({1, 0})->Args({kMaxTokens, 0})->Args({1, 1})->Args({kMaxTokens, 1})
+    ->Iterations(60)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ServerConcurrent)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -209,7 +209,9 @@ TEST_F(ServeServer, StopEndsActiveStreams) {
     auto r = c.Post("/v1/chat/completions",
                     R"({"messages":[{"role":"user","content":"x"}],"max_tokens":4000,"stream":true})", "application/json");
     // The stream ends (with an error event or a closed connection), rather than running 4000 tokens.
-    if (r) EXPECT_EQ(r->body.find("\"finish_reason\":\"length\""), std::string::npos);
+    if (r) {
+      EXPECT_EQ(r->body.find("\"finish_reason\":\"length\""), std::string::npos);
+    }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   server_->stop();

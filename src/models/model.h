@@ -56,9 +56,12 @@ struct ForwardBatch {
   bool last_logits_only = false;  // true: write only the last row's logits
   // Optional [T, C] input embeddings replacing the token embedding where `embed_override[t]` is
   // true (image soft tokens). Either both empty or sized T.
+  // Models with bidirectional image blocks treat each maximal run of overridden rows as one image
+  // (its rows see each other), so an image's rows must arrive in one forward.
   std::span<const float> input_embeds;
   std::vector<bool> embed_override;
-  // Optional [T, V] conditioning logits for models with self-conditioning (DiffusionGemma).
+  // Optional [T, V] conditioning logits for models with self-conditioning (DiffusionGemma): the
+  // previous denoising step's temperature-scaled logits; the model applies its own rounding.
   std::span<const float> self_condition;
 };
 
@@ -73,11 +76,23 @@ struct ModelInfo {
   std::vector<int32_t> eos_ids;   // union of config and generation_config ids
   int block_len = 0;              // dhara: 32-token diffusion blocks; 0 if not a block-diffusion model
   int canvas_length = 0;          // DiffusionGemma canvases; 0 otherwise
+  // Image input (models with a vision tower; -1 otherwise): the chat template's image item expands
+  // to boi + n × image_token + eoi, the n soft tokens coming from Model::embed_image.
+  int32_t image_token_id = -1;
+  int32_t boi_token_id = -1;
+  int32_t eoi_token_id = -1;
   bool supports_causal = true;
   bool supports_block = false;
   // Weight bytes touched by one single-token forward (for bandwidth reporting).
   size_t weight_bytes_per_token = 0;
   size_t total_weight_bytes = 0;
+};
+
+// Soft tokens of one image: [n_tokens, hidden_size] fp32 rows, placed unscaled at n_tokens
+// consecutive image-token positions through ForwardBatch::input_embeds / embed_override.
+struct ImageEmbedding {
+  int64_t n_tokens = 0;
+  std::vector<float> embeds;
 };
 
 class Model {
@@ -89,6 +104,12 @@ class Model {
   // Writes logits [T, V] (or [1, V] with last_logits_only) to `logits`, fp32.
   // Fails (and leaves the cache unchanged) on out-of-range ids, positions or capacity.
   virtual Status forward(const ForwardBatch& batch, Cache& cache, float* logits, ThreadPool& pool) const = 0;
+  // Runs the vision tower on an RGB image (`rgb` [height, width, 3] uint8, row-major), resizing it
+  // as the model's processor does. Unsupported for models without a vision tower.
+  virtual Result<ImageEmbedding> embed_image(std::span<const uint8_t> rgb, int width, int height,
+                                             ThreadPool& pool) const {
+    return Status::Unsupported(info().model_type + ": no vision tower");
+  }
 };
 
 // A caller-owned float tensor that replaces a checkpoint tensor at load (see LoadOptions).

@@ -7,6 +7,7 @@ namespace optiq {
 namespace {
 const std::pair<const char*, ModelFactory> kRegistry[] = {
     {"dhara_ar", &make_dhara},
+    {"diffusion_gemma", &make_diffusion_gemma},
 };
 }  // namespace
 

@@ -14,6 +14,7 @@ using ModelFactory = Result<std::unique_ptr<Model>> (*)(std::shared_ptr<ModelDir
 
 // Factories, each defined in its architecture's file.
 Result<std::unique_ptr<Model>> make_dhara(std::shared_ptr<ModelDir> dir, const LoadOptions& opts);
+Result<std::unique_ptr<Model>> make_diffusion_gemma(std::shared_ptr<ModelDir> dir, const LoadOptions& opts);
 
 // Returns the factory for `model_type`, or nullptr.
 ModelFactory find_model_factory(const std::string& model_type);

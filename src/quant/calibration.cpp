@@ -49,28 +49,24 @@ Result<std::vector<CalibrationSample>> read_calibration_jsonl(const std::string&
   return out;
 }
 
-std::string render_calibration_sample(const CalibrationSample& s, const std::string& chat_template) {
+std::string render_calibration_sample(const CalibrationSample& s, const Tokenizer* tok) {
   if (s.messages.empty()) return s.text;
+  if (tok && tok->has_chat_template()) {
+    auto r = tok->apply_chat_template(s.messages, s.tools, /*add_generation_prompt=*/false);
+    if (r.ok()) return *r;
+  }
   auto content_of = [](const json& m) -> std::string {
     std::string c;
     if (m.contains("content") && m["content"].is_string()) c = m["content"].get<std::string>();
     if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
       if (!c.empty()) c += "\n";
-      c += "<tool_call>\n" + m["tool_calls"].dump() + "\n</tool_call>";
+      c += m["tool_calls"].dump();
     }
     return c;
   };
-  std::vector<std::pair<std::string, std::string>> turns;
-  if (!s.tools.empty()) turns.emplace_back("system", "You can call these tools:\n" + s.tools.dump());
-  for (const auto& m : s.messages) turns.emplace_back(m["role"].get<std::string>(), content_of(m));
   std::string out;
-  const bool chatml = chat_template.find("<|im_start|>") != std::string::npos;
-  for (const auto& [role, content] : turns) {
-    if (chatml)
-      out += "<|im_start|>" + role + "\n" + content + "<|im_end|>\n";
-    else
-      out += role + ": " + content + "\n\n";
-  }
+  if (!s.tools.empty()) out += "system: You can call these tools:\n" + s.tools.dump() + "\n\n";
+  for (const auto& m : s.messages) out += m["role"].get<std::string>() + ": " + content_of(m) + "\n\n";
   return out;
 }
 
@@ -91,12 +87,13 @@ Result<std::vector<std::vector<int32_t>>> load_calibration(const std::string& js
                                                            const std::string& model_dir,
                                                            const CalibrationOptions& opts) {
   OPTIQ_ASSIGN_OR_RETURN(std::vector<CalibrationSample> samples, read_calibration_jsonl(jsonl_path));
-  OPTIQ_ASSIGN_OR_RETURN(ByteVocab vocab, ByteVocab::from_dir(model_dir));
+  OPTIQ_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_dir(model_dir));
   std::vector<int32_t> tokens;
   for (const auto& s : samples) {
-    // Chat samples carry their special tokens in the rendered text; prose never does.
+    // A rendered chat already carries the template's special tokens (BOS included); prose gets the
+    // tokenizer's post-processing, as Python's tokenizer.encode(text) does by default.
     const bool chat = !s.messages.empty();
-    auto ids = vocab.encode(render_calibration_sample(s, vocab.chat_template()), chat);
+    auto ids = tok->encode(render_calibration_sample(s, tok.get()), /*add_special_tokens=*/!chat);
     tokens.insert(tokens.end(), ids.begin(), ids.end());
   }
   auto chunks = make_calibration_chunks(tokens, opts);

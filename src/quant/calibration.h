@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "quant/byte_vocab.h"
+#include "tokenizer/tokenizer.h"
 
 namespace optiq {
 
@@ -26,12 +26,11 @@ struct CalibrationSample {
 // Parses a JSONL file; errors name the file, the line and the field.
 Result<std::vector<CalibrationSample>> read_calibration_jsonl(const std::string& path);
 
-// Renders one sample as model input text. Prose is used as is. Chat samples use ChatML
-// (`<|im_start|>role\ncontent<|im_end|>\n`) when the chat template is ChatML-shaped, and
-// role-prefixed concatenation otherwise (the spec's fallback when a template cannot be rendered;
-// a Jinja renderer arrives with the tokenizer library). Tools, when present, are listed in a
-// leading system turn as JSON.
-std::string render_calibration_sample(const CalibrationSample& s, const std::string& chat_template);
+// Renders one sample as model input text. Prose is used as is. Chat samples go through the
+// tokenizer's chat template (with tools); without a template, or when rendering fails (`tok` may be
+// nullptr), they fall back to role-prefixed concatenation ("role: content" turns, tools listed in a
+// leading system turn), as OptiQ does (§12).
+std::string render_calibration_sample(const CalibrationSample& s, const Tokenizer* tok);
 
 struct CalibrationOptions {
   int n_samples = 24;

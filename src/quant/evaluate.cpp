@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "quant/byte_vocab.h"
+#include "tokenizer/tokenizer.h"
 #include "quant/progress.h"
 
 namespace optiq {
@@ -19,8 +19,8 @@ Result<std::vector<int32_t>> read_heldout_tokens(const std::string& text_path, i
   ss << in.rdbuf();
   std::string text = ss.str();
   if (tail_bytes > 0 && static_cast<int64_t>(text.size()) > tail_bytes) text = text.substr(text.size() - tail_bytes);
-  OPTIQ_ASSIGN_OR_RETURN(ByteVocab vocab, ByteVocab::from_dir(model_dir));
-  return vocab.encode(text, /*parse_special=*/false);
+  OPTIQ_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_dir(model_dir));
+  return tok->encode(text, /*add_special_tokens=*/false);
 }
 
 std::vector<std::vector<int32_t>> eval_windows(const std::vector<int32_t>& tokens, int n, int seq_len) {

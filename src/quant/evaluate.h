@@ -2,7 +2,7 @@
 //
 // Held-out text: the last `tail_bytes` bytes of a text file (default: the last 200,000 bytes of
 // shared/data/brown.txt, the split dhara-tiny was not trained on), tokenized with the model's
-// vocabulary (quant/byte_vocab.h until the tokenizer library lands).
+// tokenizer (no special tokens added).
 // KL uses the probes of quant/kl.h on evenly spaced windows of that text: causal over every
 // position, and block-diffusion (masked positions of the last block at mask fractions
 // 1/0.75/0.5/0.25) when the model has that mode; reported as mean and p95 over positions.

@@ -233,7 +233,8 @@ TEST(WeightLoaderQuant, StackedExpertsSplitIntoViews) {
 }
 
 // Overriding a quantized module's weight with its own dequantization makes it dense and leaves
-// the model's logits unchanged (up to summation order).
+// the model's logits unchanged up to kernel arithmetic: the quantized matmul may round activations
+// (int16 planes on the AMX path), so the engine-core logit tolerance (2e-3) applies.
 TEST(WeightLoaderQuant, TensorOverrideReplacesQuantizedModule) {
   const std::string dir = test::fixture("dhara-tiny-mlx");
   auto md = ModelDir::open(dir);
@@ -259,7 +260,10 @@ TEST(WeightLoaderQuant, TensorOverrideReplacesQuantizedModule) {
   auto ca = (*base)->make_cache(64), cb = (*over)->make_cache(64);
   ASSERT_TRUE((*base)->forward(fb, *ca, a.data(), pool).ok());
   ASSERT_TRUE((*over)->forward(fb, *cb, b.data(), pool).ok());
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4);
+  double max_diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+  std::printf("override vs quantized logits: max |diff| = %.3g\n", max_diff);
+  EXPECT_LE(max_diff, 2e-3);
 
   // Bad overrides are errors, not crashes.
   LoadOptions bad;

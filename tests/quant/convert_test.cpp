@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -85,13 +86,17 @@ TEST(Convert, WrittenModelEqualsTheMeasuredFakeQuantization) {
   EXPECT_FALSE(cfg["quantization"].contains("model.layers.0.mlp.down_proj"));
   EXPECT_EQ((*out)->tensors->find("model.layers.0.mlp.down_proj.weight")->dtype, DType::kBF16);
 
-  // The converted model runs like the bf16 model with every layer fake-quantized at once.
+  // The converted model runs like the bf16 model with every layer fake-quantized at once (dense
+  // fp32 kernels vs the quantized kernels, which may round activations: engine-core tolerance).
   auto converted = load_model(r->artifact_dir);
   auto fake_model = load_model(test::fixture("dhara-tiny"), all_fake);
   ASSERT_TRUE(converted.ok() && fake_model.ok()) << converted.status().ToString();
   const std::vector<int32_t> toks = {84, 104, 101, 32, 99, 97, 116, 32, 115, 97, 116};
   auto a = logits_of(**converted, toks, pool), b = logits_of(**fake_model, toks, pool);
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << i;
+  double max_diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+  std::printf("converted vs fake-quantized logits: max |diff| = %.3g\n", max_diff);
+  EXPECT_LE(max_diff, 2e-3);
 
   // Metadata and copied files.
   auto meta = read_json_file(r->artifact_dir + "/optiq_metadata.json");

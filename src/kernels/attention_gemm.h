@@ -1,0 +1,27 @@
+// Attention for chunks of many rows (canvas steps, chunk prefill, vision towers) as per-KV-head
+// GEMMs through matmul(): scores = Q·Kᵀ over the union key range of a row block, masked per row,
+// softmax, then P·V. Same contract as attention() in kernels/ops.h (which stays the reference and
+// the path for few rows); the masked-out part of the union range is wasted work, so it pays when
+// rows share most of their keys (full/decoder rows: all; causal chunks: at most 2×).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace optiq {
+
+// Reusable buffers (grown on demand).
+struct AttentionScratch {
+  std::vector<float> kh, vt, qg, s, o;
+};
+
+//   q   [T, H, D], k/v [S, Hkv, D] (row stride Hkv·D), out [T, H, D]
+// Row t attends keys [key_begin[t], key_end[t]) (empty → zeros); head h uses KV head h / (H / Hkv).
+// Softmax in fp32 with max subtraction; `scale` multiplies q·k.
+void attention_gemm(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+                    int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, AttentionScratch& scratch,
+                    ThreadPool& pool);
+
+}  // namespace optiq

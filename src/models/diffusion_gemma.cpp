@@ -1,0 +1,672 @@
+// DiffusionGemma (model_type "diffusion_gemma"): one Gemma-4 MoE stack used as a causal encoder
+// (prompt prefill, canvas commit: writes the KV cache) and as a bidirectional canvas decoder (reads
+// the cache, never writes it). specs/diffusiongemma.md §2 is the reference for every line.
+//
+// Layer (§2.2), identical in both modes except the final layer_scalar:
+//   x += post_attention_layernorm(attn(input_layernorm(x)))
+//   d  = post_feedforward_layernorm_1(mlp(pre_feedforward_layernorm(x)))          dense gelu-tanh MLP
+//   e  = post_feedforward_layernorm_2(experts(pre_feedforward_layernorm_2(x)))    top-k of E, router(x)
+//   x  = (x + post_feedforward_layernorm(d + e)) · layer_scalar[mode]
+// Attention (§2.3): q/k RMSNorm (learned) then RoPE; v RMSNorm without weight; scale 1.0; full
+// layers have no v_proj (V = raw k_proj output) and "proportional" RoPE on the first pairs only.
+//
+// Modes map onto ForwardBatch (§2.6, §2.7):
+//   kCausal (write or not)    encoder: x = embed·bf16(√C), image rows = input_embeds unscaled;
+//                             sliding layers see q − k < window; each contiguous run of
+//                             embed_override rows (one image's soft tokens) is bidirectional.
+//   kFull, write_cache=false  decoder step over a canvas: x = rmsnorm(embed·√C + SC(self_condition));
+//                             full layers see the whole cache, sliding layers its last window−1
+//                             positions; every canvas row sees the whole canvas.
+// Logits: softcap(norm(x)·Eᵀ) in both modes (the encoder's are unused by generation).
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/attention_gemm.h"
+#include "kernels/gelu.h"
+#include "kernels/moe.h"
+#include "kernels/ops.h"
+#include "models/gemma4_vision.h"
+#include "models/registry.h"
+#include "models/weight_loader.h"
+
+namespace optiq {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int64_t kGemmAttentionRows = 16;
+
+// text_config, fields spelled as the config.json keys.
+struct DiffusionGemmaConfig {
+  int64_t vocab_size = 0, hidden_size = 0, num_hidden_layers = 0;
+  std::vector<bool> full_attention;  // per layer, from layer_types
+  int64_t sliding_window = 0;
+  int64_t num_attention_heads = 0, num_key_value_heads = 0, num_global_key_value_heads = 0;
+  int64_t head_dim = 0, global_head_dim = 0;
+  double rope_theta = 10000.0, global_rope_theta = 1e6, partial_rotary_factor = 0.25;
+  int64_t intermediate_size = 0, num_experts = 0, top_k_experts = 0, moe_intermediate_size = 0;
+  float rms_norm_eps = 1e-6f;
+  float final_logit_softcapping = 30.f;
+  int64_t max_position_embeddings = 0;
+  // Top level.
+  int canvas_length = 0;
+  int32_t boi_token_id = -1, image_token_id = -1, eoi_token_id = -1;
+  int64_t vision_soft_tokens_per_image = 0;
+
+  // Mistyped fields (a string where a number belongs, ...) become Corruption, never exceptions.
+  static Result<DiffusionGemmaConfig> from_json(const json& top, const std::string& file) {
+    try {
+      return parse(top, file);
+    } catch (const json::exception& e) {
+      return Status::Corruption(file + ": " + e.what());
+    }
+  }
+
+ private:
+  static Result<DiffusionGemmaConfig> parse(const json& top, const std::string& file) {
+    DiffusionGemmaConfig c;
+    if (!top.contains("text_config") || !top["text_config"].is_object())
+      return Status::Corruption(file + ": missing object text_config");
+    const json& j = top["text_config"];
+    auto need_int = [&](const char* key, int64_t* out) -> Status {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
+        return Status::Corruption(file + ": text_config." + key + " must be a positive integer");
+      *out = it->get<int64_t>();
+      return Status::Ok();
+    };
+    OPTIQ_RETURN_IF_ERROR(need_int("vocab_size", &c.vocab_size));
+    OPTIQ_RETURN_IF_ERROR(need_int("hidden_size", &c.hidden_size));
+    OPTIQ_RETURN_IF_ERROR(need_int("num_hidden_layers", &c.num_hidden_layers));
+    OPTIQ_RETURN_IF_ERROR(need_int("sliding_window", &c.sliding_window));
+    OPTIQ_RETURN_IF_ERROR(need_int("num_attention_heads", &c.num_attention_heads));
+    OPTIQ_RETURN_IF_ERROR(need_int("num_key_value_heads", &c.num_key_value_heads));
+    OPTIQ_RETURN_IF_ERROR(need_int("head_dim", &c.head_dim));
+    OPTIQ_RETURN_IF_ERROR(need_int("intermediate_size", &c.intermediate_size));
+    OPTIQ_RETURN_IF_ERROR(need_int("num_experts", &c.num_experts));
+    OPTIQ_RETURN_IF_ERROR(need_int("top_k_experts", &c.top_k_experts));
+    OPTIQ_RETURN_IF_ERROR(need_int("moe_intermediate_size", &c.moe_intermediate_size));
+    c.num_global_key_value_heads = j.value("num_global_key_value_heads", c.num_key_value_heads);
+    c.global_head_dim = j.value("global_head_dim", c.head_dim);
+    c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
+    if (j.contains("final_logit_softcapping"))  // null: no soft-cap (HF semantics)
+      c.final_logit_softcapping = j["final_logit_softcapping"].is_null() ? 0.f : j["final_logit_softcapping"].get<float>();
+    c.max_position_embeddings = j.value("max_position_embeddings", int64_t{262144});
+    c.rope_theta = j.value("rope_theta", c.rope_theta);
+    c.global_rope_theta = j.value("global_rope_theta", c.global_rope_theta);
+    c.partial_rotary_factor = j.value("partial_rotary_factor", c.partial_rotary_factor);
+    // rope_parameters (newer layout) wins over the flat keys.
+    if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+      const json& rp = j["rope_parameters"];
+      if (rp.contains("sliding_attention") && rp["sliding_attention"].is_object()) {
+        const json& s = rp["sliding_attention"];
+        if (s.value("rope_type", std::string("default")) != "default")
+          return Status::Unsupported(file + ": rope_parameters.sliding_attention.rope_type " + s["rope_type"].dump());
+        c.rope_theta = s.value("rope_theta", c.rope_theta);
+      }
+      if (rp.contains("full_attention") && rp["full_attention"].is_object()) {
+        const json& f = rp["full_attention"];
+        const std::string type = f.value("rope_type", std::string("proportional"));
+        if (type != "proportional" && type != "default")
+          return Status::Unsupported(file + ": rope_parameters.full_attention.rope_type \"" + type + "\"");
+        c.global_rope_theta = f.value("rope_theta", c.global_rope_theta);
+        c.partial_rotary_factor = type == "default" ? 1.0 : f.value("partial_rotary_factor", c.partial_rotary_factor);
+      }
+    }
+    const std::string act = j.value("hidden_activation", std::string("gelu_pytorch_tanh"));
+    if (act != "gelu_pytorch_tanh")
+      return Status::Unsupported(file + ": text_config.hidden_activation \"" + act + "\" (only gelu_pytorch_tanh)");
+    if (j.value("attention_bias", false)) return Status::Unsupported(file + ": text_config.attention_bias=true");
+    // layer_types; the last layer is always full (HF __post_init__).
+    c.full_attention.assign(static_cast<size_t>(c.num_hidden_layers), false);
+    if (j.contains("layer_types") && j["layer_types"].is_array()) {
+      const json& lt = j["layer_types"];
+      if (static_cast<int64_t>(lt.size()) != c.num_hidden_layers)
+        return Status::Corruption(file + ": text_config.layer_types has " + std::to_string(lt.size()) +
+                                  " entries, num_hidden_layers is " + std::to_string(c.num_hidden_layers));
+      for (size_t i = 0; i < lt.size(); ++i) {
+        const std::string t = lt[i].is_string() ? lt[i].get<std::string>() : "";
+        if (t == "full_attention") c.full_attention[i] = true;
+        else if (t != "sliding_attention")
+          return Status::Corruption(file + ": text_config.layer_types[" + std::to_string(i) + "] = " + lt[i].dump());
+      }
+    } else {
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.full_attention[i] = (i % 6) == 5;
+    }
+    c.full_attention.back() = true;
+    if (c.num_attention_heads % c.num_key_value_heads != 0 || c.num_global_key_value_heads <= 0 ||
+        c.num_attention_heads % c.num_global_key_value_heads != 0)
+      return Status::Corruption(file + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
+                                " is not a multiple of the key/value head counts");
+    if (c.head_dim % 2 || c.global_head_dim <= 0 || c.global_head_dim % 2)
+      return Status::Corruption(file + ": head dims must be positive and even");
+    if (c.top_k_experts > c.num_experts)
+      return Status::Corruption(file + ": top_k_experts " + std::to_string(c.top_k_experts) + " > num_experts " +
+                                std::to_string(c.num_experts));
+    if (c.partial_rotary_factor <= 0 || c.partial_rotary_factor > 1)
+      return Status::Corruption(file + ": partial_rotary_factor must be in (0, 1]");
+    auto it = top.find("canvas_length");
+    if (it == top.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
+      return Status::Corruption(file + ": canvas_length must be a positive integer");
+    c.canvas_length = it->get<int>();
+    c.boi_token_id = top.value("boi_token_id", -1);
+    c.image_token_id = top.value("image_token_id", -1);
+    c.eoi_token_id = top.value("eoi_token_id", -1);
+    c.vision_soft_tokens_per_image = top.value("vision_soft_tokens_per_image", int64_t{0});
+    return c;
+  }
+};
+
+struct DgLayer {
+  bool full = false;
+  bool k_eq_v = false;       // V is the raw k_proj output (full layers without v_proj)
+  int64_t n_kv = 0, D = 0;   // Hkv and head dim of this layer type
+  int64_t rot_pairs = 0;     // RoPE pairs actually rotated (partial on full layers)
+  std::vector<float> inv_freq;  // [D/2]
+  Weight input_layernorm, post_attention_layernorm;                 // [C]
+  Weight pre_feedforward_layernorm, post_feedforward_layernorm_1;   // [C] dense branch
+  Weight pre_feedforward_layernorm_2, post_feedforward_layernorm_2; // [C] expert branch
+  Weight post_feedforward_layernorm;                                // [C]
+  Weight q_proj, k_proj, v_proj, o_proj;  // [H·D, C], [Hkv·D, C], [Hkv·D, C] (absent if k_eq_v), [C, H·D]
+  Weight q_norm, k_norm;                  // [D]
+  Weight gate_proj, up_proj, down_proj;   // [F, C] ×2, [C, F]
+  Weight router_proj;                     // [E, C]
+  std::vector<float> router_scale;        // [C]
+  std::vector<float> per_expert_scale;    // [E]
+  std::vector<ExpertFfn> experts;         // E × {[2Fe, C], [C, Fe]}
+  float encoder_scalar = 1.f, decoder_scalar = 1.f;
+};
+
+// K/V of every layer for every position (sliding layers keep their full history too: simple, and
+// a decoder step only reads the last window−1 rows of it).
+class DgCache final : public Cache {
+ public:
+  struct DgSnapshot final : Snapshot {
+    int64_t length = 0;
+    int64_t n_writes = 0;  // forwards before the snapshot
+  };
+  DgCache(const std::vector<DgLayer>& layers, int64_t capacity) : capacity_(capacity) {
+    for (auto& L : layers) row_.push_back(L.n_kv * L.D);
+    k_.resize(layers.size());
+    v_.resize(layers.size());
+  }
+  int64_t length() const override { return length_; }
+  int64_t capacity() const override { return capacity_; }
+  std::unique_ptr<Snapshot> snapshot() const override {
+    auto s = std::make_unique<DgSnapshot>();
+    s->length = length_;
+    s->n_writes = n_writes_;
+    return s;
+  }
+  void restore(const Snapshot& s) override {
+    const auto& d = dynamic_cast<const DgSnapshot&>(s);
+    // Rows [0, length) are intact unless a later forward (read-only ones write scratch rows past
+    // the length too) wrote below it.
+    OPTIQ_CHECK_MSG(d.n_writes <= n_writes_, "restore: snapshot from another cache");
+    for (auto it = suffix_min_.rbegin(); it != suffix_min_.rend() && it->first >= d.n_writes; ++it)
+      OPTIQ_CHECK_MSG(it->second >= d.length, "restore: rows below the snapshot's length " + std::to_string(d.length) +
+                                                  " were rewritten from row " + std::to_string(it->second));
+    length_ = d.length;
+  }
+  Status truncate(int64_t n) override {
+    if (n < 0 || n > length_)
+      return Status::InvalidArgument("truncate: length " + std::to_string(n) + " outside [0, " +
+                                     std::to_string(length_) + "]");
+    length_ = n;
+    return Status::Ok();
+  }
+  void reserve_rows(int64_t n) {
+    if (n <= reserved_) return;
+    const int64_t grow = std::max<int64_t>(n, std::min<int64_t>(capacity_, std::max<int64_t>(64, reserved_ * 2)));
+    for (size_t l = 0; l < k_.size(); ++l) {
+      k_[l].resize(static_cast<size_t>(grow * row_[l]));
+      v_[l].resize(static_cast<size_t>(grow * row_[l]));
+    }
+    reserved_ = grow;
+  }
+  float* k(size_t l) { return k_[l].data(); }
+  float* v(size_t l) { return v_[l].data(); }
+  // A forward wrote rows [begin, begin + T); a cache-writing one also advances the length.
+  void record_write(int64_t begin, int64_t T, bool advance) {
+    // Keep the minima of every suffix of the write history: entries (forward index, first row)
+    // with increasing rows; a new write hides earlier entries at or above its row.
+    while (!suffix_min_.empty() && suffix_min_.back().second >= begin) suffix_min_.pop_back();
+    suffix_min_.emplace_back(n_writes_++, begin);
+    if (advance) length_ = begin + T;
+  }
+
+  // Scratch, grown on demand and reused across forwards.
+  std::vector<float> x, h, q, kk, vv, att, tmp, dense, ex, g, u, rl, rw, sc_p, sc_soft;
+  std::vector<int32_t> sel;
+  std::vector<int64_t> pos, key_begin, key_end, run_begin, run_end;
+  MoeScratch moe;
+  AttentionScratch attn;
+
+ private:
+  int64_t capacity_;
+  int64_t length_ = 0, reserved_ = 0;
+  int64_t n_writes_ = 0;                                 // forwards so far
+  std::vector<std::pair<int64_t, int64_t>> suffix_min_;  // (forward index, first row written)
+  std::vector<int64_t> row_;
+  std::vector<std::vector<float>> k_, v_;  // per layer [S, Hkv, D]
+};
+
+template <typename T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// A 3-D expert stack [E, out, in] viewed as E per-expert Weights. HF checkpoints store it under the
+// bare module name (`experts.gate_up_proj`, no ".weight"); MLX ones as `module.weight` (dense, or
+// packed with .scales/.biases), which WeightLoader::experts resolves with the quantization rules.
+Result<std::vector<Weight>> load_expert_stack(const WeightLoader& wl, const std::string& module, int64_t E,
+                                              int64_t n_out, int64_t n_in) {
+  if (!wl.has(module) || wl.has(module + ".weight")) return wl.experts(module, E, n_out, n_in);
+  OPTIQ_ASSIGN_OR_RETURN(Weight all, wl.dense(module, {E, n_out, n_in}));
+  std::vector<Weight> out(static_cast<size_t>(E), all);
+  const size_t stride = static_cast<size_t>(n_out * n_in) * dtype_size(all.dtype);
+  for (int64_t e = 0; e < E; ++e) {
+    out[e].n_out = n_out;
+    out[e].n_in = n_in;
+    out[e].data = static_cast<const uint8_t*>(all.data) + e * stride;
+  }
+  return out;
+}
+
+class DiffusionGemmaModel final : public Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(std::shared_ptr<ModelDir> dir) {
+    auto m = std::unique_ptr<DiffusionGemmaModel>(new DiffusionGemmaModel());
+    const std::string file = dir->path + "/config.json";
+    OPTIQ_ASSIGN_OR_RETURN(m->cfg_, DiffusionGemmaConfig::from_json(dir->config, file));
+    m->dir_ = dir;
+    OPTIQ_RETURN_IF_ERROR(m->load_weights());
+    if (dir->config.contains("vision_config") && dir->config["vision_config"].is_object() &&
+        dir->tensors->contains("model.encoder.vision_tower.patch_embedder.input_proj.weight") ) {
+      OPTIQ_ASSIGN_OR_RETURN(Gemma4VisionConfig vc,
+                             Gemma4VisionConfig::from_json(dir->config["vision_config"], file + ": vision_config"));
+      WeightLoader wl(*dir);
+      OPTIQ_ASSIGN_OR_RETURN(m->vision_, Gemma4Vision::load(wl, vc, "model.encoder.", m->cfg_.hidden_size));
+    }
+    m->fill_info();
+    return std::unique_ptr<Model>(std::move(m));
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  std::unique_ptr<Cache> make_cache(int64_t max_tokens) const override {
+    if (max_tokens <= 0 || max_tokens > cfg_.max_position_embeddings) max_tokens = cfg_.max_position_embeddings;
+    return std::make_unique<DgCache>(layers_, max_tokens);
+  }
+
+  Status forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const override;
+
+  Result<ImageEmbedding> embed_image(std::span<const uint8_t> rgb, int width, int height,
+                                     ThreadPool& pool) const override {
+    if (!vision_) return Status::Unsupported(dir_->path + ": checkpoint has no vision tower");
+    const int n = cfg_.vision_soft_tokens_per_image > 0 ? static_cast<int>(cfg_.vision_soft_tokens_per_image) : 0;
+    return vision_->embed(rgb, width, height, pool, n);
+  }
+
+ private:
+  DiffusionGemmaModel() = default;
+  Status load_weights();
+  void fill_info();
+  // Decoder input block (§2.7): x[T, C] = rmsnorm_noscale(x + SC(self_condition)); x holds the scaled embedding.
+  void self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc, ThreadPool& pool) const;
+  void layer(DgCache& c, size_t l, float* x, int64_t T, int64_t S0, bool decoder, ThreadPool& pool) const;
+
+  DiffusionGemmaConfig cfg_;
+  std::shared_ptr<ModelDir> dir_;
+  Weight embed_tokens_;   // [V, C]; also the tied head
+  Weight embed_t_;        // [C, V] bf16 copy of the table, for the self-conditioning product p·E
+  float embed_scale_ = 1.f;  // bf16(√C), as HF casts the scale to the weight dtype
+  Weight norm_;           // [C]
+  Weight sc_pre_norm_;    // [C]
+  Weight sc_gate_, sc_up_, sc_down_;  // [F, C] ×2, [C, F]
+  std::vector<DgLayer> layers_;
+  std::unique_ptr<Gemma4Vision> vision_;
+  ModelInfo info_;
+};
+
+Status DiffusionGemmaModel::load_weights() {
+  WeightLoader wl(*dir_);
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, F = cfg_.intermediate_size;
+  const int64_t H = cfg_.num_attention_heads, E = cfg_.num_experts, Fe = cfg_.moe_intermediate_size;
+  const std::string d = "model.decoder.";
+  OPTIQ_ASSIGN_OR_RETURN(embed_tokens_, wl.linear(d + "embed_tokens", V, C));
+  OPTIQ_ASSIGN_OR_RETURN(norm_, wl.dense(d + "norm.weight", {C}));
+  OPTIQ_ASSIGN_OR_RETURN(sc_pre_norm_, wl.dense(d + "self_conditioning.pre_norm.weight", {C}));
+  OPTIQ_ASSIGN_OR_RETURN(sc_gate_, wl.linear(d + "self_conditioning.gate_proj", F, C));
+  OPTIQ_ASSIGN_OR_RETURN(sc_up_, wl.linear(d + "self_conditioning.up_proj", F, C));
+  OPTIQ_ASSIGN_OR_RETURN(sc_down_, wl.linear(d + "self_conditioning.down_proj", C, F));
+  embed_scale_ = round_bf16(std::sqrt(static_cast<float>(C)));
+  {
+    // p[T, V] · E[V, C] as a regular matmul against Eᵀ: one bf16 transposed copy made at load.
+    auto buf = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(V * C) * 2);
+    auto* dst = reinterpret_cast<uint16_t*>(buf->data());
+    std::vector<float> row(static_cast<size_t>(C));
+    for (int64_t v = 0; v < V; ++v) {
+      weight_row(embed_tokens_, v, row.data());
+      for (int64_t c = 0; c < C; ++c) dst[c * V + v] = f32_to_bf16(row[c]);
+    }
+    embed_t_.dtype = DType::kBF16;
+    embed_t_.n_out = C;
+    embed_t_.n_in = V;
+    embed_t_.data = buf->data();
+    embed_t_.owned = buf;
+  }
+  layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    DgLayer& L = layers_[i];
+    const std::string p = d + "layers." + std::to_string(i) + ".";
+    L.full = cfg_.full_attention[i];
+    L.n_kv = L.full ? cfg_.num_global_key_value_heads : cfg_.num_key_value_heads;
+    L.D = L.full ? cfg_.global_head_dim : cfg_.head_dim;
+    const int64_t D = L.D, Hkv = L.n_kv;
+    // RoPE (§2.4): sliding rotates every pair with θ; full ("proportional") rotates the first
+    // int(partial·D/2) pairs with exponents over the FULL head dim, the rest stay identity.
+    const double theta = L.full ? cfg_.global_rope_theta : cfg_.rope_theta;
+    L.rot_pairs = L.full ? static_cast<int64_t>(cfg_.partial_rotary_factor * static_cast<double>(D) / 2.0) : D / 2;
+    L.inv_freq.assign(static_cast<size_t>(D / 2), 0.f);
+    for (int64_t j = 0; j < L.rot_pairs; ++j)
+      L.inv_freq[j] = 1.0f / std::pow(static_cast<float>(theta), static_cast<float>(2 * j) / static_cast<float>(D));
+    for (auto [w, name] : {std::pair{&L.input_layernorm, "input_layernorm"},
+                           {&L.post_attention_layernorm, "post_attention_layernorm"},
+                           {&L.pre_feedforward_layernorm, "pre_feedforward_layernorm"},
+                           {&L.post_feedforward_layernorm, "post_feedforward_layernorm"},
+                           {&L.pre_feedforward_layernorm_2, "pre_feedforward_layernorm_2"},
+                           {&L.post_feedforward_layernorm_1, "post_feedforward_layernorm_1"},
+                           {&L.post_feedforward_layernorm_2, "post_feedforward_layernorm_2"}}) {
+      OPTIQ_ASSIGN_OR_RETURN(*w, wl.dense(p + name + ".weight", {C}));
+    }
+    OPTIQ_ASSIGN_OR_RETURN(L.q_proj, wl.linear(p + "self_attn.q_proj", H * D, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.k_proj, wl.linear(p + "self_attn.k_proj", Hkv * D, C));
+    // Full layers of the released checkpoints have no v_proj (V = raw K, spec §2.3); a checkpoint
+    // that does ship one on a full layer gets an ordinary V projection.
+    L.k_eq_v = L.full && !wl.has(p + "self_attn.v_proj.weight");
+    if (!L.k_eq_v) {
+      OPTIQ_ASSIGN_OR_RETURN(L.v_proj, wl.linear(p + "self_attn.v_proj", Hkv * D, C));
+    }
+    OPTIQ_ASSIGN_OR_RETURN(L.o_proj, wl.linear(p + "self_attn.o_proj", C, H * D));
+    OPTIQ_ASSIGN_OR_RETURN(L.q_norm, wl.dense(p + "self_attn.q_norm.weight", {D}));
+    OPTIQ_ASSIGN_OR_RETURN(L.k_norm, wl.dense(p + "self_attn.k_norm.weight", {D}));
+    OPTIQ_ASSIGN_OR_RETURN(L.gate_proj, wl.linear(p + "mlp.gate_proj", F, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.up_proj, wl.linear(p + "mlp.up_proj", F, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
+    OPTIQ_ASSIGN_OR_RETURN(L.router_proj, wl.linear(p + "router.proj", E, C));
+    OPTIQ_ASSIGN_OR_RETURN(L.router_scale, wl.f32(p + "router.scale", {C}));
+    OPTIQ_ASSIGN_OR_RETURN(L.per_expert_scale, wl.f32(p + "router.per_expert_scale", {E}));
+    OPTIQ_ASSIGN_OR_RETURN(std::vector<Weight> gu, load_expert_stack(wl, p + "experts.gate_up_proj", E, 2 * Fe, C));
+    OPTIQ_ASSIGN_OR_RETURN(std::vector<Weight> dn, load_expert_stack(wl, p + "experts.down_proj", E, C, Fe));
+    L.experts.resize(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e) L.experts[e] = ExpertFfn{gu[e], dn[e]};
+    OPTIQ_ASSIGN_OR_RETURN(std::vector<float> ds, wl.f32(p + "layer_scalar", {1}));
+    OPTIQ_ASSIGN_OR_RETURN(std::vector<float> es,
+                           wl.f32("model.encoder.language_model.layers." + std::to_string(i) + ".layer_scalar", {1}));
+    L.decoder_scalar = ds[0];
+    L.encoder_scalar = es[0];
+  }
+  return Status::Ok();
+}
+
+void DiffusionGemmaModel::fill_info() {
+  info_.model_type = "diffusion_gemma";
+  info_.vocab_size = cfg_.vocab_size;
+  info_.hidden_size = cfg_.hidden_size;
+  info_.n_layers = cfg_.num_hidden_layers;
+  info_.max_position = cfg_.max_position_embeddings;
+  info_.canvas_length = cfg_.canvas_length;
+  info_.supports_causal = true;
+  info_.supports_block = false;
+  if (vision_) {
+    info_.image_token_id = cfg_.image_token_id;
+    info_.boi_token_id = cfg_.boi_token_id;
+    info_.eoi_token_id = cfg_.eoi_token_id;
+  }
+  auto add_eos = [&](const json& j) {
+    auto it = j.find("eos_token_id");
+    if (it == j.end()) return;
+    if (it->is_number_integer()) info_.eos_ids.push_back(it->get<int32_t>());
+    if (it->is_array())
+      for (auto& e : *it)
+        if (e.is_number_integer()) info_.eos_ids.push_back(e.get<int32_t>());
+  };
+  add_eos(dir_->config);
+  add_eos(dir_->generation_config);
+  std::sort(info_.eos_ids.begin(), info_.eos_ids.end());
+  info_.eos_ids.erase(std::unique(info_.eos_ids.begin(), info_.eos_ids.end()), info_.eos_ids.end());
+  // Per token: attention, dense MLP, router and top-k of E experts, plus the head.
+  size_t per_token = embed_tokens_.bytes() + norm_.bytes();
+  const double frac = static_cast<double>(cfg_.top_k_experts) / static_cast<double>(cfg_.num_experts);
+  for (auto& L : layers_) {
+    per_token += L.q_proj.bytes() + L.k_proj.bytes() + L.v_proj.bytes() + L.o_proj.bytes() + L.gate_proj.bytes() +
+                 L.up_proj.bytes() + L.down_proj.bytes() + L.router_proj.bytes();
+    size_t ex = 0;
+    for (auto& e : L.experts) ex += e.gate_up.bytes() + e.down.bytes();
+    per_token += static_cast<size_t>(static_cast<double>(ex) * frac);
+  }
+  info_.weight_bytes_per_token = per_token;
+  info_.total_weight_bytes = dir_->tensors->total_bytes();
+}
+
+void DiffusionGemmaModel::self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc,
+                                               ThreadPool& pool) const {
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, F = cfg_.intermediate_size;
+  if (!sc.empty()) {
+    // soft = bf16(softmax(bf16(sc))) · E · √C (§2.7): the reference stores the processed logits in
+    // bf16 and casts the probabilities to bf16 before the embedding product.
+    float* p = grow(c.sc_p, T * V);
+    float* soft = grow(c.sc_soft, T * C);
+    pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+      std::vector<float> z(static_cast<size_t>(V));
+      for (int64_t t = b; t < e; ++t) {
+        for (int64_t v = 0; v < V; ++v) z[v] = round_bf16(sc[t * V + v]);
+        softmax(z.data(), p + t * V, V);
+        for (int64_t v = 0; v < V; ++v) p[t * V + v] = round_bf16(p[t * V + v]);
+      }
+    });
+    matmul(soft, p, T, embed_t_, pool);
+    for (int64_t i = 0; i < T * C; ++i) soft[i] *= embed_scale_;
+    float* n = grow(c.h, T * C);
+    float* g = grow(c.g, T * F);
+    float* u = grow(c.u, T * F);
+    rms_norm(n, soft, T, C, sc_pre_norm_, cfg_.rms_norm_eps);
+    matmul(g, n, T, sc_gate_, pool);
+    matmul(u, n, T, sc_up_, pool);
+    gelu_tanh_mul(g, g, u, T * F);
+    matmul(soft, g, T, sc_down_, pool);
+    add_inplace(x, soft, T * C);
+  }
+  // Without self-conditioning the SC MLP sees sc_pre_norm(0) = 0 and adds exactly 0.
+  rms_norm(x, x, T, C, Weight{}, cfg_.rms_norm_eps);
+}
+
+void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64_t S0, bool decoder,
+                                ThreadPool& pool) const {
+  const DgLayer& L = layers_[l];
+  const int64_t C = cfg_.hidden_size, H = cfg_.num_attention_heads, D = L.D, Hkv = L.n_kv;
+  const int64_t F = cfg_.intermediate_size, E = cfg_.num_experts, K = cfg_.top_k_experts;
+  const float eps = cfg_.rms_norm_eps;
+  const Weight no_weight{};
+  float* h = grow(c.h, T * std::max(C, H * D));
+  float* q = grow(c.q, T * H * D);
+  float* kk = grow(c.kk, T * Hkv * D);
+  float* vv = grow(c.vv, T * Hkv * D);
+  float* att = grow(c.att, T * H * D);
+  float* tmp = grow(c.tmp, T * C);
+  const int64_t* pos = c.pos.data();
+
+  // Attention (§2.3).
+  rms_norm(h, x, T, C, L.input_layernorm, eps);
+  matmul(q, h, T, L.q_proj, pool);
+  matmul(kk, h, T, L.k_proj, pool);
+  if (L.k_eq_v) std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection
+  else matmul(vv, h, T, L.v_proj, pool);
+  rms_norm(q, q, T * H, D, L.q_norm, eps);
+  rope(q, T, H, D, pos, L.inv_freq.data(), L.rot_pairs);
+  rms_norm(kk, kk, T * Hkv, D, L.k_norm, eps);
+  rope(kk, T, Hkv, D, pos, L.inv_freq.data(), L.rot_pairs);
+  rms_norm(vv, vv, T * Hkv, D, no_weight, eps);
+  // Rows past the cache length are scratch for read-only (decoder) forwards: length() does not
+  // advance, and the next appending forward overwrites them.
+  std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
+  std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
+  int64_t* kb = grow(c.key_begin, T);
+  int64_t* ke = grow(c.key_end, T);
+  const int64_t W = cfg_.sliding_window;
+  for (int64_t t = 0; t < T; ++t) {
+    if (decoder) {
+      // Decoder rows: the cache (sliding layers: its last W−1 positions, the same for every row)
+      // plus the whole canvas.
+      kb[t] = L.full ? 0 : std::max<int64_t>(0, S0 - (W - 1));
+      ke[t] = S0 + T;
+    } else {
+      // Encoder rows: causal, sliding layers q − k < W; an image run [rb, re) is bidirectional.
+      kb[t] = L.full ? 0 : std::max<int64_t>(0, pos[t] - W + 1);
+      ke[t] = pos[t] + 1;
+      if (c.run_begin[t] >= 0) {
+        kb[t] = std::min(kb[t], c.run_begin[t]);
+        ke[t] = std::max(ke[t], c.run_end[t]);
+      }
+    }
+  }
+  // Canvas steps and commits: many rows sharing their keys → GEMM form; few rows → the plain kernel.
+  if (T >= kGemmAttentionRows) attention_gemm(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, c.attn, pool);
+  else attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, pool);
+  matmul(tmp, att, T, L.o_proj, pool);
+  rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps);
+  add_inplace(x, tmp, T * C);
+
+  // Dense MLP branch.
+  float* g = grow(c.g, T * F);
+  float* u = grow(c.u, T * F);
+  float* dense = grow(c.dense, T * C);
+  rms_norm(h, x, T, C, L.pre_feedforward_layernorm, eps);
+  matmul(g, h, T, L.gate_proj, pool);
+  matmul(u, h, T, L.up_proj, pool);
+  gelu_tanh_mul(g, g, u, T * F);
+  matmul(dense, g, T, L.down_proj, pool);
+  rms_norm(dense, dense, T, C, L.post_feedforward_layernorm_1, eps);
+
+  // Router (§2.5) on the un-normed residual: rmsnorm_noscale(x) · scale · C^−½ → logits → top-k.
+  float* rl = grow(c.rl, T * E);
+  float* rw = grow(c.rw, T * K);
+  int32_t* sel = grow(c.sel, T * K);
+  rms_norm(h, x, T, C, no_weight, eps);
+  const float root = 1.0f / std::sqrt(static_cast<float>(C));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < C; ++i) h[t * C + i] = h[t * C + i] * L.router_scale[i] * root;
+  matmul(rl, h, T, L.router_proj, pool);
+  moe_topk_softmax(rl, T, E, K, sel, rw);
+  for (int64_t i = 0; i < T * K; ++i) rw[i] *= L.per_expert_scale[sel[i]];
+
+  // Expert branch.
+  float* ex = grow(c.ex, T * C);
+  rms_norm(h, x, T, C, L.pre_feedforward_layernorm_2, eps);
+  moe_experts(ex, h, T, C, sel, rw, K, L.experts, c.moe, pool);
+  rms_norm(ex, ex, T, C, L.post_feedforward_layernorm_2, eps);
+
+  add_inplace(dense, ex, T * C);
+  rms_norm(dense, dense, T, C, L.post_feedforward_layernorm, eps);
+  add_inplace(x, dense, T * C);
+  const float s = decoder ? L.decoder_scalar : L.encoder_scalar;
+  for (int64_t i = 0; i < T * C; ++i) x[i] *= s;
+}
+
+Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const {
+  auto* cp = dynamic_cast<DgCache*>(&cache_base);
+  if (!cp) return Status::InvalidArgument("diffusion_gemma forward: cache was not made by this model");
+  DgCache& c = *cp;
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size;
+  const int64_t S0 = c.length();
+  if (T == 0) return Status::InvalidArgument("diffusion_gemma forward: empty chunk");
+  if (b.pos0 != S0)
+    return Status::InvalidArgument("diffusion_gemma forward: pos0 " + std::to_string(b.pos0) + " != cache length " +
+                                   std::to_string(S0) + " (chunks start at the end of the cache)");
+  if (S0 + T > c.capacity())
+    return Status::InvalidArgument("diffusion_gemma forward: " + std::to_string(S0 + T) +
+                                   " positions exceed the context of " + std::to_string(c.capacity()));
+  if (b.mask == MaskMode::kBlock)
+    return Status::Unsupported("diffusion_gemma forward: block masks are not defined for this model");
+  const bool decoder = b.mask == MaskMode::kFull;
+  if (decoder && b.write_cache)
+    return Status::InvalidArgument("diffusion_gemma forward: decoder (kFull) steps never write the cache; "
+                                   "commit canvases with kCausal");
+  const bool has_override = !b.embed_override.empty();
+  if (has_override != !b.input_embeds.empty() ||
+      (has_override && (static_cast<int64_t>(b.embed_override.size()) != T ||
+                        static_cast<int64_t>(b.input_embeds.size()) != T * C)))
+    return Status::InvalidArgument("diffusion_gemma forward: input_embeds must be [T, C] = [" + std::to_string(T) +
+                                   ", " + std::to_string(C) + "] with embed_override sized T, or both empty");
+  if (!b.self_condition.empty()) {
+    if (!decoder) return Status::InvalidArgument("diffusion_gemma forward: self_condition is for decoder (kFull) steps");
+    if (static_cast<int64_t>(b.self_condition.size()) != T * V)
+      return Status::InvalidArgument("diffusion_gemma forward: self_condition has " +
+                                     std::to_string(b.self_condition.size()) + " values, expected [T, V] = " +
+                                     std::to_string(T * V));
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    if (has_override && b.embed_override[t]) continue;  // image rows: the id only marks the slot
+    if (b.tokens[t] < 0 || b.tokens[t] >= V)
+      return Status::InvalidArgument("diffusion_gemma forward: token id " + std::to_string(b.tokens[t]) +
+                                     " at index " + std::to_string(t) + " outside the vocabulary [0, " +
+                                     std::to_string(V) + ")");
+  }
+
+  c.reserve_rows(S0 + T);
+  float* x = grow(c.x, T * C);
+  int64_t* pos = grow(c.pos, T);
+  int64_t* rb = grow(c.run_begin, T);
+  int64_t* re = grow(c.run_end, T);
+  for (int64_t t = 0; t < T; ++t) pos[t] = S0 + t;
+  // Image runs: maximal runs of overridden rows are one image's soft tokens (bidirectional block).
+  for (int64_t t = 0; t < T;) {
+    if (!has_override || !b.embed_override[t]) {
+      rb[t] = re[t] = -1;
+      ++t;
+      continue;
+    }
+    int64_t e = t;
+    while (e < T && b.embed_override[e]) ++e;
+    for (int64_t i = t; i < e; ++i) {
+      rb[i] = S0 + t;
+      re[i] = S0 + e;
+    }
+    t = e;
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    float* xr = x + t * C;
+    if (has_override && b.embed_override[t]) {
+      std::memcpy(xr, b.input_embeds.data() + t * C, sizeof(float) * C);  // soft tokens, unscaled
+      continue;
+    }
+    weight_row(embed_tokens_, b.tokens[t], xr);
+    for (int64_t i = 0; i < C; ++i) xr[i] *= embed_scale_;
+  }
+  if (decoder) self_condition_input(c, x, T, b.self_condition, pool);
+
+  for (size_t l = 0; l < layers_.size(); ++l) layer(c, l, x, T, S0, decoder, pool);
+  c.record_write(S0, T, b.write_cache);
+
+  const int64_t first = b.last_logits_only ? T - 1 : 0;
+  const int64_t rows = T - first;
+  float* h = grow(c.h, rows * C);
+  rms_norm(h, x + first * C, rows, C, norm_, cfg_.rms_norm_eps);
+  matmul(logits, h, rows, embed_tokens_, pool);  // tied head
+  if (cfg_.final_logit_softcapping > 0) softcap_inplace(logits, rows * V, cfg_.final_logit_softcapping);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> make_diffusion_gemma(std::shared_ptr<ModelDir> dir, const LoadOptions&) {
+  return DiffusionGemmaModel::load(std::move(dir));
+}
+
+}  // namespace optiq

@@ -17,3 +17,7 @@ cmake --build build -j"$(nproc)"
 if command -v npm >/dev/null 2>&1; then
   bash scripts/setup_npm.sh build/npm || echo "warning: npm install failed; ctest retries it (tokenizer_diff_npm_install)"
 fi
+# Test-only npm packages for the optiq serve integration tests (official OpenAI and Anthropic SDKs).
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/setup_serve_npm.sh build/serve-npm || echo "warning: npm install failed; ctest retries it (serve_npm_install)"
+fi

@@ -9,6 +9,7 @@ int cmd_bench(int argc, char** argv);
 int cmd_init_random(int argc, char** argv);
 int cmd_tokenize(int, char**);
 int cmd_chat_template(int, char**);
+int cmd_serve(int, char**);
 int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 

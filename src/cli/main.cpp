@@ -18,6 +18,7 @@ const Command kCommands[] = {
     {"bench", optiq::cli::cmd_bench, "measure tok/s per decoding mode and weight bandwidth"},
     {"init-random", optiq::cli::cmd_init_random, "write a random-weight checkpoint for a config"},
     {"tokenize", optiq::cli::cmd_tokenize, "show the token ids of a text (tokenizer.json)"},
+    {"serve", optiq::cli::cmd_serve, "OpenAI- and Anthropic-compatible HTTP server"},
     {"chat-template", optiq::cli::cmd_chat_template, "render a conversation with the model's chat template"},
     {"convert", optiq::cli::cmd_convert, "quantize to MLX affine mixed precision (OptIQ sensitivity)"},
     {"eval", optiq::cli::cmd_eval, "KL against a reference model and held-out perplexity"},

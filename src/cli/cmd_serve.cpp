@@ -1,0 +1,178 @@
+// optiq serve: OpenAI- and Anthropic-compatible HTTP server over the engine (src/serve).
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "io/model_dir.h"
+#include "serve/server.h"
+
+namespace optiq::cli {
+
+namespace {
+
+const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
+
+  --model DIR            model directory (default: the bundled models/dhara-brown-tiny)
+  --host ADDR            address to listen on (default 127.0.0.1, loopback only)
+  --port N               port (default 8080; 0 picks a free one, printed on stdout)
+  --mtp                  decode greedy requests with self-speculation (dhara); a request's
+                         "decoding": "ar" | "diffusion" | "selfspec" overrides
+  --max-concurrent N     HTTP connections served at once (default 64)
+  --queue N              generation requests that may wait for the engine (default 64); more → 503
+  --api-key KEY          require "Authorization: Bearer KEY" or "x-api-key: KEY"
+  --max-tokens N         output tokens when a request gives none (default 32768, capped by the context)
+  --temp T --top-p P --top-k K --min-p M --repetition-penalty R --seed S
+                         sampling defaults (default: generation_config.json, else greedy)
+  --max-body-bytes N     largest request body (default 4194304); larger → 413
+  --model-id ID          id reported by /v1/models (default: the model directory's name)
+  --threads N            compute threads (default: all cores)
+)";
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "optiq serve: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+// Sampler defaults from generation_config.json (as `optiq generate` and mlx-optiq do).
+SamplingParams sampling_defaults(const std::string& dir) {
+  SamplingParams p;
+  auto md = read_json_file(dir + "/generation_config.json");
+  if (!md.ok() || !md->is_object()) return p;
+  const auto& g = *md;
+  auto num = [&](const char* k, double def) {
+    return g.contains(k) && g[k].is_number() ? g[k].get<double>() : def;
+  };
+  p.temperature = static_cast<float>(num("temperature", 0));
+  p.top_p = static_cast<float>(num("top_p", 1));
+  p.top_k = static_cast<int>(num("top_k", 0));
+  p.min_p = static_cast<float>(num("min_p", 0));
+  p.repetition_penalty = static_cast<float>(num("repetition_penalty", 1));
+  // HF: do_sample=false means greedy whatever the temperature says.
+  if (g.contains("do_sample") && g["do_sample"].is_boolean() && !g["do_sample"].get<bool>()) p.temperature = 0;
+  return p;
+}
+
+}  // namespace
+
+int cmd_serve(int argc, char** argv) {
+  auto flags = Flags::parse(argc, argv,
+                            {"--model", "--host", "--port", "--max-concurrent", "--queue", "--api-key", "--max-tokens",
+                             "--temp", "--top-p", "--top-k", "--min-p", "--repetition-penalty", "--seed",
+                             "--max-body-bytes", "--model-id", "--threads"},
+                            {"--mtp", "--help"});
+  if (!flags.ok()) return fail(flags.status());
+  const Flags& f = *flags;
+  if (f.has("--help")) {
+    std::fputs(kServeHelp, stdout);
+    return 0;
+  }
+  const std::string dir = f.str("--model", default_model_dir());
+  serve::ServerOptions o;
+  o.host = f.str("--host", "127.0.0.1");
+  o.model_id = f.str("--model-id", std::filesystem::path(dir).filename().string());
+  if (o.model_id.empty()) o.model_id = std::filesystem::path(dir).parent_path().filename().string();
+  o.api_key = f.str("--api-key");
+  o.defaults.sampling = sampling_defaults(dir);
+  if (f.has("--mtp")) o.defaults.mode = DecodeMode::kSelfSpec;
+
+  struct IntFlag {
+    const char* name;
+    long long def, lo, hi;
+    long long* out;
+  };
+  long long port, max_concurrent, queue, max_tokens, max_body, threads, top_k, seed;
+  IntFlag ints[] = {{"--port", 8080, 0, 65535, &port},
+                    {"--max-concurrent", 64, 1, 4096, &max_concurrent},
+                    {"--queue", 64, 1, 1 << 20, &queue},
+                    {"--max-tokens", 32768, 1, 1 << 30, &max_tokens},
+                    {"--max-body-bytes", 4 << 20, 1024, 1ll << 32, &max_body},
+                    {"--threads", 0, 0, 1024, &threads},
+                    {"--top-k", o.defaults.sampling.top_k, 0, 1 << 30, &top_k},
+                    {"--seed", 0, 0, INT64_MAX, &seed}};
+  for (auto& i : ints) {
+    auto v = f.integer(i.name, i.def);
+    if (!v.ok()) return fail(v.status());
+    if (*v < i.lo || *v > i.hi)
+      return fail(Status::InvalidArgument(std::string(i.name) + " must be in [" + std::to_string(i.lo) + ", " +
+                                          std::to_string(i.hi) + "], got " + std::to_string(*v)));
+    *i.out = *v;
+  }
+  o.port = static_cast<int>(port);
+  o.http_threads = static_cast<int>(max_concurrent);
+  o.queue_capacity = static_cast<size_t>(queue);
+  o.defaults.max_tokens = max_tokens;
+  o.max_body_bytes = static_cast<size_t>(max_body);
+  o.defaults.sampling.top_k = static_cast<int>(top_k);
+  o.defaults.sampling.seed = static_cast<uint64_t>(seed);
+  struct FloatFlag {
+    const char* name;
+    float* out;
+  };
+  FloatFlag floats[] = {{"--temp", &o.defaults.sampling.temperature},
+                        {"--top-p", &o.defaults.sampling.top_p},
+                        {"--min-p", &o.defaults.sampling.min_p},
+                        {"--repetition-penalty", &o.defaults.sampling.repetition_penalty}};
+  for (auto& fl : floats) {
+    auto v = f.num(fl.name, *fl.out);
+    if (!v.ok()) return fail(v.status());
+    *fl.out = static_cast<float>(*v);
+  }
+  if (Status st = o.defaults.sampling.validate(); !st.ok()) return fail(st);
+
+  // Signals are handled by one thread via sigwait; every other thread (HTTP, engine, compute) starts
+  // with them blocked, so the handler never runs inside library code.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGUSR1);  // internal: wakes the waiter at exit
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  serve::Server server(o);
+  auto bound = server.bind();
+  if (!bound.ok()) return fail(bound.status());
+  std::printf("optiq serve: listening on http://%s:%d (model %s loading)\n", o.host.c_str(), *bound, dir.c_str());
+  std::fflush(stdout);
+
+  std::atomic<bool> exiting{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (!exiting.load()) {
+      std::fprintf(stderr, "optiq serve: signal %d, shutting down\n", sig);
+      server.stop();
+    }
+  });
+  Status serve_status;
+  std::thread http([&] { serve_status = server.serve(); });
+
+  int rc = 0;
+  auto model = load_model(dir);
+  auto tok = model.ok() ? Tokenizer::from_dir(dir) : Result<std::unique_ptr<Tokenizer>>(model.status());
+  if (!model.ok() || !tok.ok()) {
+    rc = fail(!model.ok() ? model.status() : tok.status());
+    server.stop();
+  } else {
+    const ModelInfo& info = (*model)->info();
+    std::printf("optiq serve: model %s loaded (%s, context %lld, default decoding %s)\n", o.model_id.c_str(),
+                info.model_type.c_str(), static_cast<long long>(info.max_position), decode_mode_name(o.defaults.mode));
+    std::fflush(stdout);
+    server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads));
+  }
+  http.join();
+  exiting.store(true);
+  pthread_kill(waiter.native_handle(), SIGUSR1);
+  waiter.join();
+  if (rc == 0 && !serve_status.ok()) return fail(serve_status);
+  if (rc == 0) std::printf("optiq serve: stopped\n");
+  return rc;
+}
+
+}  // namespace optiq::cli

@@ -1,0 +1,89 @@
+// The HTTP server: OpenAI- and Anthropic-compatible routes over one Engine.
+//
+// Routes: POST /v1/chat/completions (/chat/completions), /v1/completions, /v1/messages,
+// /v1/responses; GET /v1/models[/ID], /health, /metrics. Requests parse into GenRequest
+// (serve/protocol.h), are tokenized on the handler thread, and run on the engine's single worker;
+// the handler thread streams the tokens back, holding back text that could begin a stop string.
+// Errors are answered in the caller's dialect; no request can stop the server.
+//
+// Thread safety: bind(), serve() and set_model() are called once each by the owner (set_model may
+// run on another thread while serve() is running); stop() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "models/model.h"
+#include "serve/engine.h"
+#include "serve/metrics.h"
+#include "serve/protocol.h"
+#include "tokenizer/tokenizer.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace optiq::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0: any free port (see bind())
+  std::string model_id = "optiq";   // the id /v1/models reports; request `model` is only a label
+  size_t max_body_bytes = 4u << 20; // larger bodies → 413
+  size_t queue_capacity = 64;       // generation requests waiting for the engine; more → 503
+  int http_threads = 64;            // connections served at once (--max-concurrent)
+  std::string api_key;              // non-empty: required as "Bearer KEY" or x-api-key
+  ServeDefaults defaults;
+  // How often a handler waiting for tokens probes its client (SSE comment, or JSON whitespace
+  // before a non-streaming body), so a disconnected client is noticed and its job cancelled.
+  std::chrono::milliseconds probe_interval{250};
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions opts);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port (the chosen one when options.port is 0).
+  Result<int> bind();
+  // Serves until stop(). Requests before set_model() get 503 (/health too).
+  Status serve();
+  // Hands over the loaded model and tokenizer and starts the engine with `threads` compute threads
+  // (0: all cores). Generation routes and /health work from then on.
+  void set_model(std::unique_ptr<Model> model, std::unique_ptr<Tokenizer> tok, int threads);
+  // Cancels queued and running generations and stops serving; serve() then returns.
+  void stop();
+
+ private:
+  void handle_generate(Api api, const httplib::Request& req, httplib::Response& res);
+  void handle_models(const httplib::Request& req, httplib::Response& res);
+  bool authorized(const httplib::Request& req) const;
+  void send_error(Dialect d, int status, const std::string& message, httplib::Response& res) const;
+  Result<std::vector<int32_t>> tokenize(const GenRequest& r) const;
+  std::string random_hex(size_t n_chars);
+
+  ServerOptions opts_;
+  std::unique_ptr<httplib::Server> http_;
+  Metrics metrics_;
+  // Set once by set_model() before loaded_ turns true; read-only afterwards.
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Engine> engine_;
+  std::atomic<bool> loaded_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace optiq::serve

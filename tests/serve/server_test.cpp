@@ -1,0 +1,223 @@
+// The server in-process on a free loopback port with the bundled model, driven by cpp-httplib's client.
+#include "serve/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace optiq::serve {
+namespace {
+
+std::string model_dir() { return test::repo_dir() + "/models/dhara-brown-tiny"; }
+
+class ServeServer : public ::testing::Test {
+ protected:
+  void start(ServerOptions o) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.defaults.sampling.repetition_penalty = 1.3f;  // dhara's generation_config.json
+    server_ = std::make_unique<Server>(o);
+    auto port = server_->bind();
+    ASSERT_TRUE(port.ok()) << port.status().ToString();
+    port_ = *port;
+    thread_ = std::thread([this] { EXPECT_TRUE(server_->serve().ok()); });
+    auto model = load_model(model_dir());
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    auto tok = Tokenizer::from_dir(model_dir());
+    ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+    server_->set_model(std::move(model).value(), std::move(tok).value(), 1);
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30);
+    return c;
+  }
+  Json post(const std::string& path, const std::string& body, int want_status = 200) {
+    auto c = client();
+    auto r = c.Post(path, body, "application/json");
+    EXPECT_TRUE(r) << path;
+    if (!r) return Json();
+    EXPECT_EQ(r->status, want_status) << r->body;
+    return Json::parse(r->body);
+  }
+  // Expected greedy text: the engine called directly on the same prompt.
+  std::string direct(const std::vector<int32_t>& prompt, DecodeMode mode, int max_tokens) {
+    auto model = load_model(model_dir());
+    auto tok = Tokenizer::from_dir(model_dir());
+    ThreadPool pool(1);
+    GenerateOptions o;
+    o.mode = mode;
+    o.max_new_tokens = max_tokens;
+    o.sampling.repetition_penalty = 1.3f;
+    auto r = generate(**model, pool, prompt, o);
+    EXPECT_TRUE(r.ok());
+    return (*tok)->decode(r->visible_tokens((*model)->info().eos_ids), true);
+  }
+
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+TEST_F(ServeServer, GreedyCompletionEqualsEngineInEveryMode) {
+  start({});
+  auto tok = Tokenizer::from_dir(model_dir());
+  const std::vector<int32_t> prompt = (*tok)->encode("The jury said", true);
+  for (DecodeMode m : {DecodeMode::kAR, DecodeMode::kDiffusion, DecodeMode::kSelfSpec}) {
+    Json body{{"prompt", "The jury said"}, {"max_tokens", 40}, {"decoding", decode_mode_name(m)}};
+    Json r = post("/v1/completions", body.dump());
+    EXPECT_EQ(r["decoding"], decode_mode_name(m));
+    EXPECT_EQ(r["choices"][0]["text"], direct(prompt, m, 40)) << decode_mode_name(m);
+    EXPECT_EQ(r["usage"]["prompt_tokens"], prompt.size());
+  }
+}
+
+TEST_F(ServeServer, StreamConcatenationEqualsNonStreaming) {
+  start({});
+  const std::string msgs = R"("messages":[{"role":"user","content":"Tell me about the city"}],"max_tokens":48)";
+  Json full = post("/v1/chat/completions", "{" + msgs + "}");
+  auto c = client();
+  std::string sse;
+  auto r = c.Post("/v1/chat/completions", "{" + msgs + R"(,"stream":true,"stream_options":{"include_usage":true}})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  sse = r->body;
+  std::string text;
+  Json usage;
+  size_t pos = 0;
+  bool done = false;
+  while ((pos = sse.find("data: ", pos)) != std::string::npos) {
+    size_t end = sse.find("\n\n", pos);
+    std::string data = sse.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (data == "[DONE]") {
+      done = true;
+      break;
+    }
+    Json j = Json::parse(data);
+    if (!j["choices"].empty() && j["choices"][0]["delta"].contains("content"))
+      text += j["choices"][0]["delta"]["content"].get<std::string>();
+    if (j.contains("usage") && !j["usage"].is_null()) usage = j["usage"];
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(text, full["choices"][0]["message"]["content"].is_null() ? "" : full["choices"][0]["message"]["content"].get<std::string>());
+  EXPECT_EQ(usage, full["usage"]);
+}
+
+TEST_F(ServeServer, StopStringCutsOutputAndFinishesWithStop) {
+  start({});
+  Json base = post("/v1/completions", R"({"prompt":"The jury said","max_tokens":40})");
+  const std::string text = base["choices"][0]["text"];
+  ASSERT_GE(text.size(), 12u);
+  const std::string stop = text.substr(6, 3);
+  const std::string want = text.substr(0, text.find(stop));
+  Json body{{"prompt", "The jury said"}, {"max_tokens", 40}, {"stop", {stop}}};
+  Json r = post("/v1/completions", body.dump());
+  EXPECT_EQ(r["choices"][0]["text"], want);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "stop");
+  body["stream"] = true;
+  auto c = client();
+  auto s = c.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(s);
+  // Not even part of the stop string may appear in the stream.
+  std::string streamed;
+  size_t pos = 0;
+  while ((pos = s->body.find("data: {", pos)) != std::string::npos) {
+    size_t end = s->body.find("\n\n", pos);
+    streamed += Json::parse(s->body.substr(pos + 6, end - pos - 6))["choices"][0]["text"].get<std::string>();
+    pos = end;
+  }
+  EXPECT_EQ(streamed, want);
+}
+
+TEST_F(ServeServer, ErrorsInTheCallersDialectAndServerStaysUp) {
+  ServerOptions o;
+  o.max_body_bytes = 8192;
+  start(o);
+  Json oa = post("/v1/chat/completions", "{nope", 400);
+  EXPECT_TRUE(oa["error"].contains("message"));
+  Json an = post("/v1/messages", R"({"messages":[{"role":"user","content":"x"}]})", 400);
+  EXPECT_EQ(an["type"], "error");
+  EXPECT_EQ(an["error"]["type"], "invalid_request_error");
+  Json big = post("/v1/messages", std::string(20000, ' '), 413);
+  EXPECT_EQ(big["error"]["type"], "request_too_large");
+  Json longp = post("/v1/completions", Json{{"prompt", std::string(5000, 'a')}}.dump(), 400);
+  EXPECT_NE(longp["error"]["message"].get<std::string>().find("context"), std::string::npos);
+  post("/v1/completions", R"({"prompt":[9999]})", 400);
+  post("/v1/nothing", "{}", 404);
+  auto c = client();
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  Json ok = post("/v1/completions", R"({"prompt":"a","max_tokens":3})");
+  EXPECT_EQ(ok["usage"]["completion_tokens"], 3);
+}
+
+TEST_F(ServeServer, ApiKeyRequiredWhenConfigured) {
+  ServerOptions o;
+  o.api_key = "sk-test";
+  start(o);
+  post("/v1/completions", R"({"prompt":"a","max_tokens":1})", 401);
+  auto c = client();
+  auto r = c.Post("/v1/completions", httplib::Headers{{"x-api-key", "sk-test"}}, R"({"prompt":"a","max_tokens":1})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(ServeServer, ClientDisconnectCancelsGeneration) {
+  start({});
+  auto c = client();
+  int chunks = 0;
+  // The receiver returns false after three chunks: the client closes the connection mid-stream.
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = R"({"prompt":"The","max_tokens":4000,"stream":true})";
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
+  httplib::Response res;
+  httplib::Error err;
+  auto c2 = client();
+  c2.send(req, res, err);
+  EXPECT_GE(chunks, 3);
+  // The server notices on its next write and cancels; poll /metrics (bounded) until it has.
+  bool cancelled = false;
+  for (int i = 0; i < 200 && !cancelled; ++i) {
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    cancelled = m->body.find("optiq_cancelled_total 0\n") == std::string::npos &&
+                m->body.find("optiq_running_generations 0\n") != std::string::npos;
+    if (!cancelled) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(cancelled);
+  Json ok = post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(ok["usage"]["completion_tokens"], 2);
+}
+
+TEST_F(ServeServer, StopEndsActiveStreams) {
+  start({});
+  std::thread t([&] {
+    auto c = client();
+    auto r = c.Post("/v1/chat/completions",
+                    R"({"messages":[{"role":"user","content":"x"}],"max_tokens":4000,"stream":true})", "application/json");
+    // The stream ends (with an error event or a closed connection), rather than running 4000 tokens.
+    if (r) {
+      EXPECT_EQ(r->body.find("\"finish_reason\":\"length\""), std::string::npos);
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->stop();
+  t.join();
+  thread_.join();
+}
+
+}  // namespace
+}  // namespace optiq::serve

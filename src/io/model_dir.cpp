@@ -1,5 +1,6 @@
 #include "io/model_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -35,6 +36,21 @@ Result<std::shared_ptr<ModelDir>> ModelDir::open(const std::string& dir) {
   }
   OPTIQ_ASSIGN_OR_RETURN(md->tensors, TensorStore::open_dir(dir));
   return md;
+}
+
+std::vector<int32_t> ModelDir::eos_ids() const {
+  std::vector<int32_t> ids;
+  for (const nlohmann::json* j : {&config, &generation_config}) {
+    auto it = j->find("eos_token_id");
+    if (it == j->end()) continue;
+    if (it->is_number_integer()) ids.push_back(it->get<int32_t>());
+    if (it->is_array())
+      for (auto& e : *it)
+        if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 }  // namespace optiq

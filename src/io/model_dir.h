@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "io/safetensors.h"
@@ -19,6 +20,9 @@ struct ModelDir {
 
   // Reads config.json (required) and generation_config.json (optional) and maps the tensors.
   static Result<std::shared_ptr<ModelDir>> open(const std::string& dir);
+
+  // eos_token_id (an id or a list) from config.json and generation_config.json: sorted, unique.
+  std::vector<int32_t> eos_ids() const;
 };
 
 // Reads a JSON file; errors name the file and the parse position.

@@ -301,18 +301,7 @@ void DharaModel::fill_info() {
   info_.mask_token_id = cfg_.mask_token_id;
   info_.block_len = 32;  // the training block (specs/dhara.md §1)
   info_.supports_block = cfg_.mask_token_id >= 0;
-  auto add_eos = [&](const json& j) {
-    auto it = j.find("eos_token_id");
-    if (it == j.end()) return;
-    if (it->is_number_integer()) info_.eos_ids.push_back(it->get<int32_t>());
-    if (it->is_array())
-      for (auto& e : *it)
-        if (e.is_number_integer()) info_.eos_ids.push_back(e.get<int32_t>());
-  };
-  add_eos(dir_->config);
-  add_eos(dir_->generation_config);
-  std::sort(info_.eos_ids.begin(), info_.eos_ids.end());
-  info_.eos_ids.erase(std::unique(info_.eos_ids.begin(), info_.eos_ids.end()), info_.eos_ids.end());
+  info_.eos_ids = dir_->eos_ids();
   size_t per_token = embed_tokens_.bytes() + norm_.bytes();
   for (auto& L : layers_)
     per_token += L.q_proj.bytes() + L.k_proj.bytes() + L.v_proj.bytes() + L.o_proj.bytes() + L.gate_proj.bytes() +

@@ -428,18 +428,7 @@ void DiffusionGemmaModel::fill_info() {
     info_.boi_token_id = cfg_.boi_token_id;
     info_.eoi_token_id = cfg_.eoi_token_id;
   }
-  auto add_eos = [&](const json& j) {
-    auto it = j.find("eos_token_id");
-    if (it == j.end()) return;
-    if (it->is_number_integer()) info_.eos_ids.push_back(it->get<int32_t>());
-    if (it->is_array())
-      for (auto& e : *it)
-        if (e.is_number_integer()) info_.eos_ids.push_back(e.get<int32_t>());
-  };
-  add_eos(dir_->config);
-  add_eos(dir_->generation_config);
-  std::sort(info_.eos_ids.begin(), info_.eos_ids.end());
-  info_.eos_ids.erase(std::unique(info_.eos_ids.begin(), info_.eos_ids.end()), info_.eos_ids.end());
+  info_.eos_ids = dir_->eos_ids();
   // Per token: attention, dense MLP, router and top-k of E experts, plus the head.
   size_t per_token = embed_tokens_.bytes() + norm_.bytes();
   const double frac = static_cast<double>(cfg_.top_k_experts) / static_cast<double>(cfg_.num_experts);

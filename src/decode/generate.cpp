@@ -215,6 +215,9 @@ Result<GenerateResult> generate(const Model& model, ThreadPool& pool, std::span<
                                 const GenerateOptions& opts, const TokenCallback& on_tokens) {
   OPTIQ_RETURN_IF_ERROR(opts.sampling.validate());
   const ModelInfo& info = model.info();
+  if (info.canvas_length > 0)
+    return Status::Unsupported("generate: " + info.model_type +
+                               " decodes by canvas diffusion (canvas_generate in decode/canvas.h), not token by token");
   if (prompt.empty()) return Status::InvalidArgument("generate: empty prompt");
   if (opts.max_new_tokens < 0) return Status::InvalidArgument("generate: max_new_tokens must be >= 0");
   for (size_t i = 0; i < prompt.size(); ++i)

@@ -38,6 +38,14 @@ Result<std::shared_ptr<ModelDir>> ModelDir::open(const std::string& dir) {
   return md;
 }
 
+Status read_positive_int(const nlohmann::json& j, const char* key, const std::string& prefix, int64_t* out) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
+    return Status::Corruption(prefix + key + " must be a positive integer");
+  *out = it->get<int64_t>();
+  return Status::Ok();
+}
+
 std::vector<int32_t> ModelDir::eos_ids() const {
   std::vector<int32_t> ids;
   for (const nlohmann::json* j : {&config, &generation_config}) {

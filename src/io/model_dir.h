@@ -25,6 +25,10 @@ struct ModelDir {
   std::vector<int32_t> eos_ids() const;
 };
 
+// Reads j[key] as a positive integer into *out; otherwise Corruption "<prefix><key> must be a positive
+// integer" (prefix names the file and object, e.g. "config.json: text_config.").
+Status read_positive_int(const nlohmann::json& j, const char* key, const std::string& prefix, int64_t* out);
+
 // Reads a JSON file; errors name the file and the parse position.
 Result<nlohmann::json> read_json_file(const std::string& path);
 

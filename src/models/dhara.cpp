@@ -40,13 +40,7 @@ struct DharaConfig {
 
   static Result<DharaConfig> from_json(const json& j, const std::string& file) {
     DharaConfig c;
-    auto need_int = [&](const char* key, int64_t* out) -> Status {
-      auto it = j.find(key);
-      if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
-        return Status::Corruption(file + ": " + key + " must be a positive integer");
-      *out = it->get<int64_t>();
-      return Status::Ok();
-    };
+    auto need_int = [&](const char* key, int64_t* out) { return read_positive_int(j, key, file + ": ", out); };
     OPTIQ_RETURN_IF_ERROR(need_int("hidden_size", &c.hidden_size));
     OPTIQ_RETURN_IF_ERROR(need_int("num_hidden_layers", &c.num_hidden_layers));
     OPTIQ_RETURN_IF_ERROR(need_int("intermediate_size", &c.intermediate_size));

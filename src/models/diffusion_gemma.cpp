@@ -71,13 +71,7 @@ struct DiffusionGemmaConfig {
     if (!top.contains("text_config") || !top["text_config"].is_object())
       return Status::Corruption(file + ": missing object text_config");
     const json& j = top["text_config"];
-    auto need_int = [&](const char* key, int64_t* out) -> Status {
-      auto it = j.find(key);
-      if (it == j.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
-        return Status::Corruption(file + ": text_config." + key + " must be a positive integer");
-      *out = it->get<int64_t>();
-      return Status::Ok();
-    };
+    auto need_int = [&](const char* key, int64_t* out) { return read_positive_int(j, key, file + ": text_config.", out); };
     OPTIQ_RETURN_IF_ERROR(need_int("vocab_size", &c.vocab_size));
     OPTIQ_RETURN_IF_ERROR(need_int("hidden_size", &c.hidden_size));
     OPTIQ_RETURN_IF_ERROR(need_int("num_hidden_layers", &c.num_hidden_layers));

@@ -133,6 +133,16 @@ void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& 
   }
 }
 
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+  bool all_quantized = true;
+  for (const MatmulOut& o : outs) all_quantized = all_quantized && o.w->quantized();
+  if (all_quantized && !outs.empty()) {
+    matmul_q_multi(outs, x, T, pool);
+    return;
+  }
+  for (const MatmulOut& o : outs) matmul(o.out, x, T, *o.w, pool);
+}
+
 void matmul_reference(float* out, const float* x, int64_t T, const Weight& w) {
   std::vector<float> row(static_cast<size_t>(w.n_in));
   for (int64_t n = 0; n < w.n_out; ++n) {

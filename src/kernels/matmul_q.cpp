@@ -3,10 +3,10 @@
 // Per group g of a weight row, w_k = s_g·q_k + b_g, so
 //   Σ_k x_k·w_k = Σ_g s_g·(Σ_{k∈g} x_k·q_k) + Σ_g b_g·(Σ_{k∈g} x_k).
 // The first term is an integer dot product: activations are quantized once per call to int16 with
-// one scale per (row, group) (|error| <= amax_g/65534 per element; on dhara-tiny-mlx the logits
+// one scale per (row, group) (|error| <= amax_g/(2·kActQMax) per element; on dhara-tiny-mlx the logits
 // move ~7e-4, inside the 2e-3 golden tolerance, where int8 activations would not be), and codes are
 // widened to int16 in registers, so the inner loop is vpmaddwd / AVX512-VNNI vpdpwssd with int32
-// accumulators (no overflow: |q·x| <= 255·32767 and a step adds at most 16 products per lane).
+// accumulators (no overflow: |q·x| <= 255·32639 and a step adds at most 16 products per lane).
 // The bias term uses exact fp32 group sums of x.
 //
 // This file is the matvec (AR decode) path and the fallback for every T; blocks of T >= 8 rows go
@@ -35,6 +35,7 @@
 #include "core/status.h"
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_amx.h"
+#include "kernels/matmul_q_vnni.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -93,11 +94,11 @@ inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t
           sum += xr[k];
         }
         xs[g] = sum;
-        const float sx = amax > 0.f ? amax / 32767.f : 1.f;
+        const float sx = amax > 0.f ? amax / kActQMax : 1.f;
         sxg[g] = sx;
         const float inv = 1.f / sx;
         // Round half to even without a libm call: adding 1.5·2^23 leaves the integer part in the
-        // mantissa (|x·inv| <= 32767 < 2^22), the same rounding as lrintf / the AMX path.
+        // mantissa (|x·inv| <= kActQMax < 2^22), the same rounding as lrintf / the AMX path.
         for (int64_t k = g * gs; k < (g + 1) * gs; ++k)
           nat[k] = static_cast<int16_t>((xr[k] * inv + 12582912.f) - 12582912.f);
       }
@@ -382,7 +383,7 @@ namespace {
 // Matrices up to this many weights (tiny test and draft models) take the exact path below. Their
 // speed is irrelevant, and there the quantized model then equals its fake-quantized fp32 twin to
 // fp32 rounding (what converter round-trip checks compare); the int16 kernels are within
-// max|x_g|/65534 per activation instead (about 7e-4 on dhara-tiny-mlx's logits).
+// max|x_g|/(2·kActQMax) per activation instead (about 7e-4 on dhara-tiny-mlx's logits).
 constexpr int64_t kExactMaxWeights = int64_t{1} << 17;
 
 // Dequantize each row, then fp32 dot products (row-parallel).
@@ -420,7 +421,27 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
     matmul_q_amx(out, x, T, w, pool);
     return;
   }
+  if (vnni_available()) {
+    const MatmulOut o{out, &w};
+    matmul_q_vnni({&o, 1}, x, T, pool);
+    return;
+  }
   HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
+}
+
+void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+  bool shared = vnni_available() && !(T >= kAmxMinRows && amx_available());
+  for (const MatmulOut& o : outs) {
+    const Weight& w = *o.w;
+    const Weight& w0 = *outs[0].w;
+    shared = shared && w.quantized() && w.n_out * w.n_in > kExactMaxWeights && w.n_in == w0.n_in &&
+             w.quant.bits == w0.quant.bits && w.quant.group_size == w0.quant.group_size;
+  }
+  if (shared) {
+    matmul_q_vnni(outs, x, T, pool);
+    return;
+  }
+  for (const MatmulOut& o : outs) matmul_q(o.out, x, T, *o.w, pool);
 }
 
 void dequantize_row_reference(const Weight& w, int64_t row, float* out) {

@@ -2,17 +2,28 @@
 // specs/mlx-format.md: w = scale · q + bias per group of `group_size` inputs.
 #pragma once
 
+#include <span>
+
 #include "kernels/weight.h"
 
 namespace optiq {
 
 // out[T, N] = x[T, K] · dequant(W)ᵀ. Requires w.quantized(), K a multiple of the group size.
-// Activations are quantized to int16 per (row, group) internally (error <= the group's max |x| / 65534);
+// Activations are quantized to int16 per (row, group) internally (error <= the group's max |x| / (2·kActQMax));
 // accumulation is exact int32 per step, fp32 across steps. Multithreaded over N on `pool`.
 // Uses AMX tiles for T >= kAmxMinRows where available (matmul_q_amx.h), else the Highway kernel.
 // Tiny matrices (<= 2^17 weights) instead dequantize and use fp32 activations: exact to fp32
 // rounding, so tiny models equal their fake-quantized fp32 twins.
+// Activations are quantized to round(x / s) with s = max|x_g| / kActQMax per (row, group). Not 32767:
+// the byte-plane kernels split x = 256·hi + lo with both halves signed bytes, which needs
+// x <= 127·256 + 127 = 32639.
+inline constexpr float kActQMax = 32639.f;
+
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+
+// matmul_q for several weights on one input (see matmul_multi): one activation preparation and one
+// parallel pass when they share bits, group size and K on the VNNI decode path.
+void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
 // The Highway (AVX-512 VNNI / AVX-512 / AVX2 / SSE4 / scalar) kernel alone, whatever T: for tests
 // and benchmarks that compare paths.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/matmul_q.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -76,7 +77,7 @@ OPTIQ_AMX_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, int64_
       vsum = _mm512_add_ps(vsum, v);
     }
     const float amax = _mm512_reduce_max_ps(vmax);
-    const float sx = amax > 0.f ? amax / 32767.f : 1.f;
+    const float sx = amax > 0.f ? amax / kActQMax : 1.f;
     const __m512 inv = _mm512_set1_ps(1.f / sx);
     p->sxv[(mt * p->ng + g) * kTile + tt] = sx;
     p->xsv[(mt * p->ng + g) * kTile + tt] = _mm512_reduce_add_ps(vsum);

@@ -20,10 +20,11 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const f
 
 // Causal depthwise conv with residual, streaming (Canon layer):
 //   y[t, c] = x[t, c] + Σ_{j<Kw} w[c, j] · xp[t + j, c],  xp = state[Kw-1, C] ‖ x[T, C].
-// `w` is [C, Kw] (tap Kw-1 multiplies the current row). `y` may alias `x`.
+// `w_tap_major` is [Kw, C] (w[c, j] at j·C + c, the layout the SIMD loop reads; models transpose the
+// checkpoint's [C, 1, Kw] once at load). Tap Kw-1 multiplies the current row. `y` may alias `x`.
 // If `window` is non-null it receives xp ([Kw-1+T, C]) for later rollback.
 // The state is updated to the last Kw-1 rows of xp when `update_state` is true.
-void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
+void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
                bool update_state, float* window);
 
 // out[T, F] = silu(gate[T, F]) * up[T, F]. `out` may alias either input.

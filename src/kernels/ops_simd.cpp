@@ -215,7 +215,7 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
   HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, w.data ? wf.data() : nullptr, eps);
 }
 
-void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
+void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
                bool update_state, float* window) {
   const int64_t P = Kw - 1;
   // xp = state ‖ x, materialised once so that y may alias x.
@@ -227,10 +227,7 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w, i
   }
   std::copy(state, state + P * C, xp);
   std::copy(x, x + T * C, xp + P * C);
-  std::vector<float> wt(static_cast<size_t>(Kw * C));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t j = 0; j < Kw; ++j) wt[j * C + c] = w[c * Kw + j];
-  HWY_DYNAMIC_DISPATCH(ConvRows)(y, xp, T, C, wt.data(), Kw);
+  HWY_DYNAMIC_DISPATCH(ConvRows)(y, xp, T, C, w_tap_major, Kw);
   if (update_state) std::copy(xp + T * C, xp + (T + P) * C, state);
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -38,6 +39,17 @@ struct Weight {
 
 // out[T, N] = x[T, K] · Wᵀ, fp32 accumulate. `out` must not alias `x`.
 void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+
+// One output of matmul_multi: out[T, w->n_out] = x · wᵀ.
+struct MatmulOut {
+  float* out;
+  const Weight* w;
+};
+
+// Several weights applied to the same input (q/k/v, gate/up): on the quantized decode path the
+// activations are prepared once and all rows form one parallel pass (fewer pool round trips and
+// better balance); otherwise one matmul per weight. Outputs must not alias x or each other.
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
 // Scalar reference for matmul (the test oracle); single-threaded.
 void matmul_reference(float* out, const float* x, int64_t T, const Weight& w);

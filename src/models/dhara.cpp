@@ -79,7 +79,7 @@ struct DharaLayer {
   Weight input_layernorm, post_attention_layernorm, q_norm, k_norm;  // [C], [C], [D], [D]
   Weight q_proj, k_proj, v_proj, o_proj;                             // [H·D, C], [Hkv·D, C] ×2, [C, H·D]
   Weight gate_proj, up_proj, down_proj;                              // [F, C] ×2, [C, F]
-  std::vector<float> conv[kNumConv];                                 // [width, Kw] taps; empty if absent
+  std::vector<float> conv[kNumConv];                                 // [Kw, width] taps; empty if absent
   std::vector<float> inv_freq;                                       // [D/2], from the checkpoint
 };
 
@@ -278,7 +278,10 @@ Status DharaModel::load_weights() {
     OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
     for (int s = 0; s < kNumConv; ++s) {
       if (!cfg_.canon(conv_letter[s])) continue;
-      OPTIQ_ASSIGN_OR_RETURN(L.conv[s], wl.f32(p + conv_names[s] + ".conv.weight", {widths_[s], 1, Kw}));
+      OPTIQ_ASSIGN_OR_RETURN(std::vector<float> taps, wl.f32(p + conv_names[s] + ".conv.weight", {widths_[s], 1, Kw}));
+      L.conv[s].resize(taps.size());  // to tap-major, once, for the kernel
+      for (int64_t c = 0; c < widths_[s]; ++c)
+        for (int64_t j = 0; j < Kw; ++j) L.conv[s][j * widths_[s] + c] = taps[c * Kw + j];
     }
     // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
     OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));
@@ -366,9 +369,8 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     // Attention block.
     rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvA, h, T, write);
-    matmul(q, h, T, L.q_proj, pool);
-    matmul(kk, h, T, L.k_proj, pool);
-    matmul(vv, h, T, L.v_proj, pool);
+    const MatmulOut qkv[] = {{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}};
+    matmul_multi(qkv, h, T, pool);
     canon(c, l, kConvBq, q, T, write);
     canon(c, l, kConvBk, kk, T, write);
     canon(c, l, kConvBv, vv, T, write);
@@ -388,8 +390,8 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     // MLP block.
     rms_norm(h, x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvC, h, T, write);
-    matmul(g, h, T, L.gate_proj, pool);
-    matmul(u, h, T, L.up_proj, pool);
+    const MatmulOut gate_up[] = {{g, &L.gate_proj}, {u, &L.up_proj}};
+    matmul_multi(gate_up, h, T, pool);
     silu_mul(g, g, u, T * F);
     canon(c, l, kConvD, g, T, write);
     matmul(tmp, g, T, L.down_proj, pool);

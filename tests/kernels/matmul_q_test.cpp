@@ -11,6 +11,7 @@
 
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_amx.h"
+#include "kernels/matmul_q_vnni.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -131,8 +132,8 @@ TEST(MatmulQ, HandPackedRowsDecode) {
   EXPECT_EQ(a[3], b[2] >> 2);
 }
 
-// The kernel quantizes activations to int16 per (row, group) (step amax/32767), so against the exact
-// oracle |out − ref| <= (amax/65534)·Σ_k|w_k| (amax of the whole row bounds every group's) plus fp32 rounding across steps (bounded by 1e-5 of Σ|x·w|).
+// The kernel quantizes activations to int16 per (row, group) (step amax/kActQMax), so against the exact
+// oracle |out − ref| <= (amax/(2·kActQMax))·Σ_k|w_k| (amax of the whole row bounds every group's) plus fp32 rounding across steps (bounded by 1e-5 of Σ|x·w|).
 // A wrong lane, group or scale mapping misses by orders of magnitude more.
 void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<float>& x,
                   const std::vector<float>& wdeq, int64_t T, int64_t N, int64_t K, const std::string& what) {
@@ -145,7 +146,7 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& ref,
         wabs += std::fabs(wdeq[n * K + k]);
         xwabs += std::fabs(static_cast<double>(x[t * K + k]) * wdeq[n * K + k]);
       }
-      const double tol = amax / 65534.0 * wabs * 1.001 + 1e-5 * xwabs + 1e-6;
+      const double tol = amax / (2.0 * kActQMax) * wabs * 1.001 + 1e-5 * xwabs + 1e-6;
       const double d = std::fabs(got[t * N + n] - ref[t * N + n]);
       ASSERT_LE(d, tol) << what << " t " << t << " n " << n << " got " << got[t * N + n] << " ref " << ref[t * N + n];
     }
@@ -157,6 +158,7 @@ TEST(MatmulQ, MatchesOracleAllTargets) {
   const std::vector<int64_t> targets = targets_under_test();
   for (int64_t tgt : targets) std::printf("target %s\n", hwy::TargetName(tgt));
   std::printf("AMX %s\n", amx_available() ? "available: tested" : "not available on this machine");
+  std::printf("AVX512-VNNI %s\n", vnni_available() ? "available: tested" : "not available on this machine");
   const int64_t N = 37;  // odd: uneven thread split and partial row blocks
   for (int bits : {2, 3, 4, 5, 6, 8})
     for (int gs : {32, 64, 128})
@@ -192,6 +194,13 @@ TEST(MatmulQ, MatchesOracleAllTargets) {
             expect_close(got, ref, x, wdeq, T, N, K, "AMX" + shape);
             if (HasFatalFailure()) return;
           }
+          if (vnni_available()) {
+            std::vector<float> got(static_cast<size_t>(T * N), NAN);
+            const MatmulOut o{got.data(), &q->w};
+            matmul_q_vnni({&o, 1}, x.data(), T, pool);
+            expect_close(got, ref, x, wdeq, T, N, K, "VNNI" + shape);
+            if (HasFatalFailure()) return;
+          }
           std::vector<float> got(static_cast<size_t>(T * N), NAN);  // the dispatching entry point
           matmul(got.data(), x.data(), T, q->w, pool);
           expect_close(got, ref, x, wdeq, T, N, K, "matmul" + shape);
@@ -214,6 +223,12 @@ TEST(MatmulQ, ThreadCountInvariant) {
       matmul_q_amx(a.data(), x.data(), T, q->w, p1);
       matmul_q_amx(b.data(), x.data(), T, q->w, p2);
       EXPECT_EQ(a, b) << "AMX T " << T;
+    }
+    if (vnni_available()) {
+      const MatmulOut oa{a.data(), &q->w}, ob{b.data(), &q->w};
+      matmul_q_vnni({&oa, 1}, x.data(), T, p1);
+      matmul_q_vnni({&ob, 1}, x.data(), T, p2);
+      EXPECT_EQ(a, b) << "VNNI T " << T;
     }
   }
 }
@@ -242,8 +257,33 @@ TEST(MatmulQ, DispatchMatchesOracle) {
       std::vector<float> got(static_cast<size_t>(T * N), NAN);
       matmul(got.data(), x.data(), T, q->w, pool);
       expect_close(got, ref, x, wdeq, T, N, K, "dispatch N " + std::to_string(N) + " T " + std::to_string(T));
-      if (N * K <= (1 << 17))
+      if (N * K <= (1 << 17)) {
         for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-6 * max_ref) << "exact path " << i;
+      }
+    }
+  }
+}
+
+// matmul_multi on weights sharing an input (one preparation, one parallel pass over all rows on the
+// VNNI path) equals each weight's own matmul, bit for bit: the same integer sums in the same order.
+TEST(MatmulQ, MultiEqualsSeparate) {
+  ThreadPool pool(2);
+  const int64_t K = 384;
+  for (int bits : {4, 6, 8}) {
+    auto a = make_qweight(600, K, bits, 64, DType::kBF16, 31);
+    auto b = make_qweight(37, K, bits, 64, DType::kBF16, 32);
+    auto c = make_qweight(371, K, bits, 64, DType::kBF16, 33);
+    for (int64_t T : {1, 2, 5, 9}) {
+      const std::vector<float> x = random_x(T, K, 34);
+      std::vector<float> oa(T * 600), ob(T * 37), oc(T * 371), ra(oa.size()), rb(ob.size()), rc(oc.size());
+      const MatmulOut outs[] = {{oa.data(), &a->w}, {ob.data(), &b->w}, {oc.data(), &c->w}};
+      matmul_multi(outs, x.data(), T, pool);
+      matmul(ra.data(), x.data(), T, a->w, pool);
+      matmul(rb.data(), x.data(), T, b->w, pool);
+      matmul(rc.data(), x.data(), T, c->w, pool);
+      EXPECT_EQ(oa, ra) << bits << " T " << T;
+      EXPECT_EQ(ob, rb) << bits << " T " << T;
+      EXPECT_EQ(oc, rc) << bits << " T " << T;
     }
   }
 }
@@ -258,6 +298,12 @@ TEST(MatmulQ, ZeroActivations) {
   if (amx_available()) {
     std::fill(out.begin(), out.end(), NAN);
     matmul_q_amx(out.data(), x.data(), 2, q->w, pool);
+    for (float v : out) EXPECT_EQ(v, 0.f);
+  }
+  if (vnni_available()) {
+    std::fill(out.begin(), out.end(), NAN);
+    const MatmulOut o{out.data(), &q->w};
+    matmul_q_vnni({&o, 1}, x.data(), 2, pool);
     for (float v : out) EXPECT_EQ(v, 0.f);
   }
 }

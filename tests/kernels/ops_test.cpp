@@ -90,9 +90,12 @@ TEST(Ops, Conv1dDwMatchesReference) {
       auto x = randn(T * C, 6), w = randn(C * Kw, 7, 0.3f), st0 = randn((Kw - 1) * C, 8);
       std::vector<float> rs = st0, ry(T * C), rw((Kw - 1 + T) * C);
       conv1d_dw_reference(ry.data(), x.data(), T, C, w.data(), Kw, rs.data(), true, rw.data());
+      std::vector<float> wt(C * Kw);  // the fast kernel takes tap-major taps
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = 0; j < Kw; ++j) wt[j * C + c] = w[c * Kw + j];
       for_each_target([&](const std::string& tn) {
         std::vector<float> s = st0, y = x, win((Kw - 1 + T) * C);
-        conv1d_dw(y.data(), y.data(), T, C, w.data(), Kw, s.data(), true, win.data());  // y aliases x
+        conv1d_dw(y.data(), y.data(), T, C, wt.data(), Kw, s.data(), true, win.data());  // y aliases x
         const std::string what = tn + " conv C " + std::to_string(C) + " T " + std::to_string(T);
         expect_near_rel(y, ry, what);
         expect_near_rel(s, rs, what + " state");

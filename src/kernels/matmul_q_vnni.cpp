@@ -56,7 +56,6 @@ struct PreparedX8 {
   hwy::AlignedFreeUniquePtr<float[]> sx_lane;  // [T][n_steps · 16]: activation scale of each lane
   hwy::AlignedFreeUniquePtr<float[]> xs;       // [T][ngp]: Σ_{k∈g} x, zero padded to ngp
   size_t planes_cap = 0, sx_cap = 0, xs_cap = 0;
-  std::vector<int16_t> nat;  // one row's int16 activations in natural order, [Kp]
   std::vector<float> sxg;    // one row's group scales, [ng + 1]
   int64_t V = 0, n_steps = 0, Kp = 0, ngp = 0, row_stride = 0, n_sl = 0;
 };
@@ -72,9 +71,15 @@ T* ensure(hwy::AlignedFreeUniquePtr<T[]>& p, size_t& cap, size_t n) {
 
 OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, PreparedX8* px, int8_t* planes,
                                    float* sx_lane, float* xs) {
-  const int64_t ng = K / gs, V = px->V, cpl = 4 * V, step = kLanes * cpl;
-  int16_t* nat = px->nat.data();
+  const int64_t ng = K / gs, V = px->V, cpl = 4 * V, step = kLanes * cpl, per_plane = kLanes / V;
   float* sxg = px->sxg.data();
+  // Codes past K (the last step's padding) must be zero in every plane.
+  std::memset(planes + (px->n_steps - 1) * 2 * V * kStepBytes, 0, static_cast<size_t>(2 * V * kStepBytes));
+  // Lane order after this permutation: plane v's codes (lane i = p·V + v) in lanes v·16/V + p.
+  alignas(64) int32_t perm[kLanes];
+  for (int64_t o = 0; o < kLanes; ++o) perm[o] = static_cast<int32_t>((o % per_plane) * V + o / per_plane);
+  const __m512i vperm = _mm512_load_si512(perm);
+  const __m512i c128 = _mm512_set1_epi32(128);
   for (int64_t g = 0; g < ng; ++g) {
     const float* xg = xr + g * gs;
     __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
@@ -88,26 +93,26 @@ OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, Prepa
     sxg[g] = sx;
     xs[g] = _mm512_reduce_add_ps(vsum);
     const __m512 inv = _mm512_set1_ps(1.f / sx);
-    for (int64_t k = 0; k < gs; k += 16)  // round to nearest even (MXCSR default), as the other paths
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(nat + g * gs + k),
-                          _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), inv))));
-  }
-  std::fill(nat + K, nat + px->Kp, int16_t{0});
-  for (int64_t g = ng; g < px->ngp; ++g) xs[g] = 0.f;
-  sxg[ng] = 0.f;
-  // Split into byte planes: code c of a step goes to plane c % V at byte c / V.
-  for (int64_t s = 0; s < px->n_steps; ++s) {
-    int8_t* lo = planes + s * 2 * V * kStepBytes;
-    int8_t* hi = lo + V * kStepBytes;
-    const int16_t* xn = nat + s * step;
-    for (int64_t c = 0; c < step; ++c) {
-      const int32_t x = xn[c];
-      const int32_t h = (x + 128) >> 8;  // |x| <= 32639 keeps h in [-128, 127]
-      const int64_t at = (c % V) * kStepBytes + c / V;
-      lo[at] = static_cast<int8_t>(x - h * 256);
-      hi[at] = static_cast<int8_t>(h);
+    for (int64_t k = g * gs; k < (g + 1) * gs; k += 16) {
+      // Round to nearest even (MXCSR default), as the other paths; then x = 256·hi + lo with both
+      // halves in [-128, 127] (|x| <= kActQMax).
+      const __m512i xi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + k), inv));
+      const __m512i hi = _mm512_srai_epi32(_mm512_add_epi32(xi, c128), 8);
+      const __m512i lo = _mm512_sub_epi32(xi, _mm512_slli_epi32(hi, 8));
+      alignas(16) int8_t lo8[16], hi8[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(lo8), _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(vperm, lo)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(hi8), _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(vperm, hi)));
+      // Code c of a step goes to plane c % V at byte c / V; these 16 codes never straddle a step.
+      const int64_t s = k / step, c = k % step;
+      int8_t* lo_planes = planes + s * 2 * V * kStepBytes + c / V;
+      for (int64_t v = 0; v < V; ++v) {
+        std::memcpy(lo_planes + v * kStepBytes, lo8 + v * per_plane, static_cast<size_t>(per_plane));
+        std::memcpy(lo_planes + (V + v) * kStepBytes, hi8 + v * per_plane, static_cast<size_t>(per_plane));
+      }
     }
   }
+  for (int64_t g = ng; g < px->ngp; ++g) xs[g] = 0.f;
+  sxg[ng] = 0.f;
   for (int64_t l = 0; l < px->n_sl; ++l) sx_lane[l] = sxg[std::min(ng, l * cpl / gs)];
 }
 
@@ -123,7 +128,6 @@ void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, Pre
   int8_t* planes = ensure(px->planes, px->planes_cap, static_cast<size_t>(T * px->row_stride));
   float* sx_lane = ensure(px->sx_lane, px->sx_cap, static_cast<size_t>(T * px->n_sl));
   float* xs = ensure(px->xs, px->xs_cap, static_cast<size_t>(T * px->ngp));
-  px->nat.resize(static_cast<size_t>(px->Kp));
   px->sxg.resize(static_cast<size_t>(ng + 1));
   // Rows are cheap (a few µs); the per-row scratch in px makes this sequential, which only costs
   // at block sizes, where AMX (when present) or the much larger matmul dominates anyway.

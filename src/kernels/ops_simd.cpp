@@ -107,6 +107,43 @@ void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, 
   }
 }
 
+// o[D] = Σ_j softmax(scores)_j · v_j over n keys, given the scores' max: scores[0, n) are overwritten
+// with exp(score − mx). v_j is at vb + j·stride.
+HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, const float* vb, int64_t stride,
+                                     int64_t D, float* o) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF vsum = hn::Zero(df);
+  int64_t jb = 0;
+  for (; jb + L <= n; jb += L) {
+    const VF p = hn::Exp(df, hn::Sub(hn::LoadU(df, scores + jb), hn::Set(df, mx)));
+    hn::StoreU(p, df, scores + jb);
+    vsum = hn::Add(vsum, p);
+  }
+  float sum = reduce_sum(vsum);
+  for (; jb < n; ++jb) {
+    scores[jb] = std::exp(scores[jb] - mx);
+    sum += scores[jb];
+  }
+  const float inv = 1.0f / sum;
+  int64_t d = 0;
+  for (; d + 2 * L <= D; d += 2 * L) {
+    VF a0 = hn::Zero(df), a1 = hn::Zero(df);
+    for (int64_t j = 0; j < n; ++j) {
+      const VF p = hn::Set(df, scores[j]);
+      const float* vr = vb + j * stride + d;
+      a0 = hn::MulAdd(p, hn::LoadU(df, vr), a0);
+      a1 = hn::MulAdd(p, hn::LoadU(df, vr + L), a1);
+    }
+    hn::StoreU(hn::Mul(a0, hn::Set(df, inv)), df, o + d);
+    hn::StoreU(hn::Mul(a1, hn::Set(df, inv)), df, o + d + L);
+  }
+  for (; d < D; ++d) {
+    float a = 0.f;
+    for (int64_t j = 0; j < n; ++j) a += scores[j] * vb[j * stride + d];
+    o[d] = a * inv;
+  }
+}
+
 // Attention for query rows idx in [b, e) of the head-major order idx = h·T + t.
 // Keys of the current KV head are transposed once ([D, Sp], zero padded) so that scores for 16 keys
 // are D broadcast-FMAs; the weighted sum of values runs over D in vectors.
@@ -118,7 +155,10 @@ void AttentionRange(float* out, const float* q, const float* k, const float* v, 
   const int64_t group = H / Hkv, stride = Hkv * D;
   const int64_t S = jmax - jmin;
   const int64_t Sp = (S + L - 1) / L * L + L;
-  std::vector<float> kt(static_cast<size_t>(D * Sp), 0.f);
+  // Transposing a head's keys pays off when many query rows share them (block forwards); at decode
+  // (one row per query head) direct row dot products are cheaper than the transpose.
+  const bool transpose = T * group > 4;
+  std::vector<float> kt(transpose ? static_cast<size_t>(D * Sp) : 0, 0.f);
   std::vector<float> scores(static_cast<size_t>(Sp + L));
   int64_t cur_hk = -1;
   for (int64_t idx = b; idx < e; ++idx) {
@@ -127,6 +167,27 @@ void AttentionRange(float* out, const float* q, const float* k, const float* v, 
     const int64_t j0 = key_begin[t], j1 = key_end[t];
     std::fill(o, o + D, 0.f);
     if (j1 <= j0) continue;
+    if (!transpose) {
+      const float* qr = q + (t * H + h) * D;
+      float mx = -INFINITY;
+      for (int64_t j = j0; j < j1; ++j) {
+        const float* kr = k + j * stride + hk * D;
+        VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+        int64_t d = 0;
+        for (; d + 2 * L <= D; d += 2 * L) {
+          acc0 = hn::MulAdd(hn::LoadU(df, qr + d), hn::LoadU(df, kr + d), acc0);
+          acc1 = hn::MulAdd(hn::LoadU(df, qr + d + L), hn::LoadU(df, kr + d + L), acc1);
+        }
+        for (; d + L <= D; d += L) acc0 = hn::MulAdd(hn::LoadU(df, qr + d), hn::LoadU(df, kr + d), acc0);
+        float sc = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+        for (; d < D; ++d) sc += qr[d] * kr[d];
+        sc *= scale;
+        scores[j - j0] = sc;
+        mx = std::max(mx, sc);
+      }
+      softmax_weighted_sum(df, scores.data(), j1 - j0, mx, v + hk * D + j0 * stride, stride, D, o);
+      continue;
+    }
     if (hk != cur_hk) {
       for (int64_t j = jmin; j < jmax; ++j)
         for (int64_t d = 0; d < D; ++d) kt[d * Sp + (j - jmin)] = k[j * stride + hk * D + d];
@@ -150,38 +211,8 @@ void AttentionRange(float* out, const float* q, const float* k, const float* v, 
       const int64_t valid = std::min<int64_t>(L, n - jb);
       vmax = hn::Max(vmax, hn::IfThenElse(hn::FirstN(df, static_cast<size_t>(valid)), s, hn::Set(df, -INFINITY)));
     }
-    const float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    VF vsum = hn::Zero(df);
-    int64_t jb = 0;
-    for (; jb + L <= n; jb += L) {
-      const VF p = hn::Exp(df, hn::Sub(hn::LoadU(df, scores.data() + jb), hn::Set(df, mx)));
-      hn::StoreU(p, df, scores.data() + jb);
-      vsum = hn::Add(vsum, p);
-    }
-    float sum = reduce_sum(vsum);
-    for (; jb < n; ++jb) {
-      scores[jb] = std::exp(scores[jb] - mx);
-      sum += scores[jb];
-    }
-    const float inv = 1.0f / sum;
-    const float* vb = v + hk * D;
-    int64_t d = 0;
-    for (; d + 2 * L <= D; d += 2 * L) {
-      VF a0 = hn::Zero(df), a1 = hn::Zero(df);
-      for (int64_t j = 0; j < n; ++j) {
-        const VF p = hn::Set(df, scores[j]);
-        const float* vr = vb + (j0 + j) * stride + d;
-        a0 = hn::MulAdd(p, hn::LoadU(df, vr), a0);
-        a1 = hn::MulAdd(p, hn::LoadU(df, vr + L), a1);
-      }
-      hn::StoreU(hn::Mul(a0, hn::Set(df, inv)), df, o + d);
-      hn::StoreU(hn::Mul(a1, hn::Set(df, inv)), df, o + d + L);
-    }
-    for (; d < D; ++d) {
-      float a = 0.f;
-      for (int64_t j = 0; j < n; ++j) a += scores[j] * vb[(j0 + j) * stride + d];
-      o[d] = a * inv;
-    }
+    softmax_weighted_sum(df, scores.data(), n, hn::GetLane(hn::MaxOfLanes(df, vmax)), v + hk * D + j0 * stride,
+                         stride, D, o);
   }
 }
 

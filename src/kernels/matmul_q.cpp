@@ -430,7 +430,8 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
 }
 
 void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
-  bool shared = vnni_available() && !(T >= kAmxMinRows && amx_available());
+  const bool amx = T >= kAmxMinRows && amx_available();
+  bool shared = amx || vnni_available();
   for (const MatmulOut& o : outs) {
     const Weight& w = *o.w;
     const Weight& w0 = *outs[0].w;
@@ -438,7 +439,10 @@ void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, 
              w.quant.bits == w0.quant.bits && w.quant.group_size == w0.quant.group_size;
   }
   if (shared) {
-    matmul_q_vnni(outs, x, T, pool);
+    if (amx)
+      matmul_q_amx(outs, x, T, pool);
+    else
+      matmul_q_vnni(outs, x, T, pool);
     return;
   }
   for (const MatmulOut& o : outs) matmul_q(o.out, x, T, *o.w, pool);

@@ -7,7 +7,10 @@
 //             VNNI-packed [kc/4 × (16 t · 4)] once per call,
 //   C_hi += A·B_hi (TDPBUSD: u8 × s8), C_lo += A·B_lo (TDPBUUD: u8 × u8), exact in int32
 //   (|256·C_hi| <= 256·128·255·128 < 2^31 for groups up to 128).
-// Then out[t, n] += s[n, g]·sx[t, g]·(256·C_hi + C_lo) + b[n, g]·Σ_{k∈g} x[t, k] in fp32 (AVX-512).
+// Then f[n][t] += s[n, g]·sx[t, g]·(256·C_hi + C_lo) + b[n, g]·Σ_{k∈g} x[t, k] in fp32 (AVX-512),
+// with the 16 accumulators f[n] (one zmm of 16 activation rows each) kept in registers across all
+// groups. The C tiles are double-buffered: the dot products of group g+1 run while the vector units
+// apply the scales of group g, whose tiles were stored to memory just before.
 #include "kernels/matmul_q_amx.h"
 
 #include <algorithm>
@@ -22,6 +25,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define OPTIQ_HAVE_AMX_CODE 1
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own temporaries (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
@@ -106,7 +111,9 @@ void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, Th
   p->n_chunks = K / p->kc;
   p->ng = K / gs;
   p->blk = p->kc * kTile;
-  p->planes.assign(static_cast<size_t>(p->Mt * p->n_chunks * 2 * p->blk), 0);
+  // Reused buffers (per thread): no allocation or page faults in steady state. Planes of padded
+  // activation rows (t >= T) keep stale bytes; they only reach output rows that are never written.
+  p->planes.resize(static_cast<size_t>(p->Mt * p->n_chunks * 2 * p->blk));
   p->sxv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   p->xsv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   auto rows = [&](int64_t tb, int64_t te, int) {
@@ -143,112 +150,147 @@ OPTIQ_AMX_TARGET void decode_row(const uint8_t* src, int64_t K, int bits, uint8_
   }
 }
 
-struct AmxArgs {
-  const Weight* w;
-  const AmxX* px;
-  float* out;
-  int64_t T;
+// Scales / biases to f32: bf16 widened in registers (the common case), else the generic converter.
+OPTIQ_AMX_TARGET void scales_to_f32(DType t, const uint8_t* src, float* dst, size_t n) {
+  if (t != DType::kBF16) {
+    convert_to_f32(t, src, dst, n);
+    return;
+  }
+  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                  _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))), 16)));
+  for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+}
+
+// Per-thread buffers of one 16-row pass.
+struct PassScratch {
+  std::vector<uint8_t> codes;  // [16][K]
+  std::vector<float> sc, bc;   // [16][ng]
+  alignas(64) int32_t c_hi[2][kTile * kTile], c_lo[2][kTile * kTile];
 };
 
-// Two weight tiles (32 rows) share every activation tile load: the activation planes are re-read
-// from L2 once per 32 weight rows instead of once per 16, which is the bottleneck at K >= 768.
-constexpr int kRowsPerPass = 2 * kTile;
+// f[i] += scale and bias terms of group g for weight rows i (16 activation rows per zmm), from the
+// stored C tiles of that group.
+OPTIQ_AMX_TARGET inline void apply_group(__m512 (&f)[kTile], const int32_t* c_hi, const int32_t* c_lo,
+                                         const float* sc, const float* bc, int64_t ng, int64_t g, __m512 sxg,
+                                         __m512 xsg) {
+#pragma GCC unroll 16
+  for (int i = 0; i < kTile; ++i) {
+    const __m512i ci = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c_hi + i * kTile), 8),
+                                        _mm512_load_si512(c_lo + i * kTile));
+    f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(sc[i * ng + g]), sxg), f[i]);
+    f[i] = _mm512_fmadd_ps(_mm512_set1_ps(bc[i * ng + g]), xsg, f[i]);
+  }
+}
 
-OPTIQ_AMX_TARGET void amx_rows(const AmxArgs& a, int64_t nb, int64_t ne) {
-  const Weight& w = *a.w;
-  const AmxX& px = *a.px;
-  const int64_t K = w.n_in, N = w.n_out, ng = px.ng, kc = px.kc, blk = px.blk;
-  const int64_t chunks_per_group = w.quant.group_size / kc;
+// Group g's dot products into C tiles (hi, lo) = (0, 1) or (2, 3): A in tile 4, B_hi / B_lo in 5 / 6.
+template <int kHi, int kLo>
+OPTIQ_AMX_TARGET inline void group_dots(const AmxX& px, const uint8_t* codes, int64_t K, int64_t mt, int64_t g,
+                                        int64_t chunks_per_group) {
+  _tile_zero(kHi);
+  _tile_zero(kLo);
+  for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
+    const uint8_t* pb = px.planes.data() + (mt * px.n_chunks + c) * 2 * px.blk;
+    _tile_loadd(5, pb, 64);
+    _tile_loadd(6, pb + px.blk, 64);
+    _tile_loadd(4, codes + c * px.kc, K);
+    _tile_dpbusd(kHi, 4, 5);
+    _tile_dpbuud(kLo, 4, 6);
+  }
+}
+
+// Rows [n0, n0 + rows) of w (rows <= 16) against all activation rows.
+OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int64_t T, int64_t n0, int64_t rows,
+                               PassScratch& ps) {
+  const int64_t K = w.n_in, N = w.n_out, ng = px.ng;
+  const int64_t chunks_per_group = w.quant.group_size / px.kc;
   const int bits = w.quant.bits;
   const int64_t row_bytes = K * bits / 8;
   const size_t ssz = dtype_size(w.quant.scale_dtype);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  uint8_t* codes = ps.codes.data();
+  for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, codes + i * K);
+  if (rows < kTile) std::memset(codes + rows * K, 0, static_cast<size_t>((kTile - rows) * K));
+  const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>(rows * ng);
+  scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, ps.sc.data(), cnt);
+  scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, ps.bc.data(), cnt);
+  std::fill(ps.sc.begin() + static_cast<int64_t>(cnt), ps.sc.end(), 0.f);
+  std::fill(ps.bc.begin() + static_cast<int64_t>(cnt), ps.bc.end(), 0.f);
+  // The next pass's packed rows, fetched while this one computes.
+  const int64_t next_bytes = std::max<int64_t>(0, std::min<int64_t>(kTile, N - n0 - kTile)) * row_bytes;
+  const uint8_t* next = base + (n0 + kTile) * row_bytes;
+  for (int64_t l = 0; l < next_bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(next + l), _MM_HINT_T1);
 
+  for (int64_t mt = 0; mt < px.Mt; ++mt) {
+    __m512 f[kTile];
+    for (int i = 0; i < kTile; ++i) f[i] = _mm512_setzero_ps();
+    const float* sxv = px.sxv.data() + mt * ng * kTile;
+    const float* xsv = px.xsv.data() + mt * ng * kTile;
+    // Software pipeline over groups, two at a time (tile indices are compile-time constants).
+    for (int64_t g = 0; g < ng; g += 2) {
+      group_dots<0, 1>(px, codes, K, mt, g, chunks_per_group);
+      if (g > 0)
+        apply_group(f, ps.c_hi[1], ps.c_lo[1], ps.sc.data(), ps.bc.data(), ng, g - 1,
+                    _mm512_loadu_ps(sxv + (g - 1) * kTile), _mm512_loadu_ps(xsv + (g - 1) * kTile));
+      _tile_stored(0, ps.c_hi[0], 64);
+      _tile_stored(1, ps.c_lo[0], 64);
+      if (g + 1 < ng) group_dots<2, 3>(px, codes, K, mt, g + 1, chunks_per_group);
+      apply_group(f, ps.c_hi[0], ps.c_lo[0], ps.sc.data(), ps.bc.data(), ng, g, _mm512_loadu_ps(sxv + g * kTile),
+                  _mm512_loadu_ps(xsv + g * kTile));
+      if (g + 1 < ng) {
+        _tile_stored(2, ps.c_hi[1], 64);
+        _tile_stored(3, ps.c_lo[1], 64);
+      }
+    }
+    if (ng % 2 == 0)
+      apply_group(f, ps.c_hi[1], ps.c_lo[1], ps.sc.data(), ps.bc.data(), ng, ng - 1,
+                  _mm512_loadu_ps(sxv + (ng - 1) * kTile), _mm512_loadu_ps(xsv + (ng - 1) * kTile));
+    // f[i] holds output column n0 + i for activation rows mt·16 .. mt·16 + 15.
+    alignas(64) float tr[kTile][kTile];
+    for (int i = 0; i < kTile; ++i) _mm512_store_ps(tr[i], f[i]);
+    const int64_t t_end = std::min<int64_t>(kTile, T - mt * kTile);
+    for (int64_t tt = 0; tt < t_end; ++tt) {
+      float* o = out + (mt * kTile + tt) * N + n0;
+      for (int64_t i = 0; i < rows; ++i) o[i] = tr[i][tt];
+    }
+  }
+}
+
+OPTIQ_AMX_TARGET void amx_blocks(std::span<const MatmulOut> outs, const std::vector<int64_t>& first_block,
+                                 const AmxX& px, int64_t T, int64_t b, int64_t e) {
   TileConfig cfg;
   cfg.palette_id = 1;
-  for (int i : {0, 1, 5, 6}) {  // C_hi, C_lo of weight tiles 0 and 1: 16 × 16 int32
+  for (int i : {0, 1, 2, 3}) {  // C_hi, C_lo, double-buffered: 16 × 16 int32
     cfg.rows[i] = kTile;
     cfg.colsb[i] = 64;
   }
-  for (int i : {2, 7}) {  // A of weight tiles 0 and 1: 16 weight rows × kc codes
-    cfg.rows[i] = kTile;
-    cfg.colsb[i] = static_cast<uint16_t>(kc);
-  }
-  for (int i : {3, 4}) {  // B_hi, B_lo: kc/4 rows × (16 activation rows · 4 bytes)
-    cfg.rows[i] = static_cast<uint8_t>(kc / 4);
+  cfg.rows[4] = kTile;  // A: 16 weight rows × kc codes
+  cfg.colsb[4] = static_cast<uint16_t>(px.kc);
+  for (int i : {5, 6}) {  // B_hi, B_lo: kc/4 rows × (16 activation rows · 4 bytes)
+    cfg.rows[i] = static_cast<uint8_t>(px.kc / 4);
     cfg.colsb[i] = 64;
   }
   _tile_loadconfig(&cfg);
-
-  std::vector<uint8_t> codes(static_cast<size_t>(kRowsPerPass * K));
-  std::vector<float> sc(static_cast<size_t>(kRowsPerPass * ng)), bc(static_cast<size_t>(kRowsPerPass * ng));
-  alignas(64) int32_t c_hi[kRowsPerPass * kTile], c_lo[kRowsPerPass * kTile];
-  alignas(64) float facc[kRowsPerPass * kTile];
-
-  for (int64_t n0 = nb; n0 < ne; n0 += kRowsPerPass) {
-    const int64_t rows = std::min<int64_t>(kRowsPerPass, ne - n0);
-    const bool two = rows > kTile;
-    for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, codes.data() + i * K);
-    std::fill(codes.begin() + rows * K, codes.end(), 0);
-    const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>(rows * ng);
-    convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
-    convert_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
-    std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);
-    std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
-    // The next pass's packed rows, fetched while this one computes (spread over its groups).
-    const uint8_t* next = base + (n0 + kRowsPerPass) * row_bytes;
-    const int64_t next_bytes = std::max<int64_t>(0, std::min<int64_t>(kRowsPerPass, ne - n0 - kRowsPerPass)) * row_bytes;
-    const int64_t pf_per_group = (next_bytes / 64 + ng - 1) / ng;
-    const int n_rows_post = two ? kRowsPerPass : kTile;
-
-    for (int64_t mt = 0; mt < px.Mt; ++mt) {
-      std::fill(facc, facc + kRowsPerPass * kTile, 0.f);
-      for (int64_t g = 0; g < ng; ++g) {
-        if (mt == 0)
-          for (int64_t l = g * pf_per_group; l < (g + 1) * pf_per_group && l * 64 < next_bytes; ++l)
-            _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T0);
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(5);
-        _tile_zero(6);
-        for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
-          const uint8_t* pb = px.planes.data() + (mt * px.n_chunks + c) * 2 * blk;
-          _tile_loadd(3, pb, 64);
-          _tile_loadd(4, pb + blk, 64);
-          _tile_loadd(2, codes.data() + c * kc, K);
-          _tile_dpbusd(0, 2, 3);
-          _tile_dpbuud(1, 2, 4);
-          if (two) {
-            _tile_loadd(7, codes.data() + kTile * K + c * kc, K);
-            _tile_dpbusd(5, 7, 3);
-            _tile_dpbuud(6, 7, 4);
-          }
-        }
-        _tile_stored(0, c_hi, 64);
-        _tile_stored(1, c_lo, 64);
-        if (two) {
-          _tile_stored(5, c_hi + kTile * kTile, 64);
-          _tile_stored(6, c_lo + kTile * kTile, 64);
-        }
-        const __m512 sxg = _mm512_loadu_ps(px.sxv.data() + (mt * ng + g) * kTile);
-        const __m512 xsg = _mm512_loadu_ps(px.xsv.data() + (mt * ng + g) * kTile);
-        for (int i = 0; i < n_rows_post; ++i) {
-          const __m512i ci = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c_hi + i * kTile), 8),
-                                              _mm512_load_si512(c_lo + i * kTile));
-          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sc[i * ng + g]), sxg);
-          __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), s, _mm512_load_ps(facc + i * kTile));
-          f = _mm512_fmadd_ps(_mm512_set1_ps(bc[i * ng + g]), xsg, f);
-          _mm512_store_ps(facc + i * kTile, f);
-        }
-      }
-      const int64_t t_end = std::min<int64_t>(kTile, a.T - mt * kTile);
-      for (int64_t tt = 0; tt < t_end; ++tt) {
-        float* o = a.out + (mt * kTile + tt) * N + n0;
-        for (int64_t i = 0; i < rows; ++i) o[i] = facc[i * kTile + tt];
-      }
-    }
+  const int64_t K = outs[0].w->n_in;
+  PassScratch ps;
+  ps.codes.resize(static_cast<size_t>(kTile * K));
+  ps.sc.resize(static_cast<size_t>(kTile * px.ng));
+  ps.bc.resize(static_cast<size_t>(kTile * px.ng));
+  size_t wi = 0;
+  for (int64_t blk = b; blk < e; ++blk) {
+    while (blk >= first_block[wi + 1]) ++wi;
+    const Weight& w = *outs[wi].w;
+    const int64_t n0 = (blk - first_block[wi]) * kTile;
+    amx_pass(w, px, outs[wi].out, T, n0, std::min<int64_t>(kTile, w.n_out - n0), ps);
   }
   _tile_release();
+}
+
+AmxX& amx_scratch() {
+  thread_local AmxX x;
+  return x;
 }
 
 }  // namespace
@@ -258,18 +300,35 @@ bool amx_available() {
   return ok;
 }
 
+void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+  OPTIQ_CHECK(!outs.empty() && amx_available());
+  const Weight& w0 = *outs[0].w;
+  for (const MatmulOut& o : outs)
+    OPTIQ_CHECK_MSG(o.w->quantized() && o.w->quant.bits == w0.quant.bits &&
+                        o.w->quant.group_size == w0.quant.group_size && o.w->n_in == w0.n_in,
+                    "matmul_q_amx: weights of one call must share bits, group size and K");
+  AmxX& px = amx_scratch();
+  prepare_amx_x(x, T, w0.n_in, w0.quant.group_size, &px, pool);
+  // Work items: 16-row passes of each weight, in order.
+  std::vector<int64_t> first_block(outs.size() + 1, 0);
+  for (size_t i = 0; i < outs.size(); ++i) first_block[i + 1] = first_block[i] + (outs[i].w->n_out + kTile - 1) / kTile;
+  const int64_t n_blocks = first_block.back();
+  pool.parallel_for(n_blocks, [&](int64_t b, int64_t e, int) { amx_blocks(outs, first_block, px, T, b, e); },
+                    parallel_grain(n_blocks, kTile * T * w0.n_in, 1));
+}
+
 void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  OPTIQ_CHECK(w.quantized() && amx_available());
-  AmxX px;
-  prepare_amx_x(x, T, w.n_in, w.quant.group_size, &px, pool);
-  AmxArgs a{&w, &px, out, T};
-  pool.parallel_for(w.n_out, [&](int64_t b, int64_t e, int) { amx_rows(a, b, e); },
-                    parallel_grain(w.n_out, T * w.n_in, kRowsPerPass));
+  const MatmulOut o{out, &w};
+  matmul_q_amx({&o, 1}, x, T, pool);
 }
 
 #else  // !OPTIQ_HAVE_AMX_CODE
 
 bool amx_available() { return false; }
+
+void matmul_q_amx(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
+  OPTIQ_CHECK_MSG(false, "matmul_q_amx: built without AMX support");
+}
 
 void matmul_q_amx(float*, const float*, int64_t, const Weight&, ThreadPool&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_amx: built without AMX support");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/weight.h"
 
@@ -21,5 +22,9 @@ bool amx_available();
 
 // out[T, N] = x[T, K] · dequant(W)ᵀ on AMX. Requires amx_available() and w.quantized().
 void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+
+// The same for several weights on one input, sharing bits, group size and K (see matmul_multi): one
+// activation preparation, one parallel pass over all their rows.
+void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
 }  // namespace optiq

@@ -51,7 +51,8 @@ TEST(ServeProtocol, RejectsMalformedChatNamingTheField) {
       {R"({})", "messages: required"},
       {R"({"messages":[{"role":"user"}]})", "messages[0].content"},
       {R"({"messages":[{"role":"wizard","content":"x"}]})", "messages[0].role"},
-      {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0].type"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0].image_url"},
+      {R"({"messages":[{"role":"user","content":[{"type":"audio"}]}]})", "messages[0].content[0].type"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":9})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})", "max_tokens"},
@@ -98,14 +99,19 @@ TEST(ServeProtocol, CompletionPromptForms) {
 
 TEST(ServeProtocol, AnthropicMessagesMapping) {
   auto r = parse_request(Api::kMessages, R"({"model":"claude-x","max_tokens":9,"system":[{"type":"text","text":"S"}],
-      "messages":[{"role":"user","content":[{"type":"text","text":"q"},{"type":"image","source":{}}]},
+      "messages":[{"role":"user","content":[{"type":"text","text":"q"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw=="}}]},
                   {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"a":1}}]},
                   {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"42"}]}],
       "stop_sequences":["\n\n"],"top_k":5,"stream":true})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->messages.size(), 4u);
   EXPECT_EQ(r->messages[0]["role"], "system");
-  EXPECT_EQ(r->messages[1]["content"], "q[image omitted]");
+  // A message with images keeps its parts in order, as the chat template's item list.
+  EXPECT_EQ(r->messages[1]["content"], Json::parse(R"([{"type":"text","text":"q"},{"type":"image"}])"));
+  ASSERT_EQ(r->images.size(), 1u);
+  EXPECT_EQ(r->images[0].field, "messages[0].content[1].source.data");
+  EXPECT_EQ(r->images[0].media_type, "image/png");
+  EXPECT_EQ(r->images[0].bytes, (std::vector<uint8_t>{0x89, 'P', 'N', 'G'}));
   EXPECT_EQ(r->messages[2]["tool_calls"][0]["function"]["name"], "f");
   EXPECT_EQ(r->messages[3]["role"], "tool");
   EXPECT_EQ(r->messages[3]["content"], "42");
@@ -206,9 +212,9 @@ TEST(ServeProtocol, ChatStreamFramesAndUsage) {
   r.model = "m";
   r.include_usage = true;
   auto w = ResponseWriter::make(r, "abc", 1);
-  Outcome o{"hi", Finish::kLength, "", 4, 2, DecodeMode::kAR};
+  Outcome o{"hi", Finish::kLength, "", 4, 2, "ar"};
   // One call per statement: the writers are stateful, and operands of + are unsequenced.
-  std::string s = w->stream_begin(4, DecodeMode::kAR);
+  std::string s = w->stream_begin(4, "ar");
   s += w->stream_delta("h");
   s += w->stream_delta("");
   s += w->stream_delta("i");
@@ -232,8 +238,8 @@ TEST(ServeProtocol, AnthropicStreamEventOrder) {
   GenRequest r;
   r.api = Api::kMessages;
   auto w = ResponseWriter::make(r, std::string(32, 'f'), 1);
-  Outcome o{"x", Finish::kStopSequence, "END", 3, 5, DecodeMode::kAR};
-  std::string s = w->stream_begin(3, DecodeMode::kAR);
+  Outcome o{"x", Finish::kStopSequence, "END", 3, 5, "ar"};
+  std::string s = w->stream_begin(3, "ar");
   s += w->stream_delta("x");
   s += w->stream_end(o);
   auto f = frames(s);
@@ -257,8 +263,8 @@ TEST(ServeProtocol, ResponsesStreamEndsWithCompletedResponse) {
   GenRequest r;
   r.api = Api::kResponses;
   auto w = ResponseWriter::make(r, "ab", 1);
-  Outcome o{"", Finish::kLength, "", 2, 1, DecodeMode::kAR};
-  std::string s = w->stream_begin(2, DecodeMode::kAR);
+  Outcome o{"", Finish::kLength, "", 2, 1, "ar"};
+  std::string s = w->stream_begin(2, "ar");
   s += w->stream_delta("yo");
   s += w->stream_end(o);
   auto f = frames(s);

@@ -1,5 +1,6 @@
 #include "serve/data_url.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -31,6 +32,20 @@ std::string lower(std::string_view s) {
 }
 
 }  // namespace
+
+std::string base64_encode(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const size_t n = std::min<size_t>(3, bytes.size() - i);
+    uint32_t v = static_cast<uint32_t>(bytes[i]) << 16;
+    if (n > 1) v |= static_cast<uint32_t>(bytes[i + 1]) << 8;
+    if (n > 2) v |= bytes[i + 2];
+    for (size_t k = 0; k < 4; ++k) out += k <= n ? kDigits[(v >> (18 - 6 * k)) & 63] : '=';
+  }
+  return out;
+}
 
 Result<std::vector<uint8_t>> base64_decode(std::string_view text) {
   std::vector<uint8_t> out;

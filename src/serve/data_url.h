@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,9 @@ namespace optiq::serve {
 // optional but, when present, must be correct; ASCII whitespace (line breaks of MIME-wrapped data) is
 // skipped. InvalidArgument naming the byte offset of the first bad character, or a bad length.
 Result<std::vector<uint8_t>> base64_decode(std::string_view text);
+
+// Standard base64 with padding (builds data URLs; the inverse of base64_decode).
+std::string base64_encode(std::span<const uint8_t> bytes);
 
 struct DataUrl {
   std::string media_type;      // e.g. "image/png"; "text/plain" when the URL names none (RFC 2397)

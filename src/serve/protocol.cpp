@@ -480,6 +480,11 @@ Status parse_messages(const Json& j, GenRequest& r) {
   std::optional<int64_t> top_k;
   OPTIQ_RETURN_IF_ERROR(get_int(j, "top_k", top_k, 0, 1 << 20));
   if (top_k) r.sampling.top_k = static_cast<int>(*top_k);
+  // Not in the Anthropic API: an optiq extension (as "decoding" and the canvas fields), for reproducible
+  // sampling through either dialect.
+  std::optional<int64_t> seed;
+  OPTIQ_RETURN_IF_ERROR(get_int(j, "seed", seed, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  if (seed) r.sampling.seed = static_cast<uint64_t>(*seed);
   OPTIQ_RETURN_IF_ERROR(get_bool(j, "stream", r.stream));
   OPTIQ_RETURN_IF_ERROR(parse_stop(j, "stop_sequences", r.stop, /*allow_string=*/false));
   OPTIQ_RETURN_IF_ERROR(parse_mode(j, r));

@@ -403,6 +403,50 @@ TEST_F(CanvasServe, StopStringsAndLengthFinishRight) {
   EXPECT_EQ(l["usage"]["completion_tokens"], five.completion_tokens);
 }
 
+TEST_F(CanvasServe, EosFinishesWithStopAndEmptyRepliesRetry) {
+  struct Case {
+    std::vector<int32_t> prompt;
+    uint64_t seed;
+    int64_t max_tokens;
+  } cases[] = {
+      {{2, 626, 280, 345}, 11, 48},  // EOS in the second canvas: "stop", the EOS counted
+      {{2, 626, 280, 345}, 11, 28},  // the same run cut just before its EOS: "length"
+      {{2, 17}, 70, 16},             // the first canvases start with EOS: retried with seeds 71, 72
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE("seed " + std::to_string(c.seed) + " max_tokens " + std::to_string(c.max_tokens));
+    CanvasOptions o = options(CanvasSampler::kEntropyBound, c.seed, c.max_tokens);
+    ThreadPool pool(1);
+    auto r = canvas_generate(*model_, pool, c.prompt, o);
+    ASSERT_TRUE(r.ok());
+    const Expected want = direct_ids(c.prompt, o);
+    Json body{{"prompt", c.prompt}, {"max_tokens", c.max_tokens}, {"seed", c.seed}, {"sampler", "entropy-bound"}};
+    Json j = post("/v1/completions", body);
+    EXPECT_EQ(j["choices"][0]["text"], want.text);
+    EXPECT_EQ(j["choices"][0]["finish_reason"], want.stopped ? "stop" : "length");
+    EXPECT_EQ(j["usage"]["completion_tokens"], want.completion_tokens);
+    SseStream st = post_stream("/v1/completions", body);
+    std::string streamed;
+    Json finish;
+    for (const Json& f : st.frames) {
+      streamed += f["choices"][0]["text"].get<std::string>();
+      if (!f["choices"][0]["finish_reason"].is_null()) finish = f["choices"][0]["finish_reason"];
+    }
+    EXPECT_EQ(streamed, want.text);
+    EXPECT_EQ(finish, j["choices"][0]["finish_reason"]);
+    // The cases cover what they claim (so the assertions above test EOS and retries).
+    if (c.max_tokens == 48) {
+      EXPECT_TRUE(want.stopped);
+      EXPECT_EQ(j["usage"]["completion_tokens"], 29);
+    }
+    if (c.max_tokens == 28) {
+      EXPECT_FALSE(want.stopped);
+      EXPECT_EQ(j["usage"]["completion_tokens"], 28);
+    }
+    if (c.seed == 70) EXPECT_GT(r->retries, 0);
+  }
+}
+
 TEST_F(CanvasServe, ImageRequestsEqualTheDirectImagePath) {
   const RgbImage im = fixture_image();
   const std::string url = png_data_url(im);

@@ -183,6 +183,100 @@ TEST(ServeProtocol, ResolveOptionsPolicy) {
   EXPECT_FALSE(resolve_options(dr, d, ar_only, 10).ok());
 }
 
+TEST(ServeProtocol, CanvasFieldsAndImagePartsParse) {
+  auto r = parse_request(Api::kChat, R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},
+      {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/"}},{"type":"text","text":"b"}]}],
+      "sampler":"confidence-threshold","threshold":0.75,"steps":7})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->messages[0]["content"],
+            Json::parse(R"([{"type":"text","text":"a"},{"type":"image"},{"type":"text","text":"b"}])"));
+  ASSERT_EQ(r->images.size(), 1u);
+  EXPECT_EQ(r->images[0].field, "messages[0].content[1].image_url.url");
+  EXPECT_EQ(r->images[0].media_type, "image/jpeg");
+  EXPECT_EQ(r->images[0].bytes, (std::vector<uint8_t>{0xff, 0xd8, 0xff}));
+  EXPECT_EQ(*r->canvas.sampler, CanvasSampler::kConfidenceThreshold);
+  EXPECT_DOUBLE_EQ(*r->canvas.threshold, 0.75);
+  EXPECT_EQ(*r->canvas.steps, 7);
+  // Text-only part lists stay strings (templates written for strings keep working).
+  auto t = parse_request(Api::kChat, R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})");
+  EXPECT_EQ(t->messages[0]["content"], "a");
+  struct Case {
+    const char* body;
+    const char* needle;
+  } cases[] = {
+      {R"({"messages":[{"role":"user","content":"x"}],"sampler":"greedy"})", "sampler"},
+      {R"({"messages":[{"role":"user","content":"x"}],"threshold":0})", "threshold"},
+      {R"({"messages":[{"role":"user","content":"x"}],"threshold":1.5})", "threshold"},
+      {R"({"messages":[{"role":"user","content":"x"}],"steps":0})", "steps"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/a.png"}}]}]})",
+       "messages[0].content[0].image_url.url: a http: URL"},
+      {R"({"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},
+          {"role":"user","content":"x"}]})", "messages[0].content: image parts are accepted in user messages only"},
+  };
+  for (const auto& c : cases) {
+    auto e = parse_request(Api::kChat, c.body);
+    ASSERT_FALSE(e.ok()) << c.body;
+    EXPECT_NE(e.status().message().find(c.needle), std::string::npos) << c.body << " → " << e.status().message();
+  }
+  auto resp = parse_request(Api::kResponses, R"({"input":[{"role":"user","content":[
+      {"type":"input_image","image_url":"data:image/png;base64,AAEC"}]}]})");
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->images[0].field, "input[0].content[0].image_url");
+  EXPECT_EQ(resp->images[0].bytes, (std::vector<uint8_t>{0, 1, 2}));
+  auto file = parse_request(Api::kResponses, R"({"input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]})");
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("input[0].content[0].file_id"), std::string::npos);
+}
+
+TEST(ServeProtocol, CanvasOptionsFromRequestDefaultsAndContext) {
+  ModelInfo info;
+  info.model_type = "diffusion_gemma";
+  info.vocab_size = 1024;
+  info.max_position = 100;
+  info.canvas_length = 16;
+  ServeDefaults d;
+  d.canvas.sampler = CanvasSampler::kEntropyBound;
+  d.canvas.max_steps = 12;
+  d.sampling.seed = 77;
+  d.max_tokens = 1000;
+  GenRequest r;
+  auto o = resolve_canvas_options(r, d, info, 10);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->sampler, CanvasSampler::kEntropyBound);
+  EXPECT_EQ(o->max_steps, 12);
+  EXPECT_EQ(o->seed, 77u);
+  EXPECT_EQ(o->max_new_tokens, 80);  // (100 − 10) / 16 = 5 whole canvases left
+  r.canvas.sampler = CanvasSampler::kConfidenceThreshold;
+  r.canvas.threshold = 0.6;
+  r.canvas.steps = 3;
+  r.sampling.seed = 5;
+  r.sampling.temperature = 1.3f;  // not the canvas sampler's: ignored
+  r.max_tokens = 80;
+  o = resolve_canvas_options(r, d, info, 10);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->sampler, CanvasSampler::kConfidenceThreshold);
+  EXPECT_DOUBLE_EQ(o->threshold, 0.6);
+  EXPECT_EQ(o->max_steps, 3);
+  EXPECT_EQ(o->seed, 5u);
+  EXPECT_EQ(o->max_new_tokens, 80);
+  // 81 tokens need a sixth canvas, which does not fit.
+  r.max_tokens = 81;
+  auto big = resolve_canvas_options(r, d, info, 10);
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("max_tokens: 81 tokens requested (6 canvases of 16)"), std::string::npos)
+      << big.status().message();
+  EXPECT_FALSE(resolve_canvas_options(GenRequest{}, d, info, 90).ok());  // less than one canvas of room
+  GenRequest mode;
+  mode.mode = DecodeMode::kAR;
+  EXPECT_FALSE(resolve_canvas_options(mode, d, info, 10).ok());
+  // The canvas fields are refused on other models.
+  GenRequest dhara;
+  dhara.canvas.steps = 4;
+  auto e = resolve_options(dhara, d, tiny_info(), 10);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("steps: applies to canvas-diffusion models only"), std::string::npos);
+}
+
 // Parses the SSE frames of a stream into (event, data) pairs.
 std::vector<std::pair<std::string, std::string>> frames(const std::string& s) {
   std::vector<std::pair<std::string, std::string>> out;

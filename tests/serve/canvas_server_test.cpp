@@ -33,70 +33,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Ids of the synthetic vocabulary: the model's specials keep their config ids; ids 200..294 are the
-// printable ASCII bytes ' '..'~' and 295 is '\n' (byte-level characters, so prompts can be encoded);
-// every other id is the string "[id]".
-constexpr int kVocab = 1024, kAsciiFirst = 200, kNewline = 295;
+constexpr int kVocab = 1024;
 
-std::string byte_level_char(int b) {
-  if (b == ' ') return "\xC4\xA0";   // U+0120 'Ġ'
-  if (b == '\n') return "\xC4\x8A";  // U+010A 'Ċ'
-  return std::string(1, static_cast<char>(b));
-}
-
-// A Gemma-4-style template: content strings, or item lists whose image items render as the image token.
-constexpr const char* kTemplate =
-    "{{ bos_token }}{% for message in messages %}<|turn>"
-    "{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'image' %}\n\n<|image|>\n\n"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "<turn|>\n{% endfor %}{% if add_generation_prompt %}<|turn>model\n{% endif %}";
-
-// dgemma-tiny's config, generation_config and weights, plus tokenizer.json and tokenizer_config.json.
+// dgemma-tiny's config, generation_config and weights, plus the synthetic tokenizer of
+// tests/serve/data/dgemma-tiny-tokenizer (see its README).
 void write_model_dir(const fs::path& dir) {
   const fs::path src = test::fixture("dgemma-tiny");
   for (const char* f : {"config.json", "generation_config.json", "model.safetensors"})
     fs::copy_file(src / f, dir / f);
-  const std::pair<int, const char*> specials[] = {{0, "<pad>"},    {1, "<eos>"},      {2, "<bos>"},
-                                                  {50, "<|tool_response>"},           {105, "<|turn>"},
-                                                  {106, "<turn|>"}, {1021, "<|image>"}, {1022, "<|image|>"},
-                                                  {1023, "<image|>"}};
-  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
-  std::vector<std::string> names(kVocab);
-  for (int id = 0; id < kVocab; ++id) names[id] = "[" + std::to_string(id) + "]";
-  for (int b = ' '; b <= '~'; ++b) names[kAsciiFirst + b - ' '] = byte_level_char(b);
-  names[kNewline] = byte_level_char('\n');
-  for (auto [id, name] : specials) {
-    names[id] = name;
-    added.push_back({{"id", id}, {"content", name}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                     {"normalized", false}, {"special", true}});
-  }
-  for (int id = 0; id < kVocab; ++id) vocab[names[id]] = id;
-  const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                                     {"use_regex", false}};
-  nlohmann::json tok = {{"version", "1.0"},
-                        {"truncation", nullptr},
-                        {"padding", nullptr},
-                        {"added_tokens", added},
-                        {"normalizer", nullptr},
-                        {"pre_tokenizer", byte_level},
-                        {"post_processor", nullptr},
-                        {"decoder", byte_level},
-                        {"model",
-                         {{"type", "BPE"},
-                          {"dropout", nullptr},
-                          {"unk_token", nullptr},
-                          {"continuing_subword_prefix", nullptr},
-                          {"end_of_word_suffix", nullptr},
-                          {"fuse_unk", false},
-                          {"byte_fallback", false},
-                          {"vocab", vocab},
-                          {"merges", nlohmann::json::array()}}}};
-  std::ofstream(dir / "tokenizer.json") << tok.dump();
-  nlohmann::json cfg = {
-      {"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"pad_token", "<pad>"}, {"chat_template", kTemplate}};
-  std::ofstream(dir / "tokenizer_config.json") << cfg.dump();
+  const fs::path tok = fs::path(test::repo_dir()) / "tests/serve/data/dgemma-tiny-tokenizer";
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(tok / f, dir / f);
 }
 
 // The fixture image (24×24 RGB) and the same pixels as a PNG data URL.

@@ -6,18 +6,6 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -26,6 +14,7 @@
 #include "io/model_dir.h"
 #include "serve/data_url.h"
 #include "serve/server.h"
+#include "tests/image_write.h"
 #include "tests/test_util.h"
 
 namespace optiq::serve {
@@ -56,12 +45,7 @@ RgbImage fixture_image() {
 
 std::string png_data_url(const RgbImage& im) {
   std::vector<uint8_t> png;
-  stbi_write_png_to_func(
-      [](void* ctx, void* data, int size) {
-        auto* out = static_cast<std::vector<uint8_t>*>(ctx);
-        out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-      },
-      &png, im.width, im.height, 3, im.rgb.data(), im.width * 3);
+  EXPECT_TRUE(stbi_write_png_to_func(test::append_bytes, &png, im.width, im.height, 3, im.rgb.data(), im.width * 3));
   return "data:image/png;base64," + base64_encode(png);
 }
 

@@ -262,6 +262,7 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
     s->job = std::make_shared<Job>(std::move(prompt).value(), std::move(gen).value());
   }
   s->req = std::move(parsed).value();
+  s->req.images = {};  // decoded into the job; the encoded bytes are not needed any more
   switch (engine_->submit(s->job)) {
     case Engine::Submit::kOk: break;
     case Engine::Submit::kQueueFull:

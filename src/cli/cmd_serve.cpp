@@ -32,6 +32,10 @@ const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
   --max-body-bytes N     largest request body (default 4194304); larger → 413
   --model-id ID          id reported by /v1/models (default: the model directory's name)
   --threads N            compute threads (default: all cores)
+
+Canvas-diffusion models (DiffusionGemma) decode with the sampler settings of generation_config.json;
+a request may set "sampler" (entropy-bound | confidence-threshold), "threshold", "steps" and "seed",
+and send images inline (OpenAI image_url data: URLs, Anthropic base64 image blocks).
 )";
 
 int fail(const Status& s) {
@@ -79,6 +83,12 @@ int cmd_serve(int argc, char** argv) {
   if (o.model_id.empty()) o.model_id = std::filesystem::path(dir).parent_path().filename().string();
   o.api_key = f.str("--api-key");
   o.defaults.sampling = sampling_defaults(dir);
+  // Canvas-diffusion models (DiffusionGemma): the sampler settings `optiq generate` uses.
+  if (auto gen = read_json_file(dir + "/generation_config.json"); gen.ok()) {
+    auto canvas = canvas_options_from_generation_config(*gen);
+    if (!canvas.ok()) return fail(canvas.status());
+    o.defaults.canvas = *canvas;
+  }
   if (f.has("--mtp")) o.defaults.mode = DecodeMode::kSelfSpec;
 
   struct IntFlag {

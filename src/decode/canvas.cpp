@@ -161,8 +161,10 @@ class CanvasRunner {
     stats_.resize(static_cast<size_t>(L_));
   }
 
-  // One canvas at positions [pos0, pos0 + L) against `cache` (left unchanged).
-  Result<CanvasTrace> run_canvas(Cache& cache, int64_t pos0, SplitMix64& rng, int64_t* forwards) {
+  // One canvas at positions [pos0, pos0 + L) against `cache` (left unchanged); nullopt when
+  // `cancelled` asked to stop before a step.
+  Result<std::optional<CanvasTrace>> run_canvas(Cache& cache, int64_t pos0, SplitMix64& rng, int64_t* forwards,
+                                                const CanvasCancel& cancelled) {
     CanvasTrace tr;
     std::vector<int32_t> x(static_cast<size_t>(L_)), prev(static_cast<size_t>(L_), -1), draft(static_cast<size_t>(L_), 0);
     std::vector<int32_t> a(static_cast<size_t>(L_)), y(static_cast<size_t>(L_));
@@ -172,6 +174,7 @@ class CanvasRunner {
     bool have_sc = false;
     int stable_run = 0;
     for (int step = 0; step < o_.max_steps; ++step) {
+      if (cancelled && cancelled()) return std::optional<CanvasTrace>();
       ForwardBatch b;
       b.tokens = x;
       b.pos0 = pos0;
@@ -248,7 +251,7 @@ class CanvasRunner {
         tr.eos_at = static_cast<int>(i);
         break;
       }
-    return tr;
+    return std::optional<CanvasTrace>(std::move(tr));
   }
 
   int64_t canvas_length() const { return L_; }
@@ -267,7 +270,7 @@ class CanvasRunner {
 
 Result<CanvasResult> canvas_generate(const Model& model, ThreadPool& pool, std::span<const int32_t> prompt,
                                      const CanvasOptions& opts, const PromptEmbeds* embeds,
-                                     const CanvasCallback& on_canvas) {
+                                     const CanvasCallback& on_canvas, const CanvasCancel& cancelled) {
   const ModelInfo& info = model.info();
   const int64_t L = info.canvas_length, P = static_cast<int64_t>(prompt.size());
   if (L <= 0) return Status::InvalidArgument(info.model_type + ": not a canvas-diffusion model (canvas_length 0)");
@@ -310,6 +313,7 @@ Result<CanvasResult> canvas_generate(const Model& model, ThreadPool& pool, std::
   const auto after_prompt = cache->snapshot();
   CanvasRunner runner(model, pool, opts, eos);
   std::vector<float> commit_logits(static_cast<size_t>(info.vocab_size));
+  bool caller_stopped = false;  // on_canvas or cancelled ended the generation: no retry
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) cache->restore(*after_prompt);
     const uint64_t seed = opts.seed + static_cast<uint64_t>(attempt);
@@ -320,12 +324,18 @@ Result<CanvasResult> canvas_generate(const Model& model, ThreadPool& pool, std::
     int64_t pos = P;
     bool stop = false;
     while (!stop && static_cast<int64_t>(res.tokens.size()) < opts.max_new_tokens) {
-      OPTIQ_ASSIGN_OR_RETURN(CanvasTrace tr, runner.run_canvas(*cache, pos, rng, &res.decoder_forwards));
+      OPTIQ_ASSIGN_OR_RETURN(std::optional<CanvasTrace> run,
+                             runner.run_canvas(*cache, pos, rng, &res.decoder_forwards, cancelled));
+      if (!run) {
+        caller_stopped = true;
+        break;
+      }
+      CanvasTrace& tr = *run;
       const int64_t keep = tr.eos_at >= 0 ? tr.eos_at : L;
       res.tokens.insert(res.tokens.end(), tr.argmax.begin(), tr.argmax.begin() + keep);
       stop = tr.eos_at >= 0;
       res.canvases.push_back(std::move(tr));
-      if (on_canvas && !on_canvas(res.canvases.back())) stop = true;
+      if (on_canvas && !on_canvas(res.canvases.back())) stop = caller_stopped = true;
       if (stop || static_cast<int64_t>(res.tokens.size()) >= opts.max_new_tokens) break;
       // Commit the whole (untrimmed) argmax canvas through the encoder at its positions.
       ForwardBatch b;
@@ -338,7 +348,7 @@ Result<CanvasResult> canvas_generate(const Model& model, ThreadPool& pool, std::
       pos += L;
     }
     if (static_cast<int64_t>(res.tokens.size()) > opts.max_new_tokens) res.tokens.resize(opts.max_new_tokens);
-    if (!res.tokens.empty() || attempt >= opts.max_retries) break;
+    if (!res.tokens.empty() || attempt >= opts.max_retries || caller_stopped) break;
     ++res.retries;
   }
   return res;

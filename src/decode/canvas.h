@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -100,13 +101,18 @@ struct CanvasResult {
 
 // Called after each finished canvas with its trace (for streaming); return false to stop early.
 using CanvasCallback = std::function<bool(const CanvasTrace&)>;
+// Polled before every denoising step (a server's cancellation); true abandons the canvas in progress.
+using CanvasCancel = std::function<bool()>;
 
 // Generates a reply to `prompt` (token ids; image rows via `embeds`, may be null).
+// Stopping early (on_canvas returned false, or `cancelled` returned true) ends the generation with the
+// canvases finished so far and never triggers an empty-reply retry.
 // Errors: InvalidArgument for an empty prompt, a model without canvas_length, bad options, or a
 // context too small; model forward errors are passed through.
 Result<CanvasResult> canvas_generate(const Model& model, ThreadPool& pool, std::span<const int32_t> prompt,
                                      const CanvasOptions& opts, const PromptEmbeds* embeds = nullptr,
-                                     const CanvasCallback& on_canvas = nullptr);
+                                     const CanvasCallback& on_canvas = nullptr,
+                                     const CanvasCancel& cancelled = nullptr);
 
 // Serialises a result in golden.json's layout: {"tokens", "canvases": [{"steps": [{"accepted",
 // "argmax_changed"}], "argmax", "eos_at"}], "retries", ...}.

@@ -1,9 +1,11 @@
 // One engine worker fed by a bounded queue of generation jobs.
 //
 // HTTP handler threads submit jobs and read each job's tokens as the worker produces them; the worker
-// runs one generate() at a time (the model's ThreadPool parallelises inside a forward). A job can be
-// cancelled at any time (client gone, stop string found): if queued, it is skipped; if running, the
-// token callback returns false and generate() stops at the next chunk, freeing the worker.
+// runs one generation at a time (the model's ThreadPool parallelises inside a forward): generate() for
+// AR / block-diffusion models, canvas_generate() for canvas-diffusion ones, after running the vision
+// tower on the job's images. A job can be cancelled at any time (client gone, stop string found): if
+// queued, it is skipped; if running, generate() stops at the next chunk and canvas_generate() before its
+// next denoising step, freeing the worker.
 #pragma once
 
 #include <atomic>
@@ -13,26 +15,42 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "decode/canvas.h"
 #include "decode/generate.h"
+#include "models/gemma4_vision.h"
 #include "models/model.h"
 
 namespace optiq::serve {
 
 using Clock = std::chrono::steady_clock;
 
+// What a canvas-diffusion job needs beyond its prompt.
+struct CanvasWork {
+  CanvasOptions options;
+  // Decoded images, in the order of the prompt's image tokens; the worker runs the vision tower on each
+  // and expands every image token to boi + n soft tokens + eoi (expand_image_prompt).
+  std::vector<RgbImage> images;
+};
+
 // A generation job and the channel between the worker (producer) and one handler (consumer).
 // Thread safety: all members except the constructor arguments are guarded by mu_ or atomic.
 class Job {
  public:
-  Job(std::vector<int32_t> prompt, GenerateOptions opts) : prompt_(std::move(prompt)), opts_(std::move(opts)) {}
+  // An AR / block-diffusion job (generate()).
+  Job(std::vector<int32_t> prompt, GenerateOptions opts);
+  // A canvas-diffusion job (canvas_generate()). Tokens are pushed canvas by canvas, cut at the first EOS
+  // and at max_new_tokens; the EOS itself follows when it ended the text (as generate() emits it).
+  Job(std::vector<int32_t> prompt, CanvasWork canvas);
 
   const std::vector<int32_t>& prompt() const { return prompt_; }
   const GenerateOptions& options() const { return opts_; }
+  const CanvasWork* canvas() const { return canvas_ ? &*canvas_ : nullptr; }
 
   // Requests the generation to stop; safe from any thread, idempotent.
   void cancel() { cancelled_.store(true); }
@@ -44,9 +62,12 @@ class Job {
     bool started = false;         // the worker has begun this job
     bool done = false;            // no more tokens will come
     Status status;                // when done: how generate() ended
+    // The prompt's length as the model sees it (image soft tokens included); -1 until the worker has
+    // run the vision tower on a job with images.
+    int64_t prompt_tokens = -1;
   };
-  // Waits up to `timeout` until at least `min_tokens` new tokens are pending or the job is done, then
-  // returns what is new. A consumer that needs no per-token updates (a non-streaming response) passes a
+  // Waits up to `timeout` until at least `min_tokens` new tokens are pending, the prompt length became
+  // known, or the job is done, then returns what is new. A consumer that needs no per-token updates (a non-streaming response) passes a
   // larger `min_tokens` so the worker does not wake it for every token. Single consumer.
   Update wait(std::chrono::milliseconds timeout, size_t min_tokens = 1);
 
@@ -58,10 +79,12 @@ class Job {
   friend class Engine;
   void push_tokens(std::span<const int32_t> t);
   void mark_started();
+  void set_prompt_tokens(int64_t n);
   void finish(Status s);
 
   const std::vector<int32_t> prompt_;
   const GenerateOptions opts_;
+  const std::optional<CanvasWork> canvas_;
   std::atomic<bool> cancelled_{false};
   Clock::time_point enqueued_at_;
   std::mutex mu_;
@@ -70,6 +93,8 @@ class Job {
   size_t wake_at_ = 1;            // the consumer wants a notification at this many pending tokens
   Clock::time_point first_token_at_{};
   bool started_ = false, done_ = false;
+  int64_t prompt_tokens_ = -1;
+  bool prompt_tokens_seen_ = true;  // false from set_prompt_tokens() until a wait() reported it
   Status status_;
 };
 
@@ -100,6 +125,8 @@ class Engine {
 
  private:
   void worker_loop();
+  Status run(Job& job);
+  Status run_canvas(Job& job);
 
   const Model& model_;
   ThreadPool& pool_;

@@ -1,7 +1,10 @@
 #include "serve/protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "serve/data_url.h"
 
 namespace optiq::serve {
 
@@ -155,13 +158,44 @@ Status parse_mode(const Json& j, GenRequest& r) {
   return Status::Ok();
 }
 
-// Text of an OpenAI content value: a string, or an array of text parts concatenated.
-Status openai_content_text(const Json& content, const std::string& name, std::string& out) {
+// Canvas-diffusion fields; whether the model takes them is decided later (resolve_*_options).
+Status parse_canvas_fields(const Json& j, GenRequest& r) {
+  if (const Json* v = field(j, "sampler")) {
+    if (!v->is_string()) return wrong_type("sampler", "a string", *v);
+    auto s = parse_canvas_sampler(v->get<std::string>());
+    if (!s.ok()) return bad("sampler", "must be \"entropy-bound\" or \"confidence-threshold\", got " + v->dump());
+    r.canvas.sampler = *s;
+  }
+  std::optional<float> threshold;
+  OPTIQ_RETURN_IF_ERROR(get_float(j, "threshold", threshold, 0.0, 1.0));
+  if (threshold && *threshold <= 0.f) return bad("threshold", "must be > 0");
+  // Read as double: the float above only range-checks.
+  if (threshold) r.canvas.threshold = field(j, "threshold")->get<double>();
+  OPTIQ_RETURN_IF_ERROR(get_int(j, "steps", r.canvas.steps, 1, 4096));
+  return Status::Ok();
+}
+
+// An image given as a URL string at `name`: only data: URLs (never fetched).
+Status add_image_url(const Json* url, const std::string& name, GenRequest& r) {
+  if (!url || !url->is_string()) return bad(name, "missing or not a string");
+  auto d = parse_data_url(url->get<std::string>());
+  if (!d.ok()) return bad(name, d.status().message());
+  r.images.push_back(ImageInput{name, std::move(d->media_type), std::move(d->bytes)});
+  return Status::Ok();
+}
+
+// An OpenAI content value (a string, or an array of parts) → a message's content: text parts
+// concatenated into a string, or, when there are image parts (image_url in chat, input_image in
+// Responses), the template's item list with the images appended to r.images in order.
+Status openai_content(const Json& content, const std::string& name, GenRequest& r, Json& out) {
   if (content.is_string()) {
     out = content.get<std::string>();
     return Status::Ok();
   }
   if (!content.is_array()) return wrong_type(name, "a string or an array of content parts", content);
+  std::string text;
+  Json items = Json::array();
+  bool images = false;
   for (size_t i = 0; i < content.size(); ++i) {
     const Json& p = content[i];
     const std::string pn = name + "[" + std::to_string(i) + "]";
@@ -169,12 +203,40 @@ Status openai_content_text(const Json& content, const std::string& name, std::st
     const Json* type = field(p, "type");
     if (!type || !type->is_string()) return bad(pn + ".type", "missing or not a string");
     const std::string t = type->get<std::string>();
+    if (t == "image_url") {
+      // {"image_url": {"url": "data:..."}}; some clients send the URL string directly.
+      const Json* iu = field(p, "image_url");
+      if (iu && iu->is_object()) OPTIQ_RETURN_IF_ERROR(add_image_url(field(*iu, "url"), pn + ".image_url.url", r));
+      else OPTIQ_RETURN_IF_ERROR(add_image_url(iu, pn + ".image_url", r));
+      items.push_back(Json{{"type", "image"}});
+      images = true;
+      continue;
+    }
+    if (t == "input_image") {
+      if (field(p, "file_id") && !field(p, "image_url"))
+        return bad(pn + ".file_id", "file ids are not supported; send the image as a data: URL in image_url");
+      OPTIQ_RETURN_IF_ERROR(add_image_url(field(p, "image_url"), pn + ".image_url", r));
+      items.push_back(Json{{"type", "image"}});
+      images = true;
+      continue;
+    }
     if (t != "text" && t != "input_text" && t != "output_text")
-      return bad(pn + ".type", "unsupported content part \"" + t + "\" (this server accepts text parts only)");
-    const Json* text = field(p, "text");
-    if (!text || !text->is_string()) return bad(pn + ".text", "missing or not a string");
-    out += text->get<std::string>();
+      return bad(pn + ".type", "unsupported content part \"" + t + "\" (this server accepts text and image parts)");
+    const Json* tx = field(p, "text");
+    if (!tx || !tx->is_string()) return bad(pn + ".text", "missing or not a string");
+    text += tx->get<std::string>();
+    items.push_back(Json{{"type", "text"}, {"text", *tx}});
   }
+  if (images) out = std::move(items);
+  else out = std::move(text);
+  return Status::Ok();
+}
+
+const char* canvas_field(const CanvasOverrides& c) { return c.sampler ? "sampler" : c.threshold ? "threshold" : "steps"; }
+
+// Images are accepted in user messages only (system text is merged, assistant turns are the model's).
+Status user_only_images(const Json& content, const std::string& role, const std::string& name) {
+  if (content.is_array() && role != "user") return bad(name, "image parts are accepted in user messages only");
   return Status::Ok();
 }
 
@@ -211,14 +273,15 @@ Status parse_openai_messages(const Json& j, GenRequest& r) {
       return bad(mn + ".role", "must be system, developer, user, assistant or tool, got \"" + rs + "\"");
     Json out = Json::object();
     out["role"] = rs;
-    std::string text;
+    Json body = "";
     const Json* content = field(m, "content");
     if (content) {
-      OPTIQ_RETURN_IF_ERROR(openai_content_text(*content, mn + ".content", text));
+      OPTIQ_RETURN_IF_ERROR(openai_content(*content, mn + ".content", r, body));
+      OPTIQ_RETURN_IF_ERROR(user_only_images(body, rs, mn + ".content"));
     } else if (!(rs == "assistant" && m.contains("tool_calls"))) {
       return bad(mn + ".content", "required");
     }
-    out["content"] = text;
+    out["content"] = std::move(body);
     if (const Json* tc = field(m, "tool_calls")) {
       if (!tc->is_array()) return wrong_type(mn + ".tool_calls", "an array", *tc);
       out["tool_calls"] = *tc;
@@ -241,6 +304,7 @@ Status parse_common_openai(const Json& j, GenRequest& r) {
   OPTIQ_RETURN_IF_ERROR(parse_openai_sampling(j, r));
   OPTIQ_RETURN_IF_ERROR(get_bool(j, "stream", r.stream));
   OPTIQ_RETURN_IF_ERROR(parse_mode(j, r));
+  OPTIQ_RETURN_IF_ERROR(parse_canvas_fields(j, r));
   if (const Json* so = field(j, "stream_options")) {
     if (!so->is_object()) return wrong_type("stream_options", "an object", *so);
     OPTIQ_RETURN_IF_ERROR(get_bool(*so, "include_usage", r.include_usage));
@@ -300,6 +364,30 @@ Status parse_completion(const Json& j, GenRequest& r) {
   return Status::Ok();
 }
 
+// An Anthropic image block: {"type":"image","source":{"type":"base64","media_type","data"}}. URL and
+// file sources are refused (this server never fetches).
+Status anthropic_image(const Json& b, const std::string& bn, GenRequest& r) {
+  const Json* src = field(b, "source");
+  if (!src || !src->is_object()) return bad(bn + ".source", "missing or not an object");
+  const Json* type = field(*src, "type");
+  if (!type || !type->is_string()) return bad(bn + ".source.type", "missing or not a string");
+  if (*type != "base64")
+    return bad(bn + ".source.type", "\"" + type->get<std::string>() +
+                                        "\" image sources are not supported; send base64 data (this server never "
+                                        "fetches URLs)");
+  std::string media_type;
+  if (const Json* mt = field(*src, "media_type")) {
+    if (!mt->is_string()) return wrong_type(bn + ".source.media_type", "a string", *mt);
+    media_type = mt->get<std::string>();
+  }
+  const Json* data = field(*src, "data");
+  if (!data || !data->is_string()) return bad(bn + ".source.data", "missing or not a string");
+  auto bytes = base64_decode(data->get<std::string>());
+  if (!bytes.ok()) return bad(bn + ".source.data", bytes.status().message());
+  r.images.push_back(ImageInput{bn + ".source.data", std::move(media_type), std::move(bytes).value()});
+  return Status::Ok();
+}
+
 // Anthropic content (string or blocks) of one message → OpenAI-style messages appended to r.messages.
 Status anthropic_message(const Json& m, const std::string& mn, GenRequest& r) {
   if (!m.is_object()) return wrong_type(mn, "an object", m);
@@ -315,6 +403,7 @@ Status anthropic_message(const Json& m, const std::string& mn, GenRequest& r) {
   }
   if (!content->is_array()) return wrong_type(mn + ".content", "a string or an array of content blocks", *content);
   std::string text;
+  Json items = Json::array();  // the template's item list, used when the message has images
   Json tool_calls = Json::array();
   std::vector<Json> tool_results;
   for (size_t i = 0; i < content->size(); ++i) {
@@ -328,8 +417,14 @@ Status anthropic_message(const Json& m, const std::string& mn, GenRequest& r) {
       const Json* tx = field(b, "text");
       if (!tx || !tx->is_string()) return bad(bn + ".text", "missing or not a string");
       text += tx->get<std::string>();
-    } else if (t == "image" || t == "document") {
-      text += "[" + t + " omitted]";
+      items.push_back(Json{{"type", "text"}, {"text", *tx}});
+    } else if (t == "image") {
+      if (rs != "user") return bad(bn, "image blocks are accepted in user messages only");
+      OPTIQ_RETURN_IF_ERROR(anthropic_image(b, bn, r));
+      items.push_back(Json{{"type", "image"}});
+    } else if (t == "document") {
+      text += "[document omitted]";
+      items.push_back(Json{{"type", "text"}, {"text", "[document omitted]"}});
     } else if (t == "thinking" || t == "redacted_thinking") {
       // Earlier reasoning is not replayed to the model.
     } else if (t == "tool_use") {
@@ -364,8 +459,9 @@ Status anthropic_message(const Json& m, const std::string& mn, GenRequest& r) {
     }
   }
   for (auto& tr : tool_results) r.messages.push_back(std::move(tr));
-  if (!text.empty() || !tool_calls.empty() || tool_results.empty()) {
-    Json out{{"role", rs}, {"content", text}};
+  const bool images = std::any_of(items.begin(), items.end(), [](const Json& it) { return it["type"] == "image"; });
+  if (!text.empty() || images || !tool_calls.empty() || tool_results.empty()) {
+    Json out{{"role", rs}, {"content", images ? std::move(items) : Json(text)}};
     if (!tool_calls.empty()) out["tool_calls"] = std::move(tool_calls);
     r.messages.push_back(std::move(out));
   }
@@ -384,9 +480,15 @@ Status parse_messages(const Json& j, GenRequest& r) {
   std::optional<int64_t> top_k;
   OPTIQ_RETURN_IF_ERROR(get_int(j, "top_k", top_k, 0, 1 << 20));
   if (top_k) r.sampling.top_k = static_cast<int>(*top_k);
+  // Not in the Anthropic API: an optiq extension (as "decoding" and the canvas fields), for reproducible
+  // sampling through either dialect.
+  std::optional<int64_t> seed;
+  OPTIQ_RETURN_IF_ERROR(get_int(j, "seed", seed, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  if (seed) r.sampling.seed = static_cast<uint64_t>(*seed);
   OPTIQ_RETURN_IF_ERROR(get_bool(j, "stream", r.stream));
   OPTIQ_RETURN_IF_ERROR(parse_stop(j, "stop_sequences", r.stop, /*allow_string=*/false));
   OPTIQ_RETURN_IF_ERROR(parse_mode(j, r));
+  OPTIQ_RETURN_IF_ERROR(parse_canvas_fields(j, r));
   OPTIQ_RETURN_IF_ERROR(parse_template_kwargs(j, r));
   if (const Json* sys = field(j, "system")) {
     std::string text;
@@ -436,6 +538,7 @@ Status parse_responses(const Json& j, GenRequest& r) {
   OPTIQ_RETURN_IF_ERROR(parse_openai_sampling(j, r));
   OPTIQ_RETURN_IF_ERROR(get_bool(j, "stream", r.stream));
   OPTIQ_RETURN_IF_ERROR(parse_mode(j, r));
+  OPTIQ_RETURN_IF_ERROR(parse_canvas_fields(j, r));
   OPTIQ_RETURN_IF_ERROR(parse_template_kwargs(j, r));
   OPTIQ_RETURN_IF_ERROR(get_int(j, "max_output_tokens", r.max_tokens, 1, std::numeric_limits<int32_t>::max()));
   // instructions and system/developer items merge into one leading system message.
@@ -459,13 +562,14 @@ Status parse_responses(const Json& j, GenRequest& r) {
         const std::string rs = role->get<std::string>();
         const Json* content = field(it, "content");
         if (!content) return bad(in + ".content", "required");
-        std::string text;
-        OPTIQ_RETURN_IF_ERROR(openai_content_text(*content, in + ".content", text));
+        Json body;
+        OPTIQ_RETURN_IF_ERROR(openai_content(*content, in + ".content", r, body));
+        OPTIQ_RETURN_IF_ERROR(user_only_images(body, rs, in + ".content"));
         if (rs == "system" || rs == "developer") {
           if (!system.empty()) system += "\n\n";
-          system += text;
+          system += body.get<std::string>();
         } else if (rs == "user" || rs == "assistant") {
-          rest.push_back(Json{{"role", rs}, {"content", text}});
+          rest.push_back(Json{{"role", rs}, {"content", std::move(body)}});
         } else {
           return bad(in + ".role", "must be user, assistant, system or developer, got \"" + rs + "\"");
         }
@@ -524,9 +628,9 @@ class ChatWriter final : public ResponseWriter {
   ChatWriter(const GenRequest& r, const std::string& hex, int64_t created)
       : id_("chatcmpl-" + hex), model_(r.model), created_(created), include_usage_(r.include_usage) {}
 
-  std::string stream_begin(int64_t, DecodeMode mode) override {
+  std::string stream_begin(int64_t, const std::string& decoding) override {
     Json c = chunk(Json{{"role", "assistant"}, {"content", ""}}, nullptr);
-    c["decoding"] = decode_mode_name(mode);
+    c["decoding"] = decoding;
     return sse_frame(c);
   }
   std::string stream_delta(std::string_view text) override {
@@ -535,7 +639,7 @@ class ChatWriter final : public ResponseWriter {
   }
   std::string stream_end(const Outcome& o) override {
     Json c = chunk(Json::object(), openai_finish_reason(o.finish));
-    c["decoding"] = decode_mode_name(o.mode);
+    c["decoding"] = o.decoding;
     std::string out = sse_frame(c);
     if (include_usage_) {
       Json u = base("chat.completion.chunk");
@@ -554,7 +658,7 @@ class ChatWriter final : public ResponseWriter {
     j["choices"] = Json::array(
         {Json{{"index", 0}, {"message", msg}, {"finish_reason", openai_finish_reason(o.finish)}, {"logprobs", nullptr}}});
     j["usage"] = usage_openai(o);
-    j["decoding"] = decode_mode_name(o.mode);
+    j["decoding"] = o.decoding;
     return j;
   }
 
@@ -583,14 +687,14 @@ class CompletionWriter final : public ResponseWriter {
   CompletionWriter(const GenRequest& r, const std::string& hex, int64_t created)
       : id_("cmpl-" + hex), model_(r.model), created_(created), include_usage_(r.include_usage) {}
 
-  std::string stream_begin(int64_t, DecodeMode) override { return {}; }
+  std::string stream_begin(int64_t, const std::string&) override { return {}; }
   std::string stream_delta(std::string_view text) override {
     if (text.empty()) return {};
     return sse_frame(chunk(std::string(text), nullptr));
   }
   std::string stream_end(const Outcome& o) override {
     Json c = chunk("", openai_finish_reason(o.finish));
-    c["decoding"] = decode_mode_name(o.mode);
+    c["decoding"] = o.decoding;
     std::string out = sse_frame(c);
     if (include_usage_) {
       Json u = base();
@@ -608,7 +712,7 @@ class CompletionWriter final : public ResponseWriter {
     j["choices"] = Json::array({Json{
         {"index", 0}, {"text", o.text}, {"logprobs", nullptr}, {"finish_reason", openai_finish_reason(o.finish)}}});
     j["usage"] = usage_openai(o);
-    j["decoding"] = decode_mode_name(o.mode);
+    j["decoding"] = o.decoding;
     return j;
   }
 
@@ -637,7 +741,7 @@ class MessagesWriter final : public ResponseWriter {
   MessagesWriter(const GenRequest& r, const std::string& hex, int64_t)
       : id_("msg_" + hex.substr(0, 24)), model_(r.model) {}
 
-  std::string stream_begin(int64_t prompt_tokens, DecodeMode mode) override {
+  std::string stream_begin(int64_t prompt_tokens, const std::string& decoding) override {
     Json msg{{"id", id_},
              {"type", "message"},
              {"role", "assistant"},
@@ -646,7 +750,7 @@ class MessagesWriter final : public ResponseWriter {
              {"stop_reason", nullptr},
              {"stop_sequence", nullptr},
              {"usage", {{"input_tokens", prompt_tokens}, {"output_tokens", 0}}},
-             {"decoding", decode_mode_name(mode)}};
+             {"decoding", decoding}};
     return sse_frame(Json{{"type", "message_start"}, {"message", msg}}, "message_start") +
            sse_frame(Json{{"type", "content_block_start"}, {"index", 0}, {"content_block", {{"type", "text"}, {"text", ""}}}},
                      "content_block_start");
@@ -678,7 +782,7 @@ class MessagesWriter final : public ResponseWriter {
                 {"stop_reason", anthropic_stop_reason(o.finish)},
                 {"stop_sequence", stop_seq(o)},
                 {"usage", {{"input_tokens", o.prompt_tokens}, {"output_tokens", o.completion_tokens}}},
-                {"decoding", decode_mode_name(o.mode)}};
+                {"decoding", o.decoding}};
   }
 
  private:
@@ -692,8 +796,8 @@ class ResponsesWriter final : public ResponseWriter {
   ResponsesWriter(const GenRequest& r, const std::string& hex, int64_t created)
       : id_("resp_" + hex), item_id_("msg_" + hex), model_(r.model), created_(created) {}
 
-  std::string stream_begin(int64_t, DecodeMode mode) override {
-    mode_ = mode;
+  std::string stream_begin(int64_t, const std::string& decoding) override {
+    decoding_ = decoding;
     Json resp = response("in_progress", Json::array(), nullptr);
     std::string out = event("response.created", Json{{"response", resp}});
     out += event("response.in_progress", Json{{"response", resp}});
@@ -712,7 +816,7 @@ class ResponsesWriter final : public ResponseWriter {
                                                     {"logprobs", Json::array()}});
   }
   std::string stream_end(const Outcome& o) override {
-    mode_ = o.mode;
+    decoding_ = o.decoding;
     std::string out = event("response.output_text.done", Json{{"item_id", item_id_},
                                                                {"output_index", 0},
                                                                {"content_index", 0},
@@ -730,7 +834,7 @@ class ResponsesWriter final : public ResponseWriter {
     return event("error", Json{{"code", "server_error"}, {"message", message}, {"param", nullptr}});
   }
   Json complete(const Outcome& o) override {
-    mode_ = o.mode;
+    decoding_ = o.decoding;
     const bool incomplete = o.finish == Finish::kLength;
     Json j = response(incomplete ? "incomplete" : "completed", Json::array({item("completed", &o.text)}),
                       incomplete ? Json{{"reason", "max_output_tokens"}} : Json());
@@ -770,13 +874,13 @@ class ResponsesWriter final : public ResponseWriter {
                 {"parallel_tool_calls", false},
                 {"tools", Json::array()},
                 {"usage", nullptr},
-                {"decoding", decode_mode_name(mode_)}};
+                {"decoding", decoding_}};
   }
   std::string id_, item_id_, model_;
   int64_t created_;
   std::string text_;
   int64_t seq_ = 0;
-  DecodeMode mode_ = DecodeMode::kAR;
+  std::string decoding_ = "ar";
 };
 
 }  // namespace
@@ -796,6 +900,8 @@ Result<GenRequest> parse_request(Api api, std::string_view body) {
 
 Result<GenerateOptions> resolve_options(const GenRequest& req, const ServeDefaults& d, const ModelInfo& info,
                                         int64_t prompt_len) {
+  if (req.canvas.any())
+    return bad(canvas_field(req.canvas), "applies to canvas-diffusion models only; " + info.model_type + " is not one");
   GenerateOptions o;
   o.sampling = d.sampling;
   const SamplingOverrides& s = req.sampling;
@@ -840,6 +946,40 @@ Result<GenerateOptions> resolve_options(const GenRequest& req, const ServeDefaul
     o.max_new_tokens = static_cast<int>(*req.max_tokens);
   } else {
     o.max_new_tokens = static_cast<int>(std::min<int64_t>(d.max_tokens, room));
+  }
+  return o;
+}
+
+Result<CanvasOptions> resolve_canvas_options(const GenRequest& req, const ServeDefaults& d, const ModelInfo& info,
+                                             int64_t prompt_len) {
+  const int64_t L = info.canvas_length;
+  if (L <= 0) return Status::InvalidArgument(info.model_type + ": not a canvas-diffusion model");
+  if (req.mode)
+    return bad("decoding", std::string("mode ") + decode_mode_name(*req.mode) + " does not apply to " +
+                               info.model_type + ", a canvas-diffusion model; use \"sampler\" instead");
+  CanvasOptions o = d.canvas;
+  if (req.canvas.sampler) o.sampler = *req.canvas.sampler;
+  if (req.canvas.threshold) o.threshold = *req.canvas.threshold;
+  if (req.canvas.steps) o.max_steps = static_cast<int>(*req.canvas.steps);
+  o.seed = req.sampling.seed.value_or(d.sampling.seed);
+  // Output comes in whole canvases, each needing L positions (canvas_generate checks the same).
+  const int64_t canvases_left = (info.max_position - prompt_len) / L;
+  const char* max_field = req.api == Api::kResponses ? "max_output_tokens" : "max_tokens";
+  if (canvases_left < 1)
+    return bad("messages", "the prompt is " + std::to_string(prompt_len) + " tokens; the model's context is " +
+                               std::to_string(info.max_position) + " tokens, leaving no room for a canvas of " +
+                               std::to_string(L));
+  if (req.max_tokens) {
+    const int64_t need = (*req.max_tokens + L - 1) / L;
+    if (need > canvases_left)
+      return bad(max_field, std::to_string(*req.max_tokens) + " tokens requested (" + std::to_string(need) +
+                                " canvases of " + std::to_string(L) + "), but the prompt is " +
+                                std::to_string(prompt_len) + " tokens and the context " +
+                                std::to_string(info.max_position) + " leaves room for " +
+                                std::to_string(canvases_left * L));
+    o.max_new_tokens = *req.max_tokens;
+  } else {
+    o.max_new_tokens = std::min<int64_t>(d.max_tokens, canvases_left * L);
   }
   return o;
 }

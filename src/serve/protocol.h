@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "decode/canvas.h"
 #include "decode/generate.h"
 #include "models/model.h"
 
@@ -31,12 +32,30 @@ struct SamplingOverrides {
   std::optional<uint64_t> seed;
 };
 
+// An image sent inline (OpenAI image_url / input_image data URL, Anthropic base64 source), still encoded.
+struct ImageInput {
+  std::string field;           // where it came from, for errors: "messages[0].content[1].image_url.url"
+  std::string media_type;      // as declared ("image/png"); the decoder sniffs the real format
+  std::vector<uint8_t> bytes;  // PNG, JPEG, ... bytes
+};
+
+// Canvas-diffusion fields (DiffusionGemma): "sampler", "threshold", "steps". Unset ones take the
+// checkpoint's generation_config.json values.
+struct CanvasOverrides {
+  std::optional<CanvasSampler> sampler;
+  std::optional<double> threshold;
+  std::optional<int64_t> steps;
+  bool any() const { return sampler || threshold || steps; }
+};
+
 // One generation request, whatever API it came through.
 struct GenRequest {
   Api api = Api::kChat;
   std::string model;        // a label, echoed back
   bool chat = true;         // messages rendered with the chat template; else a raw prompt
-  Json messages = Json::array();  // OpenAI-style [{role, content: string, ...}]
+  // OpenAI-style [{role, content, ...}]; content is a string, or, in a message with images, the chat
+  // template's item list [{"type":"text","text"} | {"type":"image"}] in the order the parts came.
+  Json messages = Json::array();
   Json tools;                     // null or an array of OpenAI function tools (passed to the template)
   Json template_kwargs = Json::object();
   std::string prompt;             // !chat: prompt text
@@ -47,6 +66,8 @@ struct GenRequest {
   bool stream = false;
   bool include_usage = false;
   std::optional<DecodeMode> mode;  // "decoding": "ar" | "diffusion" | "selfspec"
+  CanvasOverrides canvas;
+  std::vector<ImageInput> images;  // in prompt order, one per {"type":"image"} item in `messages`
 };
 
 // Limits on what a request may ask for.
@@ -67,6 +88,7 @@ struct ServeDefaults {
   int block_len = 32;
   float threshold = 0.5f;
   int draft_len = 8;
+  CanvasOptions canvas;  // canvas-diffusion models: generation_config.json's sampler settings
 };
 
 // Combines request, defaults and model limits into engine options for a prompt of `prompt_len`
@@ -78,6 +100,16 @@ struct ServeDefaults {
 Result<GenerateOptions> resolve_options(const GenRequest& req, const ServeDefaults& defaults, const ModelInfo& info,
                                         int64_t prompt_len);
 
+// The same for canvas-diffusion models (info.canvas_length > 0): sampler, threshold and steps from the
+// request or the defaults, seed from the request or the server's default seed. Output runs in whole
+// canvases, so an explicit max_tokens must fit the context in canvases: prompt + ceil(max_tokens / L)·L
+// <= max_position; without one, the output gets min(default, the whole canvases left). The sampling
+// fields temperature, top_p, top_k, min_p and repetition_penalty do not apply (the canvas sampler's
+// temperature schedule is the checkpoint's) and are ignored; "decoding" is a 400. `prompt_len` excludes
+// image soft tokens, which are known only once the vision tower ran (canvas_generate checks again).
+Result<CanvasOptions> resolve_canvas_options(const GenRequest& req, const ServeDefaults& defaults,
+                                             const ModelInfo& info, int64_t prompt_len);
+
 enum class Finish { kStop, kLength, kStopSequence };
 
 struct Outcome {
@@ -86,7 +118,7 @@ struct Outcome {
   std::string stop_sequence;  // the stop string matched (kStopSequence)
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
-  DecodeMode mode = DecodeMode::kAR;
+  std::string decoding = "ar";  // what ran: decode_mode_name(), or "canvas" for canvas diffusion
 };
 
 // Formats one response of one API, streaming or not. Not thread-safe; one per response.
@@ -96,7 +128,7 @@ class ResponseWriter {
   static std::unique_ptr<ResponseWriter> make(const GenRequest& req, const std::string& id_hex, int64_t created);
   virtual ~ResponseWriter() = default;
   // SSE frames sent before any text (role delta, message_start, response.created ...).
-  virtual std::string stream_begin(int64_t prompt_tokens, DecodeMode mode) = 0;
+  virtual std::string stream_begin(int64_t prompt_tokens, const std::string& decoding) = 0;
   // Frames carrying newly visible text (empty text gives no frame).
   virtual std::string stream_delta(std::string_view text) = 0;
   // Closing frames (finish reason, usage, [DONE] / message_stop ...).

@@ -194,6 +194,21 @@ Result<std::vector<int32_t>> Server::tokenize(const GenRequest& r) const {
   return ids;
 }
 
+Result<std::vector<RgbImage>> Server::decode_images(const GenRequest& r, const std::vector<int32_t>& prompt) const {
+  const int32_t image_id = model_->info().image_token_id;
+  const auto placeholders = std::count(prompt.begin(), prompt.end(), image_id);
+  if (placeholders != static_cast<int64_t>(r.images.size()))
+    return Status::InvalidArgument("messages: the chat template rendered " + std::to_string(placeholders) +
+                                   " image placeholders for " + std::to_string(r.images.size()) + " images");
+  std::vector<RgbImage> out;
+  for (const ImageInput& in : r.images) {
+    auto img = decode_image(in.bytes);
+    if (!img.ok()) return img.status().WithContext(in.field);
+    out.push_back(std::move(img).value());
+  }
+  return out;
+}
+
 void Server::handle_models(const httplib::Request& req, httplib::Response& res) {
   if (!authorized(req)) return send_error(Dialect::kOpenAI, 401, "invalid API key", res);
   Json model{{"id", opts_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "optiq"}};
@@ -219,18 +234,35 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
   }
   auto parsed = parse_request(api, req.body);
   if (!parsed.ok()) return send_error(dialect, http_status_for(parsed.status()), parsed.status().message(), res);
+  const ModelInfo& info = model_->info();
+  if (!parsed->images.empty() && (info.image_token_id < 0 || info.canvas_length <= 0))
+    return send_error(dialect, 400,
+                      parsed->images[0].field + ": " + info.model_type + " does not take images (no vision tower)", res);
   auto prompt = tokenize(*parsed);
   if (!prompt.ok()) return send_error(dialect, http_status_for(prompt.status()), prompt.status().message(), res);
-  auto gen = resolve_options(*parsed, opts_.defaults, model_->info(), static_cast<int64_t>(prompt->size()));
-  if (!gen.ok()) return send_error(dialect, http_status_for(gen.status()), gen.status().message(), res);
 
   auto s = std::make_shared<Session>();
-  s->req = std::move(parsed).value();
   s->arrived = arrived;
   s->outcome.prompt_tokens = static_cast<int64_t>(prompt->size());
-  s->outcome.mode = gen->mode;
-  s->stop_ids = gen->stop_ids.empty() ? model_->info().eos_ids : gen->stop_ids;
-  s->job = std::make_shared<Job>(std::move(prompt).value(), std::move(gen).value());
+  if (info.canvas_length > 0) {
+    auto images = decode_images(*parsed, *prompt);
+    if (!images.ok()) return send_error(dialect, http_status_for(images.status()), images.status().message(), res);
+    auto co = resolve_canvas_options(*parsed, opts_.defaults, info, static_cast<int64_t>(prompt->size()));
+    if (!co.ok()) return send_error(dialect, http_status_for(co.status()), co.status().message(), res);
+    s->outcome.decoding = "canvas";
+    s->stop_ids = co->eos_ids.empty() ? info.eos_ids : co->eos_ids;
+    res.set_header("X-Optiq-Sampler", canvas_sampler_name(co->sampler));
+    s->job = std::make_shared<Job>(std::move(prompt).value(),
+                                   CanvasWork{std::move(co).value(), std::move(images).value()});
+  } else {
+    auto gen = resolve_options(*parsed, opts_.defaults, info, static_cast<int64_t>(prompt->size()));
+    if (!gen.ok()) return send_error(dialect, http_status_for(gen.status()), gen.status().message(), res);
+    s->outcome.decoding = decode_mode_name(gen->mode);
+    s->stop_ids = gen->stop_ids.empty() ? info.eos_ids : gen->stop_ids;
+    s->job = std::make_shared<Job>(std::move(prompt).value(), std::move(gen).value());
+  }
+  s->req = std::move(parsed).value();
+  s->req.images = {};  // decoded into the job; the encoded bytes are not needed any more
   switch (engine_->submit(s->job)) {
     case Engine::Submit::kOk: break;
     case Engine::Submit::kQueueFull:
@@ -243,7 +275,7 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
   s->writer = ResponseWriter::make(s->req, random_hex(32), created);
   s->detok = std::make_unique<StreamingDetokenizer>(*tok_, /*skip_special_tokens=*/true);
   s->stop = std::make_unique<StopFilter>(s->req.stop);
-  res.set_header("X-Optiq-Decoding", decode_mode_name(s->outcome.mode));
+  res.set_header("X-Optiq-Decoding", s->outcome.decoding);
 
   // Runs the whole response inside one provider call; returning false drops the connection.
   auto provider = [this, s](size_t, httplib::DataSink& sink) -> bool {
@@ -257,11 +289,22 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
       }
       return true;
     };
-    if (stream && !write(s->writer->stream_begin(s->outcome.prompt_tokens, s->outcome.mode))) return false;
+    // A job with images learns its prompt length (soft tokens included) only once the vision tower ran;
+    // the stream's first frames, which report it, wait until then.
+    bool begun = !stream;
+    auto begin = [&](int64_t prompt_tokens) {
+      if (prompt_tokens >= 0) s->outcome.prompt_tokens = prompt_tokens;
+      if (begun) return true;
+      begun = true;
+      return write(s->writer->stream_begin(s->outcome.prompt_tokens, s->outcome.decoding));
+    };
+    const bool prompt_known = !s->job->canvas() || s->job->canvas()->images.empty();
+    if (prompt_known && !begin(-1)) return false;
     for (;;) {
       // Streams take every token as it lands; a non-streaming body only needs tokens often enough to
       // notice stop strings early, so its handler is woken per 16 tokens rather than per token.
       Job::Update u = s->job->wait(opts_.probe_interval, stream ? 1 : 16);
+      if ((u.prompt_tokens >= 0 || u.done) && !begin(u.prompt_tokens)) return false;
       std::string delta;
       if (!u.tokens.empty() && !s->finished) {
         const auto now = Clock::now();

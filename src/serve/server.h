@@ -70,6 +70,9 @@ class Server {
   bool authorized(const httplib::Request& req) const;
   void send_error(Dialect d, int status, const std::string& message, httplib::Response& res) const;
   Result<std::vector<int32_t>> tokenize(const GenRequest& r) const;
+  // Decodes a request's images (stb), after checking that the rendered prompt has one image token per
+  // image. InvalidArgument naming the image's field.
+  Result<std::vector<RgbImage>> decode_images(const GenRequest& r, const std::vector<int32_t>& prompt) const;
   std::string random_hex(size_t n_chars);
 
   ServerOptions opts_;

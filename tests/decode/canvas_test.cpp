@@ -303,6 +303,44 @@ TEST(CanvasGenerate, RetriesEmptyRepliesWithNextSeeds) {
   EXPECT_EQ(r->encoder_forwards, 1);  // the prompt prefill is reused across retries
 }
 
+TEST(CanvasGenerate, CallerStopEndsWithoutRetrying) {
+  const int L = 4, V = 8;
+  FakeCanvasModel m(L, V, [&](int, const std::vector<int32_t>&, float* out) {
+    for (int i = 0; i < L; ++i) peaked(out + i * V, V, 1, 40.f);  // always EOS first: an empty reply
+  });
+  ThreadPool pool(1);
+  std::vector<int32_t> prompt{2};
+  CanvasOptions o = fake_opts(CanvasSampler::kConfidenceThreshold);
+  // A caller that wants no more after the first canvas gets no retries with other seeds.
+  int canvases = 0;
+  auto r = canvas_generate(m, pool, prompt, o, nullptr, [&](const CanvasTrace&) { return ++canvases < 1; });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(canvases, 1);
+  EXPECT_EQ(r->retries, 0);
+  EXPECT_EQ(r->seed_used, o.seed);
+}
+
+TEST(CanvasGenerate, CancelPollStopsBeforeTheNextDenoisingStep) {
+  const int L = 4, V = 8;
+  FakeCanvasModel m(L, V, [&](int, const std::vector<int32_t>&, float* out) {
+    for (int i = 0; i < L; ++i) peaked(out + i * V, V, 2 + i, 1.f);  // unconfident: never all revealed
+  });
+  ThreadPool pool(1);
+  std::vector<int32_t> prompt{2};
+  CanvasOptions o = fake_opts(CanvasSampler::kEntropyBound);
+  o.max_steps = 50;
+  o.max_new_tokens = 100;
+  int polls = 0;
+  auto r = canvas_generate(m, pool, prompt, o, nullptr, nullptr, [&] { return ++polls > 3; });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(polls, 4);
+  EXPECT_EQ(r->decoder_forwards, 3);  // the fourth step never ran
+  EXPECT_EQ(m.decoder_calls, 3);
+  EXPECT_TRUE(r->canvases.empty());   // the abandoned canvas is not reported
+  EXPECT_TRUE(r->tokens.empty());
+  EXPECT_EQ(r->retries, 0);           // an empty result after a cancel is not retried
+}
+
 TEST(CanvasGenerate, SameSeedSameRunDifferentSeedDifferentCanvas) {
   const int L = 4, V = 64;
   // Logits depend on the input tokens, so the random initial canvas shows in the output.

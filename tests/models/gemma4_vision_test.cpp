@@ -5,20 +5,9 @@
 
 #include <gtest/gtest.h>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 #include <cmath>
 
+#include "tests/image_write.h"
 #include "tests/test_util.h"
 
 namespace optiq {
@@ -74,22 +63,17 @@ TEST(VisionPreprocess, ResizeKeepsConstantsAndIdentity) {
   for (int x = 1; x < 40; ++x) EXPECT_GE(d.rgb[(2 * 40 + x) * 3], d.rgb[(2 * 40 + x - 1) * 3]);
 }
 
-void append_bytes(void* ctx, void* data, int size) {
-  auto* v = static_cast<std::vector<uint8_t>*>(ctx);
-  v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-}
-
 TEST(VisionPreprocess, DecodesPngExactlyAndRejectsGarbage) {
   RgbImage g = gradient(9, 5);
   std::vector<uint8_t> png;
-  ASSERT_TRUE(stbi_write_png_to_func(append_bytes, &png, 9, 5, 3, g.rgb.data(), 9 * 3));
+  ASSERT_TRUE(stbi_write_png_to_func(test::append_bytes, &png, 9, 5, 3, g.rgb.data(), 9 * 3));
   auto r = decode_image(png);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->width, 9);
   EXPECT_EQ(r->height, 5);
   EXPECT_EQ(r->rgb, g.rgb);
   std::vector<uint8_t> jpg;
-  ASSERT_TRUE(stbi_write_jpg_to_func(append_bytes, &jpg, 9, 5, 3, g.rgb.data(), 95));
+  ASSERT_TRUE(stbi_write_jpg_to_func(test::append_bytes, &jpg, 9, 5, 3, g.rgb.data(), 95));
   auto j = decode_image(jpg);
   ASSERT_TRUE(j.ok()) << j.status().ToString();
   EXPECT_EQ(j->width, 9);

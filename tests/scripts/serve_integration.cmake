@@ -17,6 +17,13 @@ if(OPTIQ_SERVE_NODE AND OPTIQ_SERVE_NPM)
   set_tests_properties(serve_malformed PROPERTIES TIMEOUT 300)
   add_test(NAME serve_equal_generate COMMAND ${OPTIQ_SERVE_NODE} ${_serve_dir}/equal_generate.mjs ${_serve_args})
   set_tests_properties(serve_equal_generate PROPERTIES TIMEOUT 300)
+  # A canvas-diffusion model (dgemma-tiny + the synthetic tokenizer) with text and image requests.
+  add_test(NAME serve_canvas
+           COMMAND ${OPTIQ_SERVE_NODE} ${_serve_dir}/canvas.mjs --optiq $<TARGET_FILE:optiq>
+                   --model ${CMAKE_SOURCE_DIR}/../shared/fixtures/dgemma-tiny
+                   --tokenizer ${CMAKE_SOURCE_DIR}/tests/serve/data/dgemma-tiny-tokenizer
+                   --node-modules ${CMAKE_BINARY_DIR}/serve-npm/node_modules)
+  set_tests_properties(serve_canvas PROPERTIES FIXTURES_REQUIRED serve_npm TIMEOUT 300)
   # 32 concurrent streaming clients × 20 requests with random disconnects; short outputs keep it CI-sized.
   add_test(NAME serve_load COMMAND ${OPTIQ_SERVE_NODE} ${_serve_dir}/load.mjs ${_serve_args}
            --clients 32 --requests 20 --max-tokens 24 --disconnect 0.3)

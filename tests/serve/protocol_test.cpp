@@ -51,7 +51,8 @@ TEST(ServeProtocol, RejectsMalformedChatNamingTheField) {
       {R"({})", "messages: required"},
       {R"({"messages":[{"role":"user"}]})", "messages[0].content"},
       {R"({"messages":[{"role":"wizard","content":"x"}]})", "messages[0].role"},
-      {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0].type"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0].image_url"},
+      {R"({"messages":[{"role":"user","content":[{"type":"audio"}]}]})", "messages[0].content[0].type"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":9})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})", "max_tokens"},
@@ -98,14 +99,19 @@ TEST(ServeProtocol, CompletionPromptForms) {
 
 TEST(ServeProtocol, AnthropicMessagesMapping) {
   auto r = parse_request(Api::kMessages, R"({"model":"claude-x","max_tokens":9,"system":[{"type":"text","text":"S"}],
-      "messages":[{"role":"user","content":[{"type":"text","text":"q"},{"type":"image","source":{}}]},
+      "messages":[{"role":"user","content":[{"type":"text","text":"q"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw=="}}]},
                   {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"a":1}}]},
                   {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"42"}]}],
       "stop_sequences":["\n\n"],"top_k":5,"stream":true})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->messages.size(), 4u);
   EXPECT_EQ(r->messages[0]["role"], "system");
-  EXPECT_EQ(r->messages[1]["content"], "q[image omitted]");
+  // A message with images keeps its parts in order, as the chat template's item list.
+  EXPECT_EQ(r->messages[1]["content"], Json::parse(R"([{"type":"text","text":"q"},{"type":"image"}])"));
+  ASSERT_EQ(r->images.size(), 1u);
+  EXPECT_EQ(r->images[0].field, "messages[0].content[1].source.data");
+  EXPECT_EQ(r->images[0].media_type, "image/png");
+  EXPECT_EQ(r->images[0].bytes, (std::vector<uint8_t>{0x89, 'P', 'N', 'G'}));
   EXPECT_EQ(r->messages[2]["tool_calls"][0]["function"]["name"], "f");
   EXPECT_EQ(r->messages[3]["role"], "tool");
   EXPECT_EQ(r->messages[3]["content"], "42");
@@ -177,6 +183,100 @@ TEST(ServeProtocol, ResolveOptionsPolicy) {
   EXPECT_FALSE(resolve_options(dr, d, ar_only, 10).ok());
 }
 
+TEST(ServeProtocol, CanvasFieldsAndImagePartsParse) {
+  auto r = parse_request(Api::kChat, R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},
+      {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/"}},{"type":"text","text":"b"}]}],
+      "sampler":"confidence-threshold","threshold":0.75,"steps":7})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->messages[0]["content"],
+            Json::parse(R"([{"type":"text","text":"a"},{"type":"image"},{"type":"text","text":"b"}])"));
+  ASSERT_EQ(r->images.size(), 1u);
+  EXPECT_EQ(r->images[0].field, "messages[0].content[1].image_url.url");
+  EXPECT_EQ(r->images[0].media_type, "image/jpeg");
+  EXPECT_EQ(r->images[0].bytes, (std::vector<uint8_t>{0xff, 0xd8, 0xff}));
+  EXPECT_EQ(*r->canvas.sampler, CanvasSampler::kConfidenceThreshold);
+  EXPECT_DOUBLE_EQ(*r->canvas.threshold, 0.75);
+  EXPECT_EQ(*r->canvas.steps, 7);
+  // Text-only part lists stay strings (templates written for strings keep working).
+  auto t = parse_request(Api::kChat, R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})");
+  EXPECT_EQ(t->messages[0]["content"], "a");
+  struct Case {
+    const char* body;
+    const char* needle;
+  } cases[] = {
+      {R"({"messages":[{"role":"user","content":"x"}],"sampler":"greedy"})", "sampler"},
+      {R"({"messages":[{"role":"user","content":"x"}],"threshold":0})", "threshold"},
+      {R"({"messages":[{"role":"user","content":"x"}],"threshold":1.5})", "threshold"},
+      {R"({"messages":[{"role":"user","content":"x"}],"steps":0})", "steps"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/a.png"}}]}]})",
+       "messages[0].content[0].image_url.url: a http: URL"},
+      {R"({"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},
+          {"role":"user","content":"x"}]})", "messages[0].content: image parts are accepted in user messages only"},
+  };
+  for (const auto& c : cases) {
+    auto e = parse_request(Api::kChat, c.body);
+    ASSERT_FALSE(e.ok()) << c.body;
+    EXPECT_NE(e.status().message().find(c.needle), std::string::npos) << c.body << " → " << e.status().message();
+  }
+  auto resp = parse_request(Api::kResponses, R"({"input":[{"role":"user","content":[
+      {"type":"input_image","image_url":"data:image/png;base64,AAEC"}]}]})");
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->images[0].field, "input[0].content[0].image_url");
+  EXPECT_EQ(resp->images[0].bytes, (std::vector<uint8_t>{0, 1, 2}));
+  auto file = parse_request(Api::kResponses, R"({"input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]})");
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("input[0].content[0].file_id"), std::string::npos);
+}
+
+TEST(ServeProtocol, CanvasOptionsFromRequestDefaultsAndContext) {
+  ModelInfo info;
+  info.model_type = "diffusion_gemma";
+  info.vocab_size = 1024;
+  info.max_position = 100;
+  info.canvas_length = 16;
+  ServeDefaults d;
+  d.canvas.sampler = CanvasSampler::kEntropyBound;
+  d.canvas.max_steps = 12;
+  d.sampling.seed = 77;
+  d.max_tokens = 1000;
+  GenRequest r;
+  auto o = resolve_canvas_options(r, d, info, 10);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->sampler, CanvasSampler::kEntropyBound);
+  EXPECT_EQ(o->max_steps, 12);
+  EXPECT_EQ(o->seed, 77u);
+  EXPECT_EQ(o->max_new_tokens, 80);  // (100 − 10) / 16 = 5 whole canvases left
+  r.canvas.sampler = CanvasSampler::kConfidenceThreshold;
+  r.canvas.threshold = 0.6;
+  r.canvas.steps = 3;
+  r.sampling.seed = 5;
+  r.sampling.temperature = 1.3f;  // not the canvas sampler's: ignored
+  r.max_tokens = 80;
+  o = resolve_canvas_options(r, d, info, 10);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->sampler, CanvasSampler::kConfidenceThreshold);
+  EXPECT_DOUBLE_EQ(o->threshold, 0.6);
+  EXPECT_EQ(o->max_steps, 3);
+  EXPECT_EQ(o->seed, 5u);
+  EXPECT_EQ(o->max_new_tokens, 80);
+  // 81 tokens need a sixth canvas, which does not fit.
+  r.max_tokens = 81;
+  auto big = resolve_canvas_options(r, d, info, 10);
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("max_tokens: 81 tokens requested (6 canvases of 16)"), std::string::npos)
+      << big.status().message();
+  EXPECT_FALSE(resolve_canvas_options(GenRequest{}, d, info, 90).ok());  // less than one canvas of room
+  GenRequest mode;
+  mode.mode = DecodeMode::kAR;
+  EXPECT_FALSE(resolve_canvas_options(mode, d, info, 10).ok());
+  // The canvas fields are refused on other models.
+  GenRequest dhara;
+  dhara.canvas.steps = 4;
+  auto e = resolve_options(dhara, d, tiny_info(), 10);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("steps: applies to canvas-diffusion models only"), std::string::npos);
+}
+
 // Parses the SSE frames of a stream into (event, data) pairs.
 std::vector<std::pair<std::string, std::string>> frames(const std::string& s) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -206,9 +306,9 @@ TEST(ServeProtocol, ChatStreamFramesAndUsage) {
   r.model = "m";
   r.include_usage = true;
   auto w = ResponseWriter::make(r, "abc", 1);
-  Outcome o{"hi", Finish::kLength, "", 4, 2, DecodeMode::kAR};
+  Outcome o{"hi", Finish::kLength, "", 4, 2, "ar"};
   // One call per statement: the writers are stateful, and operands of + are unsequenced.
-  std::string s = w->stream_begin(4, DecodeMode::kAR);
+  std::string s = w->stream_begin(4, "ar");
   s += w->stream_delta("h");
   s += w->stream_delta("");
   s += w->stream_delta("i");
@@ -232,8 +332,8 @@ TEST(ServeProtocol, AnthropicStreamEventOrder) {
   GenRequest r;
   r.api = Api::kMessages;
   auto w = ResponseWriter::make(r, std::string(32, 'f'), 1);
-  Outcome o{"x", Finish::kStopSequence, "END", 3, 5, DecodeMode::kAR};
-  std::string s = w->stream_begin(3, DecodeMode::kAR);
+  Outcome o{"x", Finish::kStopSequence, "END", 3, 5, "ar"};
+  std::string s = w->stream_begin(3, "ar");
   s += w->stream_delta("x");
   s += w->stream_end(o);
   auto f = frames(s);
@@ -257,8 +357,8 @@ TEST(ServeProtocol, ResponsesStreamEndsWithCompletedResponse) {
   GenRequest r;
   r.api = Api::kResponses;
   auto w = ResponseWriter::make(r, "ab", 1);
-  Outcome o{"", Finish::kLength, "", 2, 1, DecodeMode::kAR};
-  std::string s = w->stream_begin(2, DecodeMode::kAR);
+  Outcome o{"", Finish::kLength, "", 2, 1, "ar"};
+  std::string s = w->stream_begin(2, "ar");
   s += w->stream_delta("yo");
   s += w->stream_end(o);
   auto f = frames(s);

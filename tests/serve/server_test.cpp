@@ -160,6 +160,33 @@ TEST_F(ServeServer, ErrorsInTheCallersDialectAndServerStaysUp) {
   EXPECT_EQ(ok["usage"]["completion_tokens"], 3);
 }
 
+TEST_F(ServeServer, ImagesAndCanvasFieldsToDharaAre400) {
+  start({});
+  // A valid 1×1 PNG: the model, not the image, is what refuses.
+  const std::string png =
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+  Json chat{{"messages", {{{"role", "user"},
+                           {"content", {{{"type", "text"}, {"text", "x"}},
+                                        {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + png}}}}}}}}},
+            {"max_tokens", 2}};
+  Json e = post("/v1/chat/completions", chat.dump(), 400);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("messages[0].content[1].image_url.url: dhara_ar does not take images"),
+            std::string::npos)
+      << e;
+  Json msg{{"max_tokens", 2},
+           {"messages",
+            {{{"role", "user"},
+              {"content", {{{"type", "image"}, {"source", {{"type", "base64"}, {"media_type", "image/png"}, {"data", png}}}}}}}}}};
+  Json a = post("/v1/messages", msg.dump(), 400);
+  EXPECT_NE(a["error"]["message"].get<std::string>().find("messages[0].content[0].source.data"), std::string::npos) << a;
+  for (const char* f : {R"("sampler":"entropy-bound")", R"("threshold":0.5)", R"("steps":4)"}) {
+    Json s = post("/v1/completions", std::string(R"({"prompt":"a","max_tokens":2,)") + f + "}", 400);
+    EXPECT_NE(s["error"]["message"].get<std::string>().find("canvas-diffusion models only"), std::string::npos) << s;
+  }
+  Json ok = post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(ok["usage"]["completion_tokens"], 2);
+}
+
 TEST_F(ServeServer, ApiKeyRequiredWhenConfigured) {
   ServerOptions o;
   o.api_key = "sk-test";

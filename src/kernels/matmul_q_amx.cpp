@@ -70,10 +70,17 @@ struct AmxX {
   std::vector<float> sxv, xsv;  // [Mt][ng][16]: sx[t, g] and Σ_{k∈g} x[t, k] (0 for padded rows)
 };
 
-// One activation row t: per group, amax and Σx, then x_int = rint(x / sx) split into the byte planes
-// at row tt of m-tile mt. Groups are multiples of 32 elements, so vectors of 16 never straddle one.
-OPTIQ_AMX_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, int64_t mt, int64_t tt, AmxX* p) {
-  for (int64_t g = 0; g < p->ng; ++g) {
+// B tiles of chunk c for the activation rows of m-tile mt: per row, its group's amax and Σx, then
+// x_int = rint(x / sx) split into the byte planes (column tt of the VNNI-packed tiles). One work item
+// owns its tiles' bytes and its group's scale line, so items run in parallel without sharing cache
+// lines. Groups are multiples of 32 elements, so vectors of 16 never straddle one.
+OPTIQ_AMX_TARGET void prepare_tile(const float* x, int64_t T, int64_t K, int64_t gs, int64_t mt, int64_t c, AmxX* p) {
+  const int64_t kc = p->kc, g = c * kc / gs;
+  const bool first_chunk_of_group = (c * kc) % gs == 0;
+  uint8_t* tile = p->planes.data() + (mt * p->n_chunks + c) * 2 * p->blk;
+  const int64_t t_end = std::min<int64_t>(kTile, T - mt * kTile);
+  for (int64_t tt = 0; tt < t_end; ++tt) {
+    const float* xr = x + (mt * kTile + tt) * K;
     const float* xg = xr + g * gs;
     __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
     for (int64_t k = 0; k < gs; k += 16) {
@@ -83,17 +90,18 @@ OPTIQ_AMX_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, int64_
     }
     const float amax = _mm512_reduce_max_ps(vmax);
     const float sx = amax > 0.f ? amax / kActQMax : 1.f;
+    if (first_chunk_of_group) {
+      p->sxv[(mt * p->ng + g) * kTile + tt] = sx;
+      p->xsv[(mt * p->ng + g) * kTile + tt] = _mm512_reduce_add_ps(vsum);
+    }
     const __m512 inv = _mm512_set1_ps(1.f / sx);
-    p->sxv[(mt * p->ng + g) * kTile + tt] = sx;
-    p->xsv[(mt * p->ng + g) * kTile + tt] = _mm512_reduce_add_ps(vsum);
-    for (int64_t k = g * gs; k < (g + 1) * gs; k += 16) {
-      // Round to nearest even (MXCSR default), as lrintf in the Highway path.
-      const __m512i xi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + k), inv));
+    for (int64_t kk = 0; kk < kc; kk += 16) {
+      // Round to nearest even (MXCSR default), as the other paths.
+      const __m512i xi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + c * kc + kk), inv));
       const __m128i hi = _mm512_cvtepi32_epi8(_mm512_srai_epi32(xi, 8));
       const __m128i lo = _mm512_cvtepi32_epi8(_mm512_and_si512(xi, _mm512_set1_epi32(0xff)));
-      const int64_t c = k / p->kc, kk = k % p->kc;
-      // Bytes k..k+15 are four 4-byte groups, one per B-tile row (kk/4 .. kk/4 + 3), column tt.
-      uint8_t* dst = p->planes.data() + (mt * p->n_chunks + c) * 2 * p->blk + (kk / 4) * 64 + tt * 4;
+      // Bytes kk..kk+15 are four 4-byte groups, one per B-tile row (kk/4 .. kk/4 + 3), column tt.
+      uint8_t* dst = tile + (kk / 4) * 64 + tt * 4;
       alignas(16) uint32_t h4[4], l4[4];
       _mm_store_si128(reinterpret_cast<__m128i*>(h4), hi);
       _mm_store_si128(reinterpret_cast<__m128i*>(l4), lo);
@@ -116,10 +124,10 @@ void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, Th
   p->planes.resize(static_cast<size_t>(p->Mt * p->n_chunks * 2 * p->blk));
   p->sxv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   p->xsv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
-  auto rows = [&](int64_t tb, int64_t te, int) {
-    for (int64_t t = tb; t < te; ++t) prepare_row(x + t * K, K, gs, t / kTile, t % kTile, p);
-  };
-  pool.parallel_for(T, rows, parallel_grain(T, 4 * K, 1));
+  const int64_t items = p->Mt * p->n_chunks;
+  pool.parallel_for(items, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) prepare_tile(x, T, K, gs, i / p->n_chunks, i % p->n_chunks, p);
+  }, parallel_grain(items, 4 * kTile * p->kc, 1));
 }
 
 // Writes the K codes of a packed row as bytes (natural order).
@@ -186,20 +194,20 @@ OPTIQ_AMX_TARGET inline void apply_group(__m512 (&f)[kTile], const int32_t* c_hi
 }
 
 // Group g's dot products into C tiles (hi, lo) = (0, 1) or (2, 3): A in tile 4, B_hi / B_lo in 5 / 6.
-template <int kHi, int kLo>
-OPTIQ_AMX_TARGET inline void group_dots(const AmxX& px, const uint8_t* codes, int64_t K, int64_t mt, int64_t g,
-                                        int64_t chunks_per_group) {
-  _tile_zero(kHi);
-  _tile_zero(kLo);
-  for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
-    const uint8_t* pb = px.planes.data() + (mt * px.n_chunks + c) * 2 * px.blk;
-    _tile_loadd(5, pb, 64);
-    _tile_loadd(6, pb + px.blk, 64);
-    _tile_loadd(4, codes + c * px.kc, K);
-    _tile_dpbusd(kHi, 4, 5);
-    _tile_dpbuud(kLo, 4, 6);
-  }
-}
+// A macro because the tile intrinsics take their register numbers as literal tokens.
+#define OPTIQ_GROUP_DOTS(kHi, kLo, px, codes, K, mt, g, chunks_per_group)                      \
+  do {                                                                                         \
+    _tile_zero(kHi);                                                                           \
+    _tile_zero(kLo);                                                                           \
+    for (int64_t c_ = (g) * (chunks_per_group); c_ < ((g) + 1) * (chunks_per_group); ++c_) {   \
+      const uint8_t* pb_ = (px).planes.data() + ((mt) * (px).n_chunks + c_) * 2 * (px).blk;    \
+      _tile_loadd(5, pb_, 64);                                                                 \
+      _tile_loadd(6, pb_ + (px).blk, 64);                                                      \
+      _tile_loadd(4, (codes) + c_ * (px).kc, (K));                                             \
+      _tile_dpbusd(kHi, 4, 5);                                                                 \
+      _tile_dpbuud(kLo, 4, 6);                                                                 \
+    }                                                                                          \
+  } while (0)
 
 // Rows [n0, n0 + rows) of w (rows <= 16) against all activation rows.
 OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int64_t T, int64_t n0, int64_t rows,
@@ -230,13 +238,13 @@ OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int6
     const float* xsv = px.xsv.data() + mt * ng * kTile;
     // Software pipeline over groups, two at a time (tile indices are compile-time constants).
     for (int64_t g = 0; g < ng; g += 2) {
-      group_dots<0, 1>(px, codes, K, mt, g, chunks_per_group);
+      OPTIQ_GROUP_DOTS(0, 1, px, codes, K, mt, g, chunks_per_group);
       if (g > 0)
         apply_group(f, ps.c_hi[1], ps.c_lo[1], ps.sc.data(), ps.bc.data(), ng, g - 1,
                     _mm512_loadu_ps(sxv + (g - 1) * kTile), _mm512_loadu_ps(xsv + (g - 1) * kTile));
       _tile_stored(0, ps.c_hi[0], 64);
       _tile_stored(1, ps.c_lo[0], 64);
-      if (g + 1 < ng) group_dots<2, 3>(px, codes, K, mt, g + 1, chunks_per_group);
+      if (g + 1 < ng) OPTIQ_GROUP_DOTS(2, 3, px, codes, K, mt, g + 1, chunks_per_group);
       apply_group(f, ps.c_hi[0], ps.c_lo[0], ps.sc.data(), ps.bc.data(), ng, g, _mm512_loadu_ps(sxv + g * kTile),
                   _mm512_loadu_ps(xsv + g * kTile));
       if (g + 1 < ng) {

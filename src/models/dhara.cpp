@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/attention_gemm.h"
 #include "kernels/ops.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
@@ -21,6 +22,8 @@
 namespace optiq {
 
 namespace {
+
+constexpr int64_t kGemmAttentionRows = 16;
 
 using json = nlohmann::json;
 
@@ -172,6 +175,7 @@ class DharaCache final : public Cache {
   // Scratch, grown on demand and reused across forwards.
   std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h;
   std::vector<int64_t> pos, key_begin, key_end;
+  AttentionScratch attn;
 
  private:
   int64_t n_layers_, kv_row_, P_, capacity_;
@@ -384,7 +388,11 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     // until length() advances, and the next appending forward overwrites them.
     std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
     std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
-    attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, pool);
+    // Block forwards and prefill chunks: rows share most keys, so per-head GEMMs; decode: the row kernel.
+    if (T >= kGemmAttentionRows)
+      attention_gemm(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
+    else
+      attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, pool);
     matmul(tmp, att, T, L.o_proj, pool);
     add_inplace(x, tmp, T * C);
     // MLP block.

@@ -172,96 +172,94 @@ OPTIQ_AMX_TARGET void scales_to_f32(DType t, const uint8_t* src, float* dst, siz
   for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
 }
 
-// Per-thread buffers of one 16-row pass.
+// Weight rows per pass: two A tiles share every B (activation) tile load, halving the activation
+// traffic from L2, which bounds the kernel when 16 rows share it (K >= 768).
+constexpr int64_t kRowsPerPass = 2 * kTile;
+
+// Per-thread buffers of one pass.
 struct PassScratch {
-  std::vector<uint8_t> codes;  // [16][K]
-  std::vector<float> sc, bc;   // [16][ng]
-  alignas(64) int32_t c_hi[2][kTile * kTile], c_lo[2][kTile * kTile];
+  std::vector<uint8_t> codes;  // [32][K]
+  std::vector<float> sc, bc;   // [32][ng]
+  alignas(64) int32_t c_hi[kRowsPerPass * kTile], c_lo[kRowsPerPass * kTile];
+  alignas(64) float f[kRowsPerPass * kTile];  // f[i][t]: output column i for the m-tile's 16 rows
 };
 
-// f[i] += scale and bias terms of group g for weight rows i (16 activation rows per zmm), from the
-// stored C tiles of that group.
-OPTIQ_AMX_TARGET inline void apply_group(__m512 (&f)[kTile], const int32_t* c_hi, const int32_t* c_lo,
-                                         const float* sc, const float* bc, int64_t ng, int64_t g, __m512 sxg,
-                                         __m512 xsg) {
-#pragma GCC unroll 16
-  for (int i = 0; i < kTile; ++i) {
-    const __m512i ci = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c_hi + i * kTile), 8),
-                                        _mm512_load_si512(c_lo + i * kTile));
-    f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(sc[i * ng + g]), sxg), f[i]);
-    f[i] = _mm512_fmadd_ps(_mm512_set1_ps(bc[i * ng + g]), xsg, f[i]);
+// f[i] += scale and bias terms of group g for weight rows i < n_rows (16 activation rows per vector),
+// from the stored C tiles of that group.
+OPTIQ_AMX_TARGET inline void apply_group(PassScratch& ps, int n_rows, int64_t ng, int64_t g, __m512 sxg, __m512 xsg) {
+  const float* sc = ps.sc.data() + g;
+  const float* bc = ps.bc.data() + g;
+  for (int i = 0; i < n_rows; ++i) {
+    const __m512i ci = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ps.c_hi + i * kTile), 8),
+                                        _mm512_load_si512(ps.c_lo + i * kTile));
+    __m512 f = _mm512_load_ps(ps.f + i * kTile);
+    f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci), _mm512_mul_ps(_mm512_set1_ps(sc[i * ng]), sxg), f);
+    f = _mm512_fmadd_ps(_mm512_set1_ps(bc[i * ng]), xsg, f);
+    _mm512_store_ps(ps.f + i * kTile, f);
   }
 }
 
-// Group g's dot products into C tiles (hi, lo) = (0, 1) or (2, 3): A in tile 4, B_hi / B_lo in 5 / 6.
-// A macro because the tile intrinsics take their register numbers as literal tokens.
-#define OPTIQ_GROUP_DOTS(kHi, kLo, px, codes, K, mt, g, chunks_per_group)                      \
-  do {                                                                                         \
-    _tile_zero(kHi);                                                                           \
-    _tile_zero(kLo);                                                                           \
-    for (int64_t c_ = (g) * (chunks_per_group); c_ < ((g) + 1) * (chunks_per_group); ++c_) {   \
-      const uint8_t* pb_ = (px).planes.data() + ((mt) * (px).n_chunks + c_) * 2 * (px).blk;    \
-      _tile_loadd(5, pb_, 64);                                                                 \
-      _tile_loadd(6, pb_ + (px).blk, 64);                                                      \
-      _tile_loadd(4, (codes) + c_ * (px).kc, (K));                                             \
-      _tile_dpbusd(kHi, 4, 5);                                                                 \
-      _tile_dpbuud(kLo, 4, 6);                                                                 \
-    }                                                                                          \
-  } while (0)
-
-// Rows [n0, n0 + rows) of w (rows <= 16) against all activation rows.
+// Rows [n0, n0 + rows) of w (rows <= 32) against all activation rows. Tiles: C = 0, 1 (A0 × B_hi,
+// A0 × B_lo), 2, 3 (A1 × ...); A0 = 4, A1 = 7; B_hi = 5, B_lo = 6.
 OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int64_t T, int64_t n0, int64_t rows,
                                PassScratch& ps) {
-  const int64_t K = w.n_in, N = w.n_out, ng = px.ng;
-  const int64_t chunks_per_group = w.quant.group_size / px.kc;
+  const int64_t K = w.n_in, N = w.n_out, ng = px.ng, kc = px.kc;
+  const int64_t chunks_per_group = w.quant.group_size / kc;
   const int bits = w.quant.bits;
   const int64_t row_bytes = K * bits / 8;
   const size_t ssz = dtype_size(w.quant.scale_dtype);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   uint8_t* codes = ps.codes.data();
   for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, codes + i * K);
-  if (rows < kTile) std::memset(codes + rows * K, 0, static_cast<size_t>((kTile - rows) * K));
+  if (rows < kRowsPerPass) std::memset(codes + rows * K, 0, static_cast<size_t>((kRowsPerPass - rows) * K));
   const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>(rows * ng);
   scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, ps.sc.data(), cnt);
   scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, ps.bc.data(), cnt);
   std::fill(ps.sc.begin() + static_cast<int64_t>(cnt), ps.sc.end(), 0.f);
   std::fill(ps.bc.begin() + static_cast<int64_t>(cnt), ps.bc.end(), 0.f);
-  // The next pass's packed rows, fetched while this one computes.
-  const int64_t next_bytes = std::max<int64_t>(0, std::min<int64_t>(kTile, N - n0 - kTile)) * row_bytes;
-  const uint8_t* next = base + (n0 + kTile) * row_bytes;
-  for (int64_t l = 0; l < next_bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(next + l), _MM_HINT_T1);
+  const bool two = rows > kTile;
+  const int n_rows = two ? static_cast<int>(kRowsPerPass) : static_cast<int>(kTile);
+  // The next pass's packed rows, fetched while this one computes (spread over its groups).
+  const int64_t next_bytes = std::max<int64_t>(0, std::min<int64_t>(kRowsPerPass, N - n0 - kRowsPerPass)) * row_bytes;
+  const uint8_t* next = base + (n0 + kRowsPerPass) * row_bytes;
+  const int64_t pf_per_group = (next_bytes / 64 + ng - 1) / ng;
 
   for (int64_t mt = 0; mt < px.Mt; ++mt) {
-    __m512 f[kTile];
-    for (int i = 0; i < kTile; ++i) f[i] = _mm512_setzero_ps();
-    const float* sxv = px.sxv.data() + mt * ng * kTile;
-    const float* xsv = px.xsv.data() + mt * ng * kTile;
-    // Software pipeline over groups, two at a time (tile indices are compile-time constants).
-    for (int64_t g = 0; g < ng; g += 2) {
-      OPTIQ_GROUP_DOTS(0, 1, px, codes, K, mt, g, chunks_per_group);
-      if (g > 0)
-        apply_group(f, ps.c_hi[1], ps.c_lo[1], ps.sc.data(), ps.bc.data(), ng, g - 1,
-                    _mm512_loadu_ps(sxv + (g - 1) * kTile), _mm512_loadu_ps(xsv + (g - 1) * kTile));
-      _tile_stored(0, ps.c_hi[0], 64);
-      _tile_stored(1, ps.c_lo[0], 64);
-      if (g + 1 < ng) OPTIQ_GROUP_DOTS(2, 3, px, codes, K, mt, g + 1, chunks_per_group);
-      apply_group(f, ps.c_hi[0], ps.c_lo[0], ps.sc.data(), ps.bc.data(), ng, g, _mm512_loadu_ps(sxv + g * kTile),
-                  _mm512_loadu_ps(xsv + g * kTile));
-      if (g + 1 < ng) {
-        _tile_stored(2, ps.c_hi[1], 64);
-        _tile_stored(3, ps.c_lo[1], 64);
+    std::fill(ps.f, ps.f + kRowsPerPass * kTile, 0.f);
+    for (int64_t g = 0; g < ng; ++g) {
+      if (mt == 0)
+        for (int64_t l = g * pf_per_group; l < (g + 1) * pf_per_group && l * 64 < next_bytes; ++l)
+          _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T0);
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
+        const uint8_t* pb = px.planes.data() + (mt * px.n_chunks + c) * 2 * px.blk;
+        _tile_loadd(5, pb, 64);
+        _tile_loadd(6, pb + px.blk, 64);
+        _tile_loadd(4, codes + c * kc, K);
+        _tile_dpbusd(0, 4, 5);
+        _tile_dpbuud(1, 4, 6);
+        if (two) {
+          _tile_loadd(7, codes + kTile * K + c * kc, K);
+          _tile_dpbusd(2, 7, 5);
+          _tile_dpbuud(3, 7, 6);
+        }
       }
+      _tile_stored(0, ps.c_hi, 64);
+      _tile_stored(1, ps.c_lo, 64);
+      if (two) {
+        _tile_stored(2, ps.c_hi + kTile * kTile, 64);
+        _tile_stored(3, ps.c_lo + kTile * kTile, 64);
+      }
+      apply_group(ps, n_rows, ng, g, _mm512_loadu_ps(px.sxv.data() + (mt * ng + g) * kTile),
+                  _mm512_loadu_ps(px.xsv.data() + (mt * ng + g) * kTile));
     }
-    if (ng % 2 == 0)
-      apply_group(f, ps.c_hi[1], ps.c_lo[1], ps.sc.data(), ps.bc.data(), ng, ng - 1,
-                  _mm512_loadu_ps(sxv + (ng - 1) * kTile), _mm512_loadu_ps(xsv + (ng - 1) * kTile));
-    // f[i] holds output column n0 + i for activation rows mt·16 .. mt·16 + 15.
-    alignas(64) float tr[kTile][kTile];
-    for (int i = 0; i < kTile; ++i) _mm512_store_ps(tr[i], f[i]);
     const int64_t t_end = std::min<int64_t>(kTile, T - mt * kTile);
     for (int64_t tt = 0; tt < t_end; ++tt) {
       float* o = out + (mt * kTile + tt) * N + n0;
-      for (int64_t i = 0; i < rows; ++i) o[i] = tr[i][tt];
+      for (int64_t i = 0; i < rows; ++i) o[i] = ps.f[i * kTile + tt];
     }
   }
 }
@@ -270,12 +268,14 @@ OPTIQ_AMX_TARGET void amx_blocks(std::span<const MatmulOut> outs, const std::vec
                                  const AmxX& px, int64_t T, int64_t b, int64_t e) {
   TileConfig cfg;
   cfg.palette_id = 1;
-  for (int i : {0, 1, 2, 3}) {  // C_hi, C_lo, double-buffered: 16 × 16 int32
+  for (int i : {0, 1, 2, 3}) {  // C_hi, C_lo of A0 and A1: 16 × 16 int32
     cfg.rows[i] = kTile;
     cfg.colsb[i] = 64;
   }
-  cfg.rows[4] = kTile;  // A: 16 weight rows × kc codes
-  cfg.colsb[4] = static_cast<uint16_t>(px.kc);
+  for (int i : {4, 7}) {  // A0, A1: 16 weight rows × kc codes
+    cfg.rows[i] = kTile;
+    cfg.colsb[i] = static_cast<uint16_t>(px.kc);
+  }
   for (int i : {5, 6}) {  // B_hi, B_lo: kc/4 rows × (16 activation rows · 4 bytes)
     cfg.rows[i] = static_cast<uint8_t>(px.kc / 4);
     cfg.colsb[i] = 64;
@@ -283,15 +283,15 @@ OPTIQ_AMX_TARGET void amx_blocks(std::span<const MatmulOut> outs, const std::vec
   _tile_loadconfig(&cfg);
   const int64_t K = outs[0].w->n_in;
   PassScratch ps;
-  ps.codes.resize(static_cast<size_t>(kTile * K));
-  ps.sc.resize(static_cast<size_t>(kTile * px.ng));
-  ps.bc.resize(static_cast<size_t>(kTile * px.ng));
+  ps.codes.resize(static_cast<size_t>(kRowsPerPass * K));
+  ps.sc.resize(static_cast<size_t>(kRowsPerPass * px.ng));
+  ps.bc.resize(static_cast<size_t>(kRowsPerPass * px.ng));
   size_t wi = 0;
   for (int64_t blk = b; blk < e; ++blk) {
     while (blk >= first_block[wi + 1]) ++wi;
     const Weight& w = *outs[wi].w;
-    const int64_t n0 = (blk - first_block[wi]) * kTile;
-    amx_pass(w, px, outs[wi].out, T, n0, std::min<int64_t>(kTile, w.n_out - n0), ps);
+    const int64_t n0 = (blk - first_block[wi]) * kRowsPerPass;
+    amx_pass(w, px, outs[wi].out, T, n0, std::min<int64_t>(kRowsPerPass, w.n_out - n0), ps);
   }
   _tile_release();
 }
@@ -317,12 +317,13 @@ void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, Th
                     "matmul_q_amx: weights of one call must share bits, group size and K");
   AmxX& px = amx_scratch();
   prepare_amx_x(x, T, w0.n_in, w0.quant.group_size, &px, pool);
-  // Work items: 16-row passes of each weight, in order.
+  // Work items: 32-row passes of each weight, in order.
   std::vector<int64_t> first_block(outs.size() + 1, 0);
-  for (size_t i = 0; i < outs.size(); ++i) first_block[i + 1] = first_block[i] + (outs[i].w->n_out + kTile - 1) / kTile;
+  for (size_t i = 0; i < outs.size(); ++i)
+    first_block[i + 1] = first_block[i] + (outs[i].w->n_out + kRowsPerPass - 1) / kRowsPerPass;
   const int64_t n_blocks = first_block.back();
   pool.parallel_for(n_blocks, [&](int64_t b, int64_t e, int) { amx_blocks(outs, first_block, px, T, b, e); },
-                    parallel_grain(n_blocks, kTile * T * w0.n_in, 1));
+                    parallel_grain(n_blocks, kRowsPerPass * T * w0.n_in, 1));
 }
 
 void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {

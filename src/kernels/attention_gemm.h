@@ -1,5 +1,5 @@
-// Attention for chunks of many rows (canvas steps, chunk prefill, vision towers) as per-KV-head
-// GEMMs through matmul(): scores = Q·Kᵀ over the union key range of a row block, masked per row,
+// Attention for chunks of many rows (canvas steps, block forwards, vision towers) as per-KV-head
+// GEMMs (gemm_f32), KV heads in parallel: scores = Q·Kᵀ over the union key range of a row block, masked per row,
 // softmax, then P·V. Same contract as attention() in kernels/ops.h (which stays the reference and
 // the path for few rows); the masked-out part of the union range is wasted work, so it pays when
 // rows share most of their keys (full/decoder rows: all; causal chunks: at most 2×).
@@ -12,9 +12,12 @@
 
 namespace optiq {
 
-// Reusable buffers (grown on demand).
+// Reusable buffers (grown on demand), one set per pool thread.
 struct AttentionScratch {
-  std::vector<float> kh, vt, qg, s, o;
+  struct Buffers {
+    std::vector<float> kt, vh, qg, s, o;
+  };
+  std::vector<Buffers> per_thread;
 };
 
 //   q   [T, H, D], k/v [S, Hkv, D] (row stride Hkv·D), out [T, H, D]

@@ -45,6 +45,10 @@ void add_inplace(float* x, const float* y, int64_t n);
 void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
                int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, ThreadPool& pool);
 
+// One attention row over a score buffer of n entries: row[j] = softmax_j(scale · row[lo, hi)) for j in
+// [lo, hi), 0 elsewhere (max-subtracted, fp32). hi <= lo gives all zeros.
+void masked_softmax_row(float* row, int64_t n, int64_t lo, int64_t hi, float scale);
+
 // Softmax over n values into p (fp32, max-subtracted); returns the max probability's index.
 int64_t softmax(const float* z, float* p, int64_t n);
 

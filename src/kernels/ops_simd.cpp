@@ -38,6 +38,34 @@ void SiluMul(float* out, const float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void MaskedSoftmaxRow(float* row, int64_t n, int64_t lo, int64_t hi, float scale) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  std::fill(row, row + std::min(lo, n), 0.f);
+  std::fill(row + std::max<int64_t>(hi, 0), row + n, 0.f);
+  if (hi <= lo) return;
+  const VF vs = hn::Set(df, scale);
+  VF vmax = hn::Set(df, -INFINITY);
+  int64_t j = lo;
+  for (; j + L <= hi; j += L) vmax = hn::Max(vmax, hn::Mul(hn::LoadU(df, row + j), vs));
+  float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  for (; j < hi; ++j) mx = std::max(mx, row[j] * scale);
+  const VF vmx = hn::Set(df, mx);
+  VF vsum = hn::Zero(df);
+  j = lo;
+  for (; j + L <= hi; j += L) {
+    const VF p = hn::Exp(df, hn::Sub(hn::Mul(hn::LoadU(df, row + j), vs), vmx));
+    hn::StoreU(p, df, row + j);
+    vsum = hn::Add(vsum, p);
+  }
+  float sum = reduce_sum(vsum);
+  for (; j < hi; ++j) sum += row[j] = std::exp(row[j] * scale - mx);
+  const VF inv = hn::Set(df, 1.0f / sum);
+  j = lo;
+  for (; j + L <= hi; j += L) hn::StoreU(hn::Mul(hn::LoadU(df, row + j), inv), df, row + j);
+  for (; j < hi; ++j) row[j] *= 1.0f / sum;
+}
+
 void Softcap(float* x, int64_t n, float cap) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
@@ -224,6 +252,7 @@ HWY_AFTER_NAMESPACE();
 namespace optiq {
 HWY_EXPORT(SiluMul);
 HWY_EXPORT(Softcap);
+HWY_EXPORT(MaskedSoftmaxRow);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(ConvRows);
@@ -234,6 +263,10 @@ void silu_mul(float* out, const float* gate, const float* up, int64_t n) {
 }
 
 void softcap_inplace(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(Softcap)(x, n, cap); }
+
+void masked_softmax_row(float* row, int64_t n, int64_t lo, int64_t hi, float scale) {
+  HWY_DYNAMIC_DISPATCH(MaskedSoftmaxRow)(row, n, lo, hi, scale);
+}
 
 void add_inplace(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
 

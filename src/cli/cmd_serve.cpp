@@ -171,8 +171,9 @@ int cmd_serve(int argc, char** argv) {
     server.stop();
   } else {
     const ModelInfo& info = (*model)->info();
+    const char* decoding = info.canvas_length > 0 ? "canvas" : decode_mode_name(o.defaults.mode);
     std::printf("optiq serve: model %s loaded (%s, context %lld, default decoding %s)\n", o.model_id.c_str(),
-                info.model_type.c_str(), static_cast<long long>(info.max_position), decode_mode_name(o.defaults.mode));
+                info.model_type.c_str(), static_cast<long long>(info.max_position), decoding);
     std::fflush(stdout);
     server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads));
   }

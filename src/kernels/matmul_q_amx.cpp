@@ -20,6 +20,7 @@
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
+#include "kernels/avx512_util.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -158,19 +159,6 @@ OPTIQ_AMX_TARGET void decode_row(const uint8_t* src, int64_t K, int bits, uint8_
   }
 }
 
-// Scales / biases to f32: bf16 widened in registers (the common case), else the generic converter.
-OPTIQ_AMX_TARGET void scales_to_f32(DType t, const uint8_t* src, float* dst, size_t n) {
-  if (t != DType::kBF16) {
-    convert_to_f32(t, src, dst, n);
-    return;
-  }
-  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                  _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))), 16)));
-  for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-}
 
 // Weight rows per pass: two A tiles share every B (activation) tile load, halving the activation
 // traffic from L2, which bounds the kernel when 16 rows share it (K >= 768).
@@ -213,8 +201,8 @@ OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int6
   for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, codes + i * K);
   if (rows < kRowsPerPass) std::memset(codes + rows * K, 0, static_cast<size_t>((kRowsPerPass - rows) * K));
   const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>(rows * ng);
-  scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, ps.sc.data(), cnt);
-  scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, ps.bc.data(), cnt);
+  scales_to_f32_avx512(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, ps.sc.data(), cnt);
+  scales_to_f32_avx512(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, ps.bc.data(), cnt);
   std::fill(ps.sc.begin() + static_cast<int64_t>(cnt), ps.sc.end(), 0.f);
   std::fill(ps.bc.begin() + static_cast<int64_t>(cnt), ps.bc.end(), 0.f);
   const bool two = rows > kTile;

@@ -23,6 +23,7 @@
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
+#include "kernels/avx512_util.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -136,18 +137,6 @@ void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, Pre
     prepare_row(x + t * K, K, gs, px, planes + t * px->row_stride, sx_lane + t * px->n_sl, xs + t * px->ngp);
 }
 
-OPTIQ_VNNI_TARGET inline void scales_to_f32(DType t, const uint8_t* src, float* dst, size_t n) {
-  if (t != DType::kBF16) {
-    convert_to_f32(t, src, dst, n);
-    return;
-  }
-  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                  _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))), 16)));
-  for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-}
 
 struct Args {
   const PreparedX8* px;
@@ -336,8 +325,8 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
           _mm_prefetch(static_cast<const char*>(w.quant.scales) + off + cnt * ssz + l, _MM_HINT_T0);
           _mm_prefetch(static_cast<const char*>(w.quant.biases) + off + cnt * ssz + l, _MM_HINT_T0);
         }
-      scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
-      scales_to_f32(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
+      scales_to_f32_avx512(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, sc.data(), cnt);
+      scales_to_f32_avx512(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, bc.data(), cnt);
       std::fill(sc.begin() + static_cast<int64_t>(cnt), sc.end(), 0.f);
       std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
       const uint8_t* base = static_cast<const uint8_t*>(w.data) + n0 * src_row_bytes;

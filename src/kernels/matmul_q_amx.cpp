@@ -11,6 +11,10 @@
 // with the 16 accumulators f[n] (one zmm of 16 activation rows each) kept in registers across all
 // groups. The C tiles are double-buffered: the dot products of group g+1 run while the vector units
 // apply the scales of group g, whose tiles were stored to memory just before.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* temporaries
+// when inlined into target-attribute functions (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "kernels/matmul_q_amx.h"
 
 #include <algorithm>
@@ -26,8 +30,6 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define OPTIQ_HAVE_AMX_CODE 1
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own temporaries (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>

@@ -13,6 +13,10 @@
 // Per step and weight row: acc = 256·Σ w·hi + Σ w·lo (exact int32: |256·Σ w·hi| <= 256·16·255·128
 // < 2^31), then facc += float(acc) · s_w[group(lane)] · s_x[group(lane)] in fp32. The bias term
 // b_g·Σ_{k∈g} x_k uses exact fp32 group sums, added once per output.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* temporaries
+// when inlined into target-attribute functions (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "kernels/matmul_q_vnni.h"
 
 #include <algorithm>
@@ -29,9 +33,6 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define OPTIQ_HAVE_VNNI_CODE 1
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* temporaries
-// when inlined into target-attribute functions (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #else
 #define OPTIQ_HAVE_VNNI_CODE 0

@@ -49,7 +49,7 @@ namespace {
 constexpr int64_t kLanes = 16;
 constexpr int64_t kStepBytes = 64;
 constexpr int64_t kBlockN = 16;       // weight rows whose scales are converted together
-constexpr int64_t kPrefetchRows = 4;  // software prefetch distance, in weight rows
+constexpr int64_t kPrefetchRows = 16;  // software prefetch distance, in weight rows
 
 // Activations of T rows in the kernel's layout. Reused across calls (per thread) so the decode
 // path allocates nothing.

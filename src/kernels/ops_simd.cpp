@@ -6,6 +6,7 @@
 #define HWY_TARGET_INCLUDE "src/kernels/ops_simd.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/cache_control.h>
 
 #include <hwy/contrib/math/math-inl.h>
 
@@ -135,6 +136,9 @@ void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, 
   }
 }
 
+constexpr int64_t kMaxVChunks = 8;   // value rows held as accumulators: D <= 8 vectors
+constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention
+
 // o[D] = Σ_j softmax(scores)_j · v_j over n keys, given the scores' max: scores[0, n) are overwritten
 // with exp(score − mx). v_j is at vb + j·stride.
 HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, const float* vb, int64_t stride,
@@ -153,6 +157,22 @@ HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, 
     sum += scores[jb];
   }
   const float inv = 1.0f / sum;
+  if (D % L == 0 && D <= kMaxVChunks * L) {
+    // One pass over the value rows (each read once, prefetched ahead): they stream from memory at
+    // decode, so this loop is bound by bytes, not FMAs.
+    const int64_t chunks = D / L;
+    VF acc[kMaxVChunks];
+    for (int64_t c = 0; c < chunks; ++c) acc[c] = hn::Zero(df);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vr = vb + j * stride;
+      hwy::Prefetch(vr + kKeyPrefetch * stride);
+      hwy::Prefetch(vr + kKeyPrefetch * stride + D - 1);
+      const VF p = hn::Set(df, scores[j]);
+      for (int64_t c = 0; c < chunks; ++c) acc[c] = hn::MulAdd(p, hn::LoadU(df, vr + c * L), acc[c]);
+    }
+    for (int64_t c = 0; c < chunks; ++c) hn::StoreU(hn::Mul(acc[c], hn::Set(df, inv)), df, o + c * L);
+    return;
+  }
   int64_t d = 0;
   for (; d + 2 * L <= D; d += 2 * L) {
     VF a0 = hn::Zero(df), a1 = hn::Zero(df);
@@ -171,6 +191,79 @@ HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, 
     o[d] = a * inv;
   }
 }
+
+// Decode scores, one key at a time: scores[j] = scale · q·k_j for n keys k_j = kb + j·stride; returns
+// the max.
+HWY_INLINE float decode_scores(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
+                               float scale, float* scores) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* kr = kb + j * stride;
+    VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+    int64_t d = 0;
+    for (; d + 2 * L <= D; d += 2 * L) {
+      acc0 = hn::MulAdd(hn::LoadU(df, qr + d), hn::LoadU(df, kr + d), acc0);
+      acc1 = hn::MulAdd(hn::LoadU(df, qr + d + L), hn::LoadU(df, kr + d + L), acc1);
+    }
+    for (; d + L <= D; d += L) acc0 = hn::MulAdd(hn::LoadU(df, qr + d), hn::LoadU(df, kr + d), acc0);
+    float sc = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+    for (; d < D; ++d) sc += qr[d] * kr[d];
+    sc *= scale;
+    scores[j] = sc;
+    mx = std::max(mx, sc);
+  }
+  return mx;
+}
+
+constexpr int64_t kMaxQChunks = 8;  // query rows held in registers: D <= 8 vectors
+
+#if HWY_TARGET != HWY_SCALAR
+// The same for a whole vector of keys at a time: one partial-sum vector per key, then a pairwise
+// ConcatEven/ConcatOdd tree leaves key i's dot product in lane i (log2 L levels, L − 1 combines),
+// instead of one horizontal reduction per key. Requires D % L == 0 and D <= kMaxQChunks · L.
+HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
+                                       float scale, float* scores) {
+  constexpr int64_t kL = static_cast<int64_t>(hn::MaxLanes(DF()));
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t chunks = D / L;
+  VF qv[kMaxQChunks];
+  for (int64_t c = 0; c < chunks; ++c) qv[c] = hn::LoadU(df, qr + c * L);
+  const VF vs = hn::Set(df, scale);
+  VF vmax = hn::Set(df, -INFINITY);
+  for (int64_t jb = 0; jb < n; jb += L) {
+    const int64_t m = std::min(L, n - jb);
+    VF acc[kL];
+    for (int64_t i = 0; i < L; ++i) {
+      acc[i] = hn::Zero(df);
+      if (i >= m) continue;
+      const float* kr = kb + (jb + i) * stride;
+      hwy::Prefetch(kr + kKeyPrefetch * stride);
+      hwy::Prefetch(kr + kKeyPrefetch * stride + D - 1);
+      for (int64_t c = 0; c < chunks; ++c) acc[i] = hn::MulAdd(qv[c], hn::LoadU(df, kr + c * L), acc[i]);
+    }
+    for (int64_t width = L; width > 1; width /= 2)
+      for (int64_t i = 0; i < width / 2; ++i)
+        acc[i] = hn::Add(hn::ConcatEven(df, acc[2 * i + 1], acc[2 * i]), hn::ConcatOdd(df, acc[2 * i + 1], acc[2 * i]));
+    const VF sc = hn::Mul(acc[0], vs);
+    if (m == L) {
+      hn::StoreU(sc, df, scores + jb);
+      vmax = hn::Max(vmax, sc);
+    } else {
+      HWY_ALIGN float tmp[kL];
+      hn::Store(sc, df, tmp);
+      for (int64_t i = 0; i < m; ++i) scores[jb + i] = tmp[i];
+      vmax = hn::Max(vmax, hn::IfThenElse(hn::FirstN(df, static_cast<size_t>(m)), sc, hn::Set(df, -INFINITY)));
+    }
+  }
+  return hn::GetLane(hn::MaxOfLanes(df, vmax));
+}
+#else
+HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
+                                       float scale, float* scores) {
+  return decode_scores(df, qr, kb, stride, D, n, scale, scores);
+}
+#endif
 
 // Attention for query rows idx in [b, e) of the head-major order idx = h·T + t.
 // Keys of the current KV head are transposed once ([D, Sp], zero padded) so that scores for 16 keys
@@ -197,23 +290,11 @@ void AttentionRange(float* out, const float* q, const float* k, const float* v, 
     if (j1 <= j0) continue;
     if (!transpose) {
       const float* qr = q + (t * H + h) * D;
-      float mx = -INFINITY;
-      for (int64_t j = j0; j < j1; ++j) {
-        const float* kr = k + j * stride + hk * D;
-        VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
-        int64_t d = 0;
-        for (; d + 2 * L <= D; d += 2 * L) {
-          acc0 = hn::MulAdd(hn::LoadU(df, qr + d), hn::LoadU(df, kr + d), acc0);
-          acc1 = hn::MulAdd(hn::LoadU(df, qr + d + L), hn::LoadU(df, kr + d + L), acc1);
-        }
-        for (; d + L <= D; d += L) acc0 = hn::MulAdd(hn::LoadU(df, qr + d), hn::LoadU(df, kr + d), acc0);
-        float sc = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
-        for (; d < D; ++d) sc += qr[d] * kr[d];
-        sc *= scale;
-        scores[j - j0] = sc;
-        mx = std::max(mx, sc);
-      }
-      softmax_weighted_sum(df, scores.data(), j1 - j0, mx, v + hk * D + j0 * stride, stride, D, o);
+      const int64_t n = j1 - j0;
+      const float mx = HWY_TARGET != HWY_SCALAR && D % L == 0 && D <= kMaxQChunks * L
+                           ? decode_scores_batched(df, qr, k + j0 * stride + hk * D, stride, D, n, scale, scores.data())
+                           : decode_scores(df, qr, k + j0 * stride + hk * D, stride, D, n, scale, scores.data());
+      softmax_weighted_sum(df, scores.data(), n, mx, v + hk * D + j0 * stride, stride, D, o);
       continue;
     }
     if (hk != cur_hk) {
@@ -307,7 +388,11 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
   if (jmax == 0) jmin = 0;
   pool.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
     HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, jmin, jmax, b, e);
-  }, parallel_grain(T * H, 2 * D * (jmax - jmin), 1));
+  },
+  // Decode attention streams the fp32 K/V cache (2 KB per position per layer at dhara-250m's shapes)
+  // and is bound by memory, which one core cannot saturate: split heads across the pool from a much
+  // lower threshold than compute-bound kernels use (a pool round trip costs ~1 µs).
+  T * H * 2 * D * (jmax - jmin) < kMinParallelMacs / 8 ? T * H : 1);
 }
 
 }  // namespace optiq

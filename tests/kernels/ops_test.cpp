@@ -110,7 +110,10 @@ TEST(Ops, AttentionMatchesReference) {
   struct Case {
     int64_t T, H, Hkv, D, S;
   };
-  for (const Case& c : {Case{1, 4, 2, 64, 1}, Case{7, 12, 4, 64, 50}, Case{33, 6, 3, 20, 70}, Case{5, 2, 1, 17, 9}}) {
+  // Decode shapes (T · H/Hkv <= 4) take the per-key kernels: batched when D is a multiple of the
+  // vector width (full and partial key blocks), one key at a time otherwise.
+  for (const Case& c : {Case{1, 4, 2, 64, 1}, Case{7, 12, 4, 64, 50}, Case{33, 6, 3, 20, 70}, Case{5, 2, 1, 17, 9},
+                        Case{1, 12, 4, 64, 70}, Case{2, 4, 2, 32, 33}, Case{1, 2, 1, 20, 40}}) {
     auto q = randn(c.T * c.H * c.D, 9), k = randn(c.S * c.Hkv * c.D, 10), v = randn(c.S * c.Hkv * c.D, 11);
     std::vector<int64_t> kb(c.T), ke(c.T);
     std::mt19937 rng(12);

@@ -24,8 +24,9 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const f
 // checkpoint's [C, 1, Kw] once at load). Tap Kw-1 multiplies the current row. `y` may alias `x`.
 // If `window` is non-null it receives xp ([Kw-1+T, C]) for later rollback.
 // The state is updated to the last Kw-1 rows of xp when `update_state` is true.
+// With a pool, chunks of many rows (block forwards) are split across it by rows.
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
-               bool update_state, float* window);
+               bool update_state, float* window, ThreadPool* pool = nullptr);
 
 // out[T, F] = silu(gate[T, F]) * up[T, F]. `out` may alias either input.
 void silu_mul(float* out, const float* gate, const float* up, int64_t n);

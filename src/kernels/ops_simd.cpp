@@ -361,7 +361,7 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
 }
 
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
-               bool update_state, float* window) {
+               bool update_state, float* window, ThreadPool* pool) {
   const int64_t P = Kw - 1;
   // xp = state ‖ x, materialised once so that y may alias x.
   std::vector<float> local;
@@ -372,7 +372,14 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_ta
   }
   std::copy(state, state + P * C, xp);
   std::copy(x, x + T * C, xp + P * C);
-  HWY_DYNAMIC_DISPATCH(ConvRows)(y, xp, T, C, w_tap_major, Kw);
+  // Output rows depend only on xp, so rows split freely (row t reads xp rows t .. t + Kw − 1).
+  if (pool && T > 1 && T * C * Kw >= kMinParallelMacs / 4) {
+    pool->parallel_for(T, [&](int64_t b, int64_t e, int) {
+      HWY_DYNAMIC_DISPATCH(ConvRows)(y + b * C, xp + b * C, e - b, C, w_tap_major, Kw);
+    }, 1);
+  } else {
+    HWY_DYNAMIC_DISPATCH(ConvRows)(y, xp, T, C, w_tap_major, Kw);
+  }
   if (update_state) std::copy(xp + T * C, xp + (T + P) * C, state);
 }
 

@@ -223,11 +223,11 @@ class DharaModel final : public Model {
   Status load_weights();
   void fill_info();
   // Canon conv for one slot: x[T, width] += conv(x) with the layer's state; records the window when writing.
-  void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write) const {
+  void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write, ThreadPool& pool) const {
     const auto& taps = layers_[layer].conv[slot];
     if (taps.empty()) return;
     float* window = write ? c.window(layer, slot, T) : nullptr;
-    conv1d_dw(x, x, T, widths_[slot], taps.data(), cfg_.canon_kernel, c.state(layer, slot), write, window);
+    conv1d_dw(x, x, T, widths_[slot], taps.data(), cfg_.canon_kernel, c.state(layer, slot), write, window, &pool);
   }
 
   DharaConfig cfg_;
@@ -374,12 +374,12 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     const DharaLayer& L = layers_[l];
     // Attention block.
     rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
-    canon(c, l, kConvA, h, T, write);
+    canon(c, l, kConvA, h, T, write, pool);
     const MatmulOut qkv[] = {{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}};
     matmul_multi(qkv, h, T, pool);
-    canon(c, l, kConvBq, q, T, write);
-    canon(c, l, kConvBk, kk, T, write);
-    canon(c, l, kConvBv, vv, T, write);
+    canon(c, l, kConvBq, q, T, write, pool);
+    canon(c, l, kConvBk, kk, T, write, pool);
+    canon(c, l, kConvBv, vv, T, write, pool);
     rope(q, T, H, D, pos, L.inv_freq.data(), D / 2);
     rope(kk, T, Hkv, D, pos, L.inv_freq.data(), D / 2);
     if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
@@ -399,13 +399,13 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     add_inplace(x, tmp, T * C);
     // MLP block.
     rms_norm(h, x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps);
-    canon(c, l, kConvC, h, T, write);
+    canon(c, l, kConvC, h, T, write, pool);
     const MatmulOut gate_up[] = {{g, &L.gate_proj}, {u, &L.up_proj}};
     matmul_multi(gate_up, h, T, pool);
     // Elementwise ops of block forwards (T·F = 70K at dhara-250m) use both cores; decode stays inline.
     parallel_elementwise(pool, T * F, kMinElementwisePerThread,
                          [&](int64_t b, int64_t e) { silu_mul(g + b, g + b, u + b, e - b); });
-    canon(c, l, kConvD, g, T, write);
+    canon(c, l, kConvD, g, T, write, pool);
     matmul(tmp, g, T, L.down_proj, pool);
     add_inplace(x, tmp, T * C);
   }

@@ -84,7 +84,8 @@ TEST(Ops, RmsNormMatchesReference) {
 }
 
 TEST(Ops, Conv1dDwMatchesReference) {
-  for (int64_t C : {5, 64, 81}) {
+  ThreadPool pool(2);
+  for (int64_t C : {5, 64, 81, 700}) {  // 700 × 33 rows takes the row-parallel path
     for (int64_t T : {1, 3, 33}) {
       const int64_t Kw = 4;
       auto x = randn(T * C, 6), w = randn(C * Kw, 7, 0.3f), st0 = randn((Kw - 1) * C, 8);
@@ -100,6 +101,10 @@ TEST(Ops, Conv1dDwMatchesReference) {
         expect_near_rel(y, ry, what);
         expect_near_rel(s, rs, what + " state");
         expect_near_rel(win, rw, what + " window");
+        std::vector<float> sp = st0, yp = x, winp((Kw - 1 + T) * C);
+        conv1d_dw(yp.data(), yp.data(), T, C, wt.data(), Kw, sp.data(), true, winp.data(), &pool);
+        EXPECT_EQ(yp, y) << what << " with a pool";  // rows are independent: bit-identical
+        EXPECT_EQ(sp, s) << what << " with a pool";
       });
     }
   }

@@ -199,9 +199,17 @@ OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int6
   const int64_t row_bytes = K * bits / 8;
   const size_t ssz = dtype_size(w.quant.scale_dtype);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  uint8_t* codes = ps.codes.data();
-  for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, codes + i * K);
-  if (rows < kRowsPerPass) std::memset(codes + rows * K, 0, static_cast<size_t>((kRowsPerPass - rows) * K));
+  // 8-bit rows are already one byte per code in natural order: full passes load their A tiles
+  // straight from the mapped weights. Other widths, and the last partial pass (whose tiles would read
+  // past the matrix), go through the decoded copy.
+  const uint8_t* codes = ps.codes.data();
+  if (bits == 8 && rows == kRowsPerPass) {
+    codes = base + n0 * row_bytes;
+  } else {
+    for (int64_t i = 0; i < rows; ++i) decode_row(base + (n0 + i) * row_bytes, K, bits, ps.codes.data() + i * K);
+    if (rows < kRowsPerPass)
+      std::memset(ps.codes.data() + rows * K, 0, static_cast<size_t>((kRowsPerPass - rows) * K));
+  }
   const size_t off = static_cast<size_t>(n0 * ng) * ssz, cnt = static_cast<size_t>(rows * ng);
   scales_to_f32_avx512(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.scales) + off, ps.sc.data(), cnt);
   scales_to_f32_avx512(w.quant.scale_dtype, static_cast<const uint8_t*>(w.quant.biases) + off, ps.bc.data(), cnt);

@@ -622,11 +622,63 @@ Json usage_openai(const Outcome& o) {
               {"total_tokens", o.prompt_tokens + o.completion_tokens}};
 }
 
-// ---- OpenAI chat completions ----
-class ChatWriter final : public ResponseWriter {
+// ---- OpenAI chat completions and legacy completions ----
+// What the two OpenAI dialects share: the envelope, the one-choice stream chunk, the closing chunk
+// with the optional usage trailer and [DONE], and the in-stream error.
+class OpenAIWriter : public ResponseWriter {
+ public:
+  std::string stream_end(const Outcome& o) override {
+    Json c = chunk(empty_payload(), openai_finish_reason(o.finish));
+    c["decoding"] = o.decoding;
+    std::string out = sse_frame(c);
+    if (include_usage_) {
+      Json u = base(chunk_object_);
+      u["choices"] = Json::array();
+      u["usage"] = usage_openai(o);
+      out += sse_frame(u);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+  std::string stream_error(const std::string& message) override {
+    return sse_frame(error_body(Dialect::kOpenAI, 500, message)) + "data: [DONE]\n\n";
+  }
+
+ protected:
+  // `choice_key` names what a stream chunk's choice carries ("delta" or "text").
+  OpenAIWriter(std::string id, const GenRequest& r, int64_t created, const char* chunk_object, const char* choice_key)
+      : id_(std::move(id)), model_(r.model), created_(created), include_usage_(r.include_usage),
+        chunk_object_(chunk_object), choice_key_(choice_key) {}
+
+  Json base(const char* object) const {
+    return Json{{"id", id_}, {"object", object}, {"created", created_}, {"model", model_},
+                {"system_fingerprint", "optiq"}};
+  }
+  // The choice payload of the closing chunk: {} for a chat delta, "" for completion text.
+  virtual Json empty_payload() const = 0;
+  Json chunk(Json payload, const char* finish) const {
+    Json c = base(chunk_object_);
+    c["choices"] = Json::array({Json{{"index", 0},
+                                     {choice_key_, std::move(payload)},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", finish ? Json(finish) : Json()}}});
+    if (include_usage_) c["usage"] = nullptr;
+    return c;
+  }
+
+ private:
+  std::string id_, model_;
+  int64_t created_;
+  bool include_usage_;
+  const char* chunk_object_;
+  const char* choice_key_;
+};
+
+class ChatWriter final : public OpenAIWriter {
  public:
   ChatWriter(const GenRequest& r, const std::string& hex, int64_t created)
-      : id_("chatcmpl-" + hex), model_(r.model), created_(created), include_usage_(r.include_usage) {}
+      : OpenAIWriter("chatcmpl-" + hex, r, created, "chat.completion.chunk", "delta") {}
+
+  Json empty_payload() const override { return Json::object(); }
 
   std::string stream_begin(int64_t, const std::string& decoding) override {
     Json c = chunk(Json{{"role", "assistant"}, {"content", ""}}, nullptr);
@@ -637,21 +689,6 @@ class ChatWriter final : public ResponseWriter {
     if (text.empty()) return {};
     return sse_frame(chunk(Json{{"content", std::string(text)}}, nullptr));
   }
-  std::string stream_end(const Outcome& o) override {
-    Json c = chunk(Json::object(), openai_finish_reason(o.finish));
-    c["decoding"] = o.decoding;
-    std::string out = sse_frame(c);
-    if (include_usage_) {
-      Json u = base("chat.completion.chunk");
-      u["choices"] = Json::array();
-      u["usage"] = usage_openai(o);
-      out += sse_frame(u);
-    }
-    return out + "data: [DONE]\n\n";
-  }
-  std::string stream_error(const std::string& message) override {
-    return sse_frame(error_body(Dialect::kOpenAI, 500, message)) + "data: [DONE]\n\n";
-  }
   Json complete(const Outcome& o) override {
     Json j = base("chat.completion");
     Json msg{{"role", "assistant"}, {"content", o.text.empty() ? Json() : Json(o.text)}};
@@ -661,78 +698,28 @@ class ChatWriter final : public ResponseWriter {
     j["decoding"] = o.decoding;
     return j;
   }
-
- private:
-  Json base(const char* object) const {
-    return Json{{"id", id_}, {"object", object}, {"created", created_}, {"model", model_},
-                {"system_fingerprint", "optiq"}};
-  }
-  Json chunk(Json delta, const char* finish) const {
-    Json c = base("chat.completion.chunk");
-    c["choices"] = Json::array({Json{{"index", 0},
-                                     {"delta", std::move(delta)},
-                                     {"logprobs", nullptr},
-                                     {"finish_reason", finish ? Json(finish) : Json()}}});
-    if (include_usage_) c["usage"] = nullptr;
-    return c;
-  }
-  std::string id_, model_;
-  int64_t created_;
-  bool include_usage_;
 };
 
-// ---- OpenAI legacy completions ----
-class CompletionWriter final : public ResponseWriter {
+class CompletionWriter final : public OpenAIWriter {
  public:
   CompletionWriter(const GenRequest& r, const std::string& hex, int64_t created)
-      : id_("cmpl-" + hex), model_(r.model), created_(created), include_usage_(r.include_usage) {}
+      : OpenAIWriter("cmpl-" + hex, r, created, "text_completion", "text") {}
+
+  Json empty_payload() const override { return ""; }
 
   std::string stream_begin(int64_t, const std::string&) override { return {}; }
   std::string stream_delta(std::string_view text) override {
     if (text.empty()) return {};
     return sse_frame(chunk(std::string(text), nullptr));
   }
-  std::string stream_end(const Outcome& o) override {
-    Json c = chunk("", openai_finish_reason(o.finish));
-    c["decoding"] = o.decoding;
-    std::string out = sse_frame(c);
-    if (include_usage_) {
-      Json u = base();
-      u["choices"] = Json::array();
-      u["usage"] = usage_openai(o);
-      out += sse_frame(u);
-    }
-    return out + "data: [DONE]\n\n";
-  }
-  std::string stream_error(const std::string& message) override {
-    return sse_frame(error_body(Dialect::kOpenAI, 500, message)) + "data: [DONE]\n\n";
-  }
   Json complete(const Outcome& o) override {
-    Json j = base();
+    Json j = base("text_completion");
     j["choices"] = Json::array({Json{
         {"index", 0}, {"text", o.text}, {"logprobs", nullptr}, {"finish_reason", openai_finish_reason(o.finish)}}});
     j["usage"] = usage_openai(o);
     j["decoding"] = o.decoding;
     return j;
   }
-
- private:
-  Json base() const {
-    return Json{{"id", id_}, {"object", "text_completion"}, {"created", created_}, {"model", model_},
-                {"system_fingerprint", "optiq"}};
-  }
-  Json chunk(std::string text, const char* finish) const {
-    Json c = base();
-    c["choices"] = Json::array({Json{{"index", 0},
-                                     {"text", std::move(text)},
-                                     {"logprobs", nullptr},
-                                     {"finish_reason", finish ? Json(finish) : Json()}}});
-    if (include_usage_) c["usage"] = nullptr;
-    return c;
-  }
-  std::string id_, model_;
-  int64_t created_;
-  bool include_usage_;
 };
 
 // ---- Anthropic messages ----

@@ -17,6 +17,7 @@
 #include "kernels/attention_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
+#include "models/kv_store.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
 
@@ -96,8 +97,9 @@ class DharaCache final : public Cache {
   };
 
   DharaCache(const DharaConfig& c, const int64_t (&widths)[kNumConv], int64_t max_tokens)
-      : n_layers_(c.num_hidden_layers), kv_row_(c.num_key_value_heads * c.head_dim), P_(c.canon_kernel - 1),
-        capacity_(max_tokens) {
+      : n_layers_(c.num_hidden_layers), P_(c.canon_kernel - 1), capacity_(max_tokens),
+        kv_(std::vector<int64_t>(static_cast<size_t>(c.num_hidden_layers), c.num_key_value_heads * c.head_dim),
+            max_tokens) {
     int64_t off = 0;
     for (int s = 0; s < kNumConv; ++s) {
       width_[s] = widths[s];
@@ -106,8 +108,6 @@ class DharaCache final : public Cache {
     }
     per_layer_state_ = off;
     conv_state_.assign(static_cast<size_t>(per_layer_state_ * n_layers_), 0.f);
-    k_.resize(static_cast<size_t>(n_layers_));
-    v_.resize(static_cast<size_t>(n_layers_));
     window_.resize(static_cast<size_t>(n_layers_ * kNumConv));
   }
 
@@ -122,7 +122,7 @@ class DharaCache final : public Cache {
   }
   void restore(const Snapshot& s) override {
     const auto& d = dynamic_cast<const DharaSnapshot&>(s);
-    OPTIQ_CHECK_MSG(d.length <= length_ || d.length <= reserved_,
+    OPTIQ_CHECK_MSG(d.length <= length_ || d.length <= kv_.reserved_rows(),
                     "restore: snapshot length " + std::to_string(d.length) + " exceeds the cache's written rows");
     length_ = d.length;
     conv_state_ = d.conv_state;
@@ -157,17 +157,9 @@ class DharaCache final : public Cache {
     return w.data();
   }
   // Makes room for rows [0, n) of K/V in every layer.
-  void reserve_rows(int64_t n) {
-    if (n <= reserved_) return;
-    int64_t grow = std::max<int64_t>(n, std::min<int64_t>(capacity_, std::max<int64_t>(64, reserved_ * 2)));
-    for (int64_t l = 0; l < n_layers_; ++l) {
-      k_[l].resize(static_cast<size_t>(grow * kv_row_));
-      v_[l].resize(static_cast<size_t>(grow * kv_row_));
-    }
-    reserved_ = grow;
-  }
-  float* k(int64_t layer) { return k_[layer].data(); }
-  float* v(int64_t layer) { return v_[layer].data(); }
+  void reserve_rows(int64_t n) { kv_.reserve_rows(n); }
+  float* k(int64_t layer) { return kv_.k(static_cast<size_t>(layer)); }
+  float* v(int64_t layer) { return kv_.v(static_cast<size_t>(layer)); }
   void commit(int64_t begin, int64_t T) {
     length_ = begin + T;
     window_begin_ = begin;
@@ -180,13 +172,13 @@ class DharaCache final : public Cache {
   AttentionScratch attn;
 
  private:
-  int64_t n_layers_, kv_row_, P_, capacity_;
+  int64_t n_layers_, P_, capacity_;
+  KvStore kv_;
   int64_t width_[kNumConv] = {};
   int64_t state_offset_[kNumConv] = {};
   int64_t per_layer_state_ = 0;
-  int64_t length_ = 0, reserved_ = 0;
+  int64_t length_ = 0;
   std::vector<float> conv_state_;             // [L][slot][P, width]
-  std::vector<std::vector<float>> k_, v_;     // per layer [S, Hkv, D]
   std::vector<std::vector<float>> window_;    // per layer×slot [P + T, width] of the last forward
   int64_t window_begin_ = 0;
   bool window_valid_ = false;

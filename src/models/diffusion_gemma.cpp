@@ -28,6 +28,7 @@
 #include "kernels/moe.h"
 #include "kernels/ops.h"
 #include "models/gemma4_vision.h"
+#include "models/kv_store.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
 
@@ -182,11 +183,7 @@ class DgCache final : public Cache {
     int64_t length = 0;
     int64_t n_writes = 0;  // forwards before the snapshot
   };
-  DgCache(const std::vector<DgLayer>& layers, int64_t capacity) : capacity_(capacity) {
-    for (auto& L : layers) row_.push_back(L.n_kv * L.D);
-    k_.resize(layers.size());
-    v_.resize(layers.size());
-  }
+  DgCache(const std::vector<DgLayer>& layers, int64_t capacity) : capacity_(capacity), kv_(kv_rows(layers), capacity) {}
   int64_t length() const override { return length_; }
   int64_t capacity() const override { return capacity_; }
   std::unique_ptr<Snapshot> snapshot() const override {
@@ -212,17 +209,9 @@ class DgCache final : public Cache {
     length_ = n;
     return Status::Ok();
   }
-  void reserve_rows(int64_t n) {
-    if (n <= reserved_) return;
-    const int64_t grow = std::max<int64_t>(n, std::min<int64_t>(capacity_, std::max<int64_t>(64, reserved_ * 2)));
-    for (size_t l = 0; l < k_.size(); ++l) {
-      k_[l].resize(static_cast<size_t>(grow * row_[l]));
-      v_[l].resize(static_cast<size_t>(grow * row_[l]));
-    }
-    reserved_ = grow;
-  }
-  float* k(size_t l) { return k_[l].data(); }
-  float* v(size_t l) { return v_[l].data(); }
+  void reserve_rows(int64_t n) { kv_.reserve_rows(n); }
+  float* k(size_t l) { return kv_.k(l); }
+  float* v(size_t l) { return kv_.v(l); }
   // A forward wrote rows [begin, begin + T); a cache-writing one also advances the length.
   void record_write(int64_t begin, int64_t T, bool advance) {
     // Keep the minima of every suffix of the write history: entries (forward index, first row)
@@ -240,12 +229,17 @@ class DgCache final : public Cache {
   AttentionScratch attn;
 
  private:
+  static std::vector<int64_t> kv_rows(const std::vector<DgLayer>& layers) {
+    std::vector<int64_t> rows;
+    for (auto& L : layers) rows.push_back(L.n_kv * L.D);
+    return rows;
+  }
+
   int64_t capacity_;
-  int64_t length_ = 0, reserved_ = 0;
+  KvStore kv_;
+  int64_t length_ = 0;
   int64_t n_writes_ = 0;                                 // forwards so far
   std::vector<std::pair<int64_t, int64_t>> suffix_min_;  // (forward index, first row written)
-  std::vector<int64_t> row_;
-  std::vector<std::vector<float>> k_, v_;  // per layer [S, Hkv, D]
 };
 
 template <typename T>

@@ -62,6 +62,24 @@ int fail(const Status& s) {
 }
 
 // Canvas diffusion (DiffusionGemma): the model's traits pick this path, not its architecture name.
+// Streams generated tokens to stdout (text through the codec, else ids) up to the first stop id;
+// `stopped` carries that across calls.
+void print_until_stop(std::span<const int32_t> toks, std::span<const int32_t> stops, TextCodec* codec, bool& stopped) {
+  for (int32_t t : toks) {
+    if (stopped || std::find(stops.begin(), stops.end(), t) != stops.end()) {
+      stopped = true;
+      break;
+    }
+    if (codec) {
+      std::string s = codec->push(t);
+      std::fwrite(s.data(), 1, s.size(), stdout);
+    } else {
+      std::printf("%d ", t);
+    }
+  }
+  std::fflush(stdout);
+}
+
 int generate_canvas(const Flags& f, const std::string& dir, const Model& model, TextCodec* codec,
                     std::vector<int32_t> prompt, ThreadPool& pool, int64_t max_tokens) {
   const ModelInfo& info = model.info();
@@ -105,16 +123,8 @@ int generate_canvas(const Flags& f, const std::string& dir, const Model& model, 
   const bool json_out = f.has("--json");
   auto on_canvas = [&](const CanvasTrace& c) {
     if (json_out) return true;
-    for (int32_t t : c.argmax) {
-      if (std::find(info.eos_ids.begin(), info.eos_ids.end(), t) != info.eos_ids.end()) break;
-      if (codec) {
-        std::string s = codec->push(t);
-        std::fwrite(s.data(), 1, s.size(), stdout);
-      } else {
-        std::printf("%d ", t);
-      }
-    }
-    std::fflush(stdout);
+    bool stopped = false;  // each canvas prints up to its own EOS; decoding ends there anyway
+    print_until_stop(c.argmax, info.eos_ids, codec, stopped);
     return true;
   };
   auto t0 = std::chrono::steady_clock::now();
@@ -228,20 +238,7 @@ int cmd_generate(int argc, char** argv) {
   bool stopped_text = false;
   auto on_tokens = [&](std::span<const int32_t> toks) {
     if (json_out) return true;
-    for (int32_t t : toks) {
-      if (stopped_text) break;
-      if (std::find(stops.begin(), stops.end(), t) != stops.end()) {
-        stopped_text = true;
-        break;
-      }
-      if (codec) {
-        std::string s = codec->push(t);
-        std::fwrite(s.data(), 1, s.size(), stdout);
-      } else {
-        std::printf("%d ", t);
-      }
-    }
-    std::fflush(stdout);
+    print_until_stop(toks, stops, codec.get(), stopped_text);
     return true;
   };
   auto r = generate(**model, pool, *prompt, o, on_tokens);

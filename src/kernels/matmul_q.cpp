@@ -114,6 +114,30 @@ inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t
   pool.parallel_for(T, rows, parallel_grain(T, 4 * K, 1));
 }
 
+// Dequantize each row, then fp32 dot products (row-parallel).
+inline void matmul_q_exact(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+  const int64_t N = w.n_out, K = w.n_in;
+  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+    std::vector<float> row(static_cast<size_t>(K));
+    for (int64_t n = b; n < e; ++n) {
+      dequantize_row(w, n, row.data());
+      for (int64_t t = 0; t < T; ++t) {
+        const float* xr = x + t * K;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // independent sums: vectorizable
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4) {
+          s0 += xr[k] * row[k];
+          s1 += xr[k + 1] * row[k + 1];
+          s2 += xr[k + 2] * row[k + 2];
+          s3 += xr[k + 3] * row[k + 3];
+        }
+        for (; k < K; ++k) s0 += xr[k] * row[k];
+        out[t * N + n] = (s0 + s1) + (s2 + s3);
+      }
+    }
+  }, parallel_grain(N, T * K, 16));
+}
+
 }  // namespace mq
 }  // namespace optiq
 #endif  // OPTIQ_MATMUL_Q_SHARED
@@ -124,21 +148,10 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET == HWY_SCALAR
-// The static baseline target (single lanes, no int16 pairs): plain dequantize-and-dot. It only runs
-// on x86-64 CPUs without SSSE3.
+// The static baseline target (single lanes, no int16 pairs): the dequantize-and-dot exact path. It
+// only runs on x86-64 CPUs without SSSE3.
 void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  const int64_t N = w.n_out, K = w.n_in;
-  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
-    std::vector<float> row(static_cast<size_t>(K));
-    for (int64_t n = b; n < e; ++n) {
-      dequantize_row_reference(w, n, row.data());
-      for (int64_t t = 0; t < T; ++t) {
-        float s = 0;
-        for (int64_t k = 0; k < K; ++k) s += x[t * K + k] * row[k];
-        out[t * N + n] = s;
-      }
-    }
-  }, 8);
+  mq::matmul_q_exact(out, x, T, w, pool);
 }
 #else
 using DI32 = hn::ScalableTag<int32_t>;
@@ -386,35 +399,12 @@ namespace {
 // max|x_g|/(2·kActQMax) per activation instead (about 7e-4 on dhara-tiny-mlx's logits).
 constexpr int64_t kExactMaxWeights = int64_t{1} << 17;
 
-// Dequantize each row, then fp32 dot products (row-parallel).
-void matmul_q_exact(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  const int64_t N = w.n_out, K = w.n_in;
-  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
-    std::vector<float> row(static_cast<size_t>(K));
-    for (int64_t n = b; n < e; ++n) {
-      dequantize_row(w, n, row.data());
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xr = x + t * K;
-        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // independent sums: vectorizable
-        int64_t k = 0;
-        for (; k + 4 <= K; k += 4) {
-          s0 += xr[k] * row[k];
-          s1 += xr[k + 1] * row[k + 1];
-          s2 += xr[k + 2] * row[k + 2];
-          s3 += xr[k + 3] * row[k + 3];
-        }
-        for (; k < K; ++k) s0 += xr[k] * row[k];
-        out[t * N + n] = (s0 + s1) + (s2 + s3);
-      }
-    }
-  }, parallel_grain(N, T * K, 16));
-}
 }  // namespace
 
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
   OPTIQ_CHECK(w.quantized());
   if (w.n_out * w.n_in <= kExactMaxWeights) {
-    matmul_q_exact(out, x, T, w, pool);
+    mq::matmul_q_exact(out, x, T, w, pool);
     return;
   }
   if (T >= kAmxMinRows && amx_available()) {

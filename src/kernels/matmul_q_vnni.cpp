@@ -118,7 +118,7 @@ OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, Prepa
   for (int64_t l = 0; l < px->n_sl; ++l) sx_lane[l] = sxg[std::min(ng, l * cpl / gs)];
 }
 
-void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, PreparedX8* px, ThreadPool& pool) {
+void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, PreparedX8* px) {
   const int64_t step = kLanes * 4 * V;
   const int64_t ng = K / gs;
   px->V = V;
@@ -131,9 +131,7 @@ void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, Pre
   float* sx_lane = ensure(px->sx_lane, px->sx_cap, static_cast<size_t>(T * px->n_sl));
   float* xs = ensure(px->xs, px->xs_cap, static_cast<size_t>(T * px->ngp));
   px->sxg.resize(static_cast<size_t>(ng + 1));
-  // Rows are cheap (a few µs); the per-row scratch in px makes this sequential, which only costs
-  // at block sizes, where AMX (when present) or the much larger matmul dominates anyway.
-  (void)pool;
+  // Rows are cheap (a few µs) and share px's per-row scratch, so this runs on the calling thread.
   for (int64_t t = 0; t < T; ++t)
     prepare_row(x + t * K, K, gs, px, planes + t * px->row_stride, sx_lane + t * px->n_sl, xs + t * px->ngp);
 }
@@ -260,6 +258,18 @@ Scratch& scratch() {
   return s;
 }
 
+// A pool thread's buffers for one block of weight rows: scales and biases as f32, and decoded codes
+// for 3/5/6-bit rows. Reused across calls, like the activations.
+struct BlockScratch {
+  std::vector<float> sc, bc;
+  hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
+  size_t dec_cap = 0;
+};
+BlockScratch& block_scratch() {
+  thread_local BlockScratch s;
+  return s;
+}
+
 }  // namespace
 
 bool vnni_available() {
@@ -281,7 +291,7 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
   const bool direct = bits == 2 || bits == 4 || bits == 8;
   const int64_t V = direct ? 8 / bits : 1;
   PreparedX8& px = scratch().px;
-  prepare_x8(x, T, K, gs, V, &px, pool);
+  prepare_x8(x, T, K, gs, V, &px);
 
   Args a;
   a.px = &px;
@@ -304,13 +314,12 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
   const int64_t n_blocks = first_block.back();
   const int64_t ng = a.ng;
   pool.parallel_for(n_blocks, [&](int64_t b, int64_t e, int) {
-    std::vector<float> sc(static_cast<size_t>(kBlockN * ng + 2 * kLanes), 0.f);
-    std::vector<float> bc(static_cast<size_t>(kBlockN * ng + px.ngp), 0.f);
-    hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
-    if (!direct) {
-      dec = hwy::AllocateAligned<uint8_t>(static_cast<size_t>(kBlockN * px.Kp));
-      std::memset(dec.get(), 0, static_cast<size_t>(kBlockN * px.Kp));
-    }
+    BlockScratch& bs = block_scratch();
+    std::vector<float>& sc = bs.sc;
+    std::vector<float>& bc = bs.bc;
+    sc.resize(static_cast<size_t>(kBlockN * ng + 2 * kLanes));
+    bc.resize(static_cast<size_t>(kBlockN * ng + px.ngp));
+    uint8_t* dec = direct ? nullptr : ensure(bs.dec, bs.dec_cap, static_cast<size_t>(kBlockN * px.Kp));
     size_t wi = 0;
     for (int64_t blk = b; blk < e; ++blk) {
       while (blk >= first_block[wi + 1]) ++wi;
@@ -332,9 +341,12 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
       std::fill(bc.begin() + static_cast<int64_t>(cnt), bc.end(), 0.f);
       const uint8_t* base = static_cast<const uint8_t*>(w.data) + n0 * src_row_bytes;
       if (!direct)
-        for (int64_t n = n0; n < n1; ++n)
-          decode_codes_u8(base + (n - n0) * src_row_bytes, K, bits, dec.get() + (n - n0) * px.Kp);
-      const uint8_t* rows = direct ? base : dec.get();
+        for (int64_t n = n0; n < n1; ++n) {
+          uint8_t* row = dec + (n - n0) * px.Kp;
+          decode_codes_u8(base + (n - n0) * src_row_bytes, K, bits, row);
+          std::memset(row + K, 0, static_cast<size_t>(px.Kp - K));  // codes past K stay zero
+        }
+      const uint8_t* rows = direct ? base : dec;
       float* out = outs[wi].out + n0;
       switch (V) {
         case 4: rows_all_t<4>(a, T, rows, sc.data(), bc.data(), n1 - n0, out, N); break;

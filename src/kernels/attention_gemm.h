@@ -27,4 +27,13 @@ void attention_gemm(float* out, const float* q, const float* k, const float* v, 
                     int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, AttentionScratch& scratch,
                     ThreadPool& pool);
 
+// Rows from which attention_chunk uses the GEMM form.
+inline constexpr int64_t kAttentionGemmMinRows = 16;
+
+// Attention for a chunk of any size, same contract: the GEMM form for chunks of many rows (block
+// forwards, canvas steps, prefill), the row kernel attention() for decode-sized chunks.
+void attention_chunk(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+                     int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale,
+                     AttentionScratch& scratch, ThreadPool& pool);
+
 }  // namespace optiq

@@ -25,7 +25,6 @@ namespace optiq {
 
 namespace {
 
-constexpr int64_t kGemmAttentionRows = 16;
 constexpr int64_t kMinElementwisePerThread = 16384;  // ~5–10 µs of tanh / silu work
 
 using json = nlohmann::json;
@@ -382,11 +381,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     // until length() advances, and the next appending forward overwrites them.
     std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
     std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
-    // Block forwards and prefill chunks: rows share most keys, so per-head GEMMs; decode: the row kernel.
-    if (T >= kGemmAttentionRows)
-      attention_gemm(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
-    else
-      attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, pool);
+    attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
     matmul(tmp, att, T, L.o_proj, pool);
     add_inplace(x, tmp, T * C);
     // MLP block.

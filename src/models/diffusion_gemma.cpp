@@ -38,7 +38,6 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int64_t kGemmAttentionRows = 16;
 
 // text_config, fields spelled as the config.json keys.
 struct DiffusionGemmaConfig {
@@ -513,8 +512,7 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
     }
   }
   // Canvas steps and commits: many rows sharing their keys → GEMM form; few rows → the plain kernel.
-  if (T >= kGemmAttentionRows) attention_gemm(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, c.attn, pool);
-  else attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, pool);
+  attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, c.attn, pool);
   matmul(tmp, att, T, L.o_proj, pool);
   rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps);
   add_inplace(x, tmp, T * C);

@@ -151,27 +151,24 @@ char32_t to_upper(char32_t c) {
   return static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c)));
 }
 
-std::string lower(std::string_view s) {
+namespace {
+// s with every code point mapped through f (invalid bytes become U+FFFD).
+template <typename F>
+std::string map_code_points(std::string_view s, F f) {
   std::string out;
   out.reserve(s.size());
   size_t i = 0;
   while (i < s.size()) {
     int32_t cp = decode_one(s, i);
-    append(out, cp < 0 ? kReplacement : to_lower(static_cast<char32_t>(cp)));
+    append(out, cp < 0 ? kReplacement : f(static_cast<char32_t>(cp)));
   }
   return out;
 }
+}  // namespace
 
-std::string upper(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    int32_t cp = decode_one(s, i);
-    append(out, cp < 0 ? kReplacement : to_upper(static_cast<char32_t>(cp)));
-  }
-  return out;
-}
+std::string lower(std::string_view s) { return map_code_points(s, to_lower); }
+
+std::string upper(std::string_view s) { return map_code_points(s, to_upper); }
 
 std::string normalize(std::string_view s, NormForm form) {
   if (s.empty()) return std::string();

@@ -66,24 +66,18 @@ std::string Metrics::render(int64_t queue_depth, int64_t running, bool model_loa
   for (const auto& [key, n] : requests_)
     out += "optiq_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
            std::to_string(n) + "\n";
-  out += "# HELP optiq_prompt_tokens_total Prompt tokens of accepted generation requests.\n";
-  out += "# TYPE optiq_prompt_tokens_total counter\n";
-  out += "optiq_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
-  out += "# HELP optiq_completion_tokens_total Tokens generated and delivered.\n";
-  out += "# TYPE optiq_completion_tokens_total counter\n";
-  out += "optiq_completion_tokens_total " + std::to_string(completion_tokens_) + "\n";
-  out += "# HELP optiq_cancelled_total Generations stopped because the client disconnected.\n";
-  out += "# TYPE optiq_cancelled_total counter\n";
-  out += "optiq_cancelled_total " + std::to_string(cancelled_) + "\n";
-  out += "# HELP optiq_queue_depth Generation requests waiting for the engine.\n";
-  out += "# TYPE optiq_queue_depth gauge\n";
-  out += "optiq_queue_depth " + std::to_string(queue_depth) + "\n";
-  out += "# HELP optiq_running_generations Generations running on the engine (0 or 1).\n";
-  out += "# TYPE optiq_running_generations gauge\n";
-  out += "optiq_running_generations " + std::to_string(running) + "\n";
-  out += "# HELP optiq_model_loaded 1 once the model is loaded.\n";
-  out += "# TYPE optiq_model_loaded gauge\n";
-  out += "optiq_model_loaded " + std::string(model_loaded ? "1" : "0") + "\n";
+  auto scalar = [&out](const char* name, const char* type, const char* help, const std::string& value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + value + "\n";
+  };
+  scalar("optiq_prompt_tokens_total", "counter", "Prompt tokens of accepted generation requests.",
+         std::to_string(prompt_tokens_));
+  scalar("optiq_completion_tokens_total", "counter", "Tokens generated and delivered.",
+         std::to_string(completion_tokens_));
+  scalar("optiq_cancelled_total", "counter", "Generations stopped because the client disconnected.",
+         std::to_string(cancelled_));
+  scalar("optiq_queue_depth", "gauge", "Generation requests waiting for the engine.", std::to_string(queue_depth));
+  scalar("optiq_running_generations", "gauge", "Generations running on the engine (0 or 1).", std::to_string(running));
+  scalar("optiq_model_loaded", "gauge", "1 once the model is loaded.", model_loaded ? "1" : "0");
   out += "# HELP optiq_time_to_first_token_seconds From request arrival to the first generated token.\n";
   out += "# TYPE optiq_time_to_first_token_seconds histogram\n";
   ttft_.render("optiq_time_to_first_token_seconds", out);

@@ -2,12 +2,12 @@
 //
 // Per group g of a weight row, w_k = s_g·q_k + b_g, so
 //   Σ_k x_k·w_k = Σ_g s_g·(Σ_{k∈g} x_k·q_k) + Σ_g b_g·(Σ_{k∈g} x_k).
-// The first term is an integer dot product: activations are quantized once per call to int16 with
-// one scale per (row, group) (|error| <= amax_g/(2·kActQMax) per element; on dhara-tiny-mlx the logits
-// move ~7e-4, inside the 2e-3 golden tolerance, where int8 activations would not be), and codes are
-// widened to int16 in registers, so the inner loop is vpmaddwd / AVX512-VNNI vpdpwssd with int32
-// accumulators (no overflow: |q·x| <= 255·32639 and a step adds at most 16 products per lane).
-// The bias term uses exact fp32 group sums of x.
+// The first term is an integer dot product: activations are quantized once per call to int8 values
+// with one scale per (row, group) (|error| <= amax_g/(2·kActQMax) per element, see matmul_q.h), and
+// codes are widened to int16 in registers, so the inner loop is vpmaddwd / AVX512-VNNI vpdpwssd with
+// int32 accumulators (no overflow: |q·x| <= 255·127 and a step adds at most 16 products per lane).
+// The bias term uses exact fp32 group sums of x. (This portable path keeps the activations in int16
+// lanes; the VNNI and AMX kernels hold the same values as bytes.)
 //
 // This file is the matvec (AR decode) path and the fallback for every T; blocks of T >= 8 rows go
 // to AMX tiles where the CPU has them (matmul_q_amx.cpp, same numerics).
@@ -44,7 +44,7 @@
 namespace optiq {
 namespace mq {
 
-// Activations prepared for one weight layout: int16 codes in the kernel's lane order, per-row scale,
+// Activations prepared for one weight layout: int8-range codes in int16 lanes, in the kernel's lane order, per-row scale,
 // and per-group sums divided by that scale (so the bias term joins the integer term before the
 // final multiply by sx).
 struct PreparedX {
@@ -65,7 +65,7 @@ inline std::vector<int32_t> step_permutation(int64_t cpl, int64_t lanes) {
   return perm;
 }
 
-// Quantizes x[T, K] to int16 with one scale per (row, group): an outlier only coarsens its own
+// Quantizes x[T, K] to int8 values (kActQMax) with one scale per (row, group): an outlier only coarsens its own
 // group. Rows are split across the pool.
 inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t lanes, int64_t gs, PreparedX* px,
                       ThreadPool& pool) {
@@ -395,8 +395,9 @@ void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, Th
 namespace {
 // Matrices up to this many weights (tiny test and draft models) take the exact path below. Their
 // speed is irrelevant, and there the quantized model then equals its fake-quantized fp32 twin to
-// fp32 rounding (what converter round-trip checks compare); the int16 kernels are within
-// max|x_g|/(2·kActQMax) per activation instead (about 7e-4 on dhara-tiny-mlx's logits).
+// fp32 rounding (what converter round-trip checks compare); the int8-activation kernels are within
+// max|x_g|/(2·kActQMax) per activation instead (on dhara-tiny-mlx forced through them, logits move
+// up to 0.18 and greedy traces diverge; KL to bf16 of a uniform 4-bit dhara-tiny rises 4-9%).
 constexpr int64_t kExactMaxWeights = int64_t{1} << 17;
 
 }  // namespace

@@ -1,8 +1,8 @@
 // Quantized matmul on Intel AMX tiles (Sapphire Rapids and later): the block-forward path.
 //
-// Same contract and numerics as matmul_q's Highway path (int16 activations per (row, group), exact
-// int32 group sums, fp32 scale and bias), but each 16×16 output tile per group is one or two AMX
-// dot products instead of ~100 VNNI instructions. Used for T >= kAmxMinRows when available.
+// Same contract and numerics as matmul_q's Highway path (int8 activations per (row, group), exact
+// int32 group sums, fp32 scale and bias), but each 16×16 output tile per group is one AMX dot
+// product instead of ~100 VNNI instructions. Used for T >= kAmxMinRows when available.
 #pragma once
 
 #include <cstdint>

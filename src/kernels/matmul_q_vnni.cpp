@@ -1,17 +1,17 @@
-// AVX512-VNNI byte-plane quantized matmul (see matmul_q_vnni.h). Not Highway: Highway 1.0.3 has no
+// AVX512-VNNI quantized matmul (see matmul_q_vnni.h). Not Highway: Highway 1.0.3 has no
 // u8×s8 dot product; the code is compiled with a function-level target attribute and only called
 // after vnni_available().
 //
 // Layout. A step is one 64-byte vector of a packed row: 16 lanes of 32 bits, each lane holding
 // cpl = 32/B consecutive codes of one group (cpl <= 16 < 32 <= group size). For B = 8, 4, 2 the
 // lane is split into V = cpl/4 byte vectors w_v = (lane >> B·v) & mask, whose byte b of lane i is
-// code cpl·i + V·b + v. vpdpbusd sums the 4 bytes of each lane, so lane i of the accumulator is a
-// partial dot product of one group. The activations are laid out to match once per call:
-// plane v of a step holds, at byte p, activation V·p + v of the step, as lo and hi signed bytes.
+// code cpl·i + V·b + v. vpdpbusd (u8 codes × s8 activations) sums the 4 bytes of each lane, so lane
+// i of the accumulator is a partial dot product of one group. The activations are laid out to match
+// once per call: plane v of a step holds, at byte p, activation V·p + v of the step.
 // 3/5/6-bit rows are decoded to bytes first and use the 8-bit layout.
 //
-// Per step and weight row: acc = 256·Σ w·hi + Σ w·lo (exact int32: |256·Σ w·hi| <= 256·16·255·128
-// < 2^31), then facc += float(acc) · s_w[group(lane)] · s_x[group(lane)] in fp32. The bias term
+// Per step and weight row: acc = Σ w·x (exact int32), then
+// facc += float(acc) · s_w[group(lane)] · s_x[group(lane)] in fp32. The bias term
 // b_g·Σ_{k∈g} x_k uses exact fp32 group sums, added once per output.
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* temporaries
 // when inlined into target-attribute functions (GCC bug 105593).
@@ -54,7 +54,7 @@ constexpr int64_t kPrefetchRows = 16;  // software prefetch distance, in weight 
 // Activations of T rows in the kernel's layout. Reused across calls (per thread) so the decode
 // path allocates nothing.
 struct PreparedX8 {
-  hwy::AlignedFreeUniquePtr<int8_t[]> planes;  // [T][n_steps][2][V][64]: lo planes, then hi planes
+  hwy::AlignedFreeUniquePtr<int8_t[]> planes;  // [T][n_steps][V][64]
   hwy::AlignedFreeUniquePtr<float[]> sx_lane;  // [T][n_steps · 16]: activation scale of each lane
   hwy::AlignedFreeUniquePtr<float[]> xs;       // [T][ngp]: Σ_{k∈g} x, zero padded to ngp
   size_t planes_cap = 0, sx_cap = 0, xs_cap = 0;
@@ -76,12 +76,11 @@ OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, Prepa
   const int64_t ng = K / gs, V = px->V, cpl = 4 * V, step = kLanes * cpl, per_plane = kLanes / V;
   float* sxg = px->sxg.data();
   // Codes past K (the last step's padding) must be zero in every plane.
-  std::memset(planes + (px->n_steps - 1) * 2 * V * kStepBytes, 0, static_cast<size_t>(2 * V * kStepBytes));
+  std::memset(planes + (px->n_steps - 1) * V * kStepBytes, 0, static_cast<size_t>(V * kStepBytes));
   // Lane order after this permutation: plane v's codes (lane i = p·V + v) in lanes v·16/V + p.
   alignas(64) int32_t perm[kLanes];
   for (int64_t o = 0; o < kLanes; ++o) perm[o] = static_cast<int32_t>((o % per_plane) * V + o / per_plane);
   const __m512i vperm = _mm512_load_si512(perm);
-  const __m512i c128 = _mm512_set1_epi32(128);
   for (int64_t g = 0; g < ng; ++g) {
     const float* xg = xr + g * gs;
     __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
@@ -96,21 +95,15 @@ OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, Prepa
     xs[g] = _mm512_reduce_add_ps(vsum);
     const __m512 inv = _mm512_set1_ps(1.f / sx);
     for (int64_t k = g * gs; k < (g + 1) * gs; k += 16) {
-      // Round to nearest even (MXCSR default), as the other paths; then x = 256·hi + lo with both
-      // halves in [-128, 127] (|x| <= kActQMax).
+      // Round to nearest even (MXCSR default), as the other paths; |x| <= kActQMax fits a signed byte.
       const __m512i xi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + k), inv));
-      const __m512i hi = _mm512_srai_epi32(_mm512_add_epi32(xi, c128), 8);
-      const __m512i lo = _mm512_sub_epi32(xi, _mm512_slli_epi32(hi, 8));
-      alignas(16) int8_t lo8[16], hi8[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(lo8), _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(vperm, lo)));
-      _mm_store_si128(reinterpret_cast<__m128i*>(hi8), _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(vperm, hi)));
+      alignas(16) int8_t x8[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(x8), _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(vperm, xi)));
       // Code c of a step goes to plane c % V at byte c / V; these 16 codes never straddle a step.
       const int64_t s = k / step, c = k % step;
-      int8_t* lo_planes = planes + s * 2 * V * kStepBytes + c / V;
-      for (int64_t v = 0; v < V; ++v) {
-        std::memcpy(lo_planes + v * kStepBytes, lo8 + v * per_plane, static_cast<size_t>(per_plane));
-        std::memcpy(lo_planes + (V + v) * kStepBytes, hi8 + v * per_plane, static_cast<size_t>(per_plane));
-      }
+      int8_t* step_planes = planes + s * V * kStepBytes + c / V;
+      for (int64_t v = 0; v < V; ++v)
+        std::memcpy(step_planes + v * kStepBytes, x8 + v * per_plane, static_cast<size_t>(per_plane));
     }
   }
   for (int64_t g = ng; g < px->ngp; ++g) xs[g] = 0.f;
@@ -125,7 +118,7 @@ void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, Pre
   px->n_steps = (K + step - 1) / step;
   px->Kp = px->n_steps * step;
   px->ngp = (ng + kLanes - 1) / kLanes * kLanes;
-  px->row_stride = px->n_steps * 2 * V * kStepBytes;
+  px->row_stride = px->n_steps * V * kStepBytes;
   px->n_sl = px->n_steps * kLanes;
   int8_t* planes = ensure(px->planes, px->planes_cap, static_cast<size_t>(T * px->row_stride));
   float* sx_lane = ensure(px->sx_lane, px->sx_cap, static_cast<size_t>(T * px->n_sl));
@@ -186,23 +179,16 @@ OPTIQ_VNNI_TARGET void tile(const Args& a, const uint8_t* rows, const float* sc,
       }
 #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) {
-        const int8_t* xp = px.planes.get() + (t0 + t) * px.row_stride + s * 2 * V * kStepBytes;
+        const int8_t* xp = px.planes.get() + (t0 + t) * px.row_stride + s * V * kStepBytes;
         const __m512 sxl = _mm512_load_ps(px.sx_lane.get() + (t0 + t) * px.n_sl + s * kLanes);
-        __m512i xl[V], xh[V];
+        __m512i xv[V];
 #pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) {
-          xl[v] = _mm512_load_si512(xp + v * kStepBytes);
-          xh[v] = _mm512_load_si512(xp + (V + v) * kStepBytes);
-        }
+        for (int v = 0; v < V; ++v) xv[v] = _mm512_load_si512(xp + v * kStepBytes);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
-          __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+          __m512i acc = _mm512_setzero_si512();
 #pragma GCC unroll 4
-          for (int v = 0; v < V; ++v) {
-            lo = _mm512_dpbusd_epi32(lo, w[r][v], xl[v]);
-            hi = _mm512_dpbusd_epi32(hi, w[r][v], xh[v]);
-          }
-          const __m512i acc = _mm512_add_epi32(_mm512_slli_epi32(hi, 8), lo);
+          for (int v = 0; v < V; ++v) acc = _mm512_dpbusd_epi32(acc, w[r][v], xv[v]);
           facc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(sv[r], sxl), facc[r][t]);
         }
       }

@@ -1,10 +1,10 @@
 // Quantized matmul on AVX512-VNNI with byte dot products (vpdpbusd): the decode (small T) path.
 //
-// Same contract as matmul_q: int16 activations per (row, group), exact int32 group sums, fp32 scale
-// and bias. The int16 activation is split into two signed bytes, x = 256·hi + lo, so one vpdpbusd
-// (u8 codes × s8 activations, 64 products) does the work of two vpdpwssd, and 4-bit codes need one
-// AND (and one shift for the high nibbles) per 128 codes instead of a widening per 32. The result is
-// the same integer dot product as the int16 path, so the numerics are those of matmul_q_amx too.
+// Same contract as matmul_q: int8 activations per (row, group), exact int32 group sums, fp32 scale
+// and bias. One vpdpbusd (u8 codes × s8 activations, 64 products) does the work of two vpdpwssd,
+// and 4-bit codes need one AND (and one shift for the high nibbles) per 128 codes instead of a
+// widening per 32. The result is the same integer dot product as the Highway path, so the numerics
+// are those of matmul_q_amx too.
 #pragma once
 
 #include <cstdint>

@@ -61,7 +61,7 @@ std::vector<float> random_x(int64_t T, int64_t K, uint32_t seed) {
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<float> x(static_cast<size_t>(T * K));
   for (auto& v : x) v = nd(rng);
-  // An outlier channel, as real activations have: the int16 row scale must cope with it.
+  // An outlier channel, as real activations have: the per-group activation scale must cope with it.
   if (K > 5) x[5] = 40.f;
   return x;
 }
@@ -132,7 +132,7 @@ TEST(MatmulQ, HandPackedRowsDecode) {
   EXPECT_EQ(a[3], b[2] >> 2);
 }
 
-// The kernel quantizes activations to int16 per (row, group) (step amax/kActQMax), so against the exact
+// The kernel quantizes activations to int8 per (row, group) (step amax/kActQMax), so against the exact
 // oracle |out − ref| <= (amax/(2·kActQMax))·Σ_k|w_k| (amax of the whole row bounds every group's) plus fp32 rounding across steps (bounded by 1e-5 of Σ|x·w|).
 // A wrong lane, group or scale mapping misses by orders of magnitude more.
 void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<float>& x,
@@ -231,6 +231,46 @@ TEST(MatmulQ, ThreadCountInvariant) {
       EXPECT_EQ(a, b) << "VNNI T " << T;
     }
   }
+}
+
+// The Highway, VNNI and AMX kernels quantize activations identically and form the same int32 group
+// sums; only the fp32 order of the scale-and-add epilogue differs. So they agree to fp32 rounding
+// (1e-5 of Σ|x·w|), far inside the activation-rounding bound the oracle tests allow. Self-speculation
+// relies on this: its verify forward (a block, AMX) must pick the tokens greedy AR (T = 1, VNNI) picks.
+TEST(MatmulQ, IntegerPathsAgree) {
+  ThreadPool pool(2);
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int gs : {32, 64, 128}) {
+      const int64_t N = 67, K = 6 * gs, T = 33;
+      auto q = make_qweight(N, K, bits, gs, DType::kBF16, 31u + bits * 5 + gs);
+      std::vector<float> wdeq(static_cast<size_t>(N * K));
+      for (int64_t n = 0; n < N; ++n) dequantize_row_reference(q->w, n, wdeq.data() + n * K);
+      const std::vector<float> x = random_x(T, K, 91u + static_cast<uint32_t>(bits));
+      std::vector<float> hw(static_cast<size_t>(T * N));
+      matmul_q_highway(hw.data(), x.data(), T, q->w, pool);
+      std::vector<std::pair<const char*, std::vector<float>>> others;
+      if (amx_available()) {
+        std::vector<float> got(static_cast<size_t>(T * N), NAN);
+        matmul_q_amx(got.data(), x.data(), T, q->w, pool);
+        others.emplace_back("AMX", std::move(got));
+      }
+      if (vnni_available()) {
+        std::vector<float> got(static_cast<size_t>(T * N), NAN);
+        for (int64_t t = 0; t < T; ++t) {  // one row at a time, as AR decode calls it
+          const MatmulOut o{got.data() + t * N, &q->w};
+          matmul_q_vnni({&o, 1}, x.data() + t * K, 1, pool);
+        }
+        others.emplace_back("VNNI", std::move(got));
+      }
+      for (const auto& [name, got] : others)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t n = 0; n < N; ++n) {
+            double mag = 0;
+            for (int64_t k = 0; k < K; ++k) mag += std::fabs(double(x[t * K + k]) * wdeq[n * K + k]);
+            ASSERT_LE(std::fabs(got[t * N + n] - hw[t * N + n]), 1e-5 * mag)
+                << name << " bits " << bits << " gs " << gs << " t " << t << " n " << n;
+          }
+    }
 }
 
 // matmul() on a matrix above the exact-path size: decode (T = 1) and block (T = 9) shapes through

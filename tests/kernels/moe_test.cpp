@@ -132,7 +132,7 @@ TEST_P(MoeExperts, GroupedEqualsDenseReferenceOnRandomInputs) {
     mag = std::max(mag, double(std::fabs(dense[i])));
   }
   EXPECT_GT(mag, 0.1);
-  // Dense weights: fp32 rounding only. Quantized: matmul_q also rounds activations to int16 per
+  // Dense weights: fp32 rounding only. Quantized: matmul_q also rounds activations to int8 per
   // (row, group) (kernels/matmul_q.h) and picks its path by row count, so the bound is wider and
   // batches of different sizes agree to that rounding rather than bitwise.
   const bool quantized = GetParam() == 2;

@@ -234,7 +234,7 @@ TEST(WeightLoaderQuant, StackedExpertsSplitIntoViews) {
 
 // Overriding a quantized module's weight with its own dequantization makes it dense and leaves
 // the model's logits unchanged up to kernel arithmetic: the quantized matmul may round activations
-// (int16 planes on the AMX path), so the engine-core logit tolerance (2e-3) applies.
+// (int8 per group on the VNNI and AMX paths), so the engine-core logit tolerance (2e-3) applies.
 TEST(WeightLoaderQuant, TensorOverrideReplacesQuantizedModule) {
   const std::string dir = test::fixture("dhara-tiny-mlx");
   auto md = ModelDir::open(dir);

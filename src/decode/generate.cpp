@@ -1,4 +1,5 @@
 #include "decode/generate.h"
+#include "kernels/weight.h"
 
 #include <algorithm>
 #include <chrono>
@@ -183,7 +184,11 @@ Status decode_selfspec(Run& r, std::span<const int32_t> prompt) {
       draft[j] = argmax(z.data(), V);
     }
     // Verify: one causal forward that writes the cache; position j predicts the token after draft[j].
-    OPTIQ_RETURN_IF_ERROR(r.forward(draft, MaskMode::kCausal, true, false, logits.data(), r.opts.block_len));
+    // Row-invariant kernels: each row computes exactly what an AR step computes (kernels/weight.h).
+    {
+      RowInvariantScope same_as_ar;
+      OPTIQ_RETURN_IF_ERROR(r.forward(draft, MaskMode::kCausal, true, false, logits.data(), r.opts.block_len));
+    }
     for (int j = 0; j < k; ++j) {
       std::memcpy(z.data(), logits.data() + static_cast<size_t>(j) * V, sizeof(float) * V);
       apply_repetition_penalty(z.data(), seen, std::span<const int32_t>(draft.data(), static_cast<size_t>(j) + 1),

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/gemm.h"
+#include "kernels/weight.h"
 #include "kernels/ops.h"
 
 namespace optiq {
@@ -87,7 +88,7 @@ void attention_gemm(float* out, const float* q, const float* k, const float* v, 
 void attention_chunk(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
                      int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale,
                      AttentionScratch& scratch, ThreadPool& pool) {
-  if (T >= kAttentionGemmMinRows)
+  if (T >= kAttentionGemmMinRows && !row_invariant())
     attention_gemm(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, scratch, pool);
   else
     attention(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, pool);

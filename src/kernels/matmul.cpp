@@ -109,6 +109,14 @@ size_t Weight::bytes() const {
   return packed + 2 * groups * dtype_size(quant.scale_dtype);
 }
 
+namespace {
+thread_local bool tl_row_invariant = false;
+}  // namespace
+
+RowInvariantScope::RowInvariantScope() : prev_(tl_row_invariant) { tl_row_invariant = true; }
+RowInvariantScope::~RowInvariantScope() { tl_row_invariant = prev_; }
+bool row_invariant() { return tl_row_invariant; }
+
 void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
   if (w.quantized()) {
     matmul_q(out, x, T, w, pool);

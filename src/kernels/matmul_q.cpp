@@ -408,7 +408,7 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
     mq::matmul_q_exact(out, x, T, w, pool);
     return;
   }
-  if (T >= kAmxMinRows && amx_available()) {
+  if (T >= kAmxMinRows && amx_available() && !row_invariant()) {
     matmul_q_amx(out, x, T, w, pool);
     return;
   }
@@ -421,7 +421,7 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
 }
 
 void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
-  const bool amx = T >= kAmxMinRows && amx_available();
+  const bool amx = T >= kAmxMinRows && amx_available() && !row_invariant();
   bool shared = amx || vnni_available();
   for (const MatmulOut& o : outs) {
     const Weight& w = *o.w;

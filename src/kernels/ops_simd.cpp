@@ -16,6 +16,7 @@
 
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
+#include "kernels/weight.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace optiq {
@@ -36,7 +37,15 @@ void SiluMul(float* out, const float* gate, const float* up, int64_t n) {
     const VF e = hn::Exp(df, hn::Neg(g));
     hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(df, up + i)), df, out + i);
   }
-  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  if (i < n) {  // the tail through the same vector math: an element's value never depends on where
+               // a call's range starts or ends (row-invariant forwards, kernels/weight.h)
+    HWY_ALIGN float g[hn::MaxLanes(df)] = {}, u[hn::MaxLanes(df)] = {};
+    std::copy(gate + i, gate + n, g);
+    std::copy(up + i, up + n, u);
+    const VF gv = hn::Load(df, g);
+    hn::Store(hn::Mul(hn::Div(gv, hn::Add(one, hn::Exp(df, hn::Neg(gv)))), hn::Load(df, u)), df, g);
+    std::copy(g, g + (n - i), out + i);
+  }
 }
 
 void MaskedSoftmaxRow(float* row, int64_t n, int64_t lo, int64_t hi, float scale) {
@@ -73,7 +82,12 @@ void Softcap(float* x, int64_t n, float cap) {
   const VF vcap = hn::Set(df, cap), vinv = hn::Set(df, 1.0f / cap);
   int64_t i = 0;
   for (; i + L <= n; i += L) hn::StoreU(hn::Mul(vcap, hn::Tanh(df, hn::Mul(hn::LoadU(df, x + i), vinv))), df, x + i);
-  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] * (1.0f / cap));
+  if (i < n) {  // the tail through the same vector math (see SiluMul)
+    HWY_ALIGN float t[hn::MaxLanes(df)] = {};
+    std::copy(x + i, x + n, t);
+    hn::Store(hn::Mul(vcap, hn::Tanh(df, hn::Mul(hn::Load(df, t), vinv))), df, t);
+    std::copy(t, t + (n - i), x + i);
+  }
 }
 
 void AddInplace(float* x, const float* y, int64_t n) {
@@ -270,7 +284,7 @@ HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, 
 // are D broadcast-FMAs; the weighted sum of values runs over D in vectors.
 void AttentionRange(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
                     int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, int64_t jmin,
-                    int64_t jmax, int64_t b, int64_t e) {
+                    int64_t jmax, int64_t b, int64_t e, bool allow_transpose) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const int64_t group = H / Hkv, stride = Hkv * D;
@@ -278,7 +292,8 @@ void AttentionRange(float* out, const float* q, const float* k, const float* v, 
   const int64_t Sp = (S + L - 1) / L * L + L;
   // Transposing a head's keys pays off when many query rows share them (block forwards); at decode
   // (one row per query head) direct row dot products are cheaper than the transpose.
-  const bool transpose = T * group > 4;
+  // Row-invariant calls (kernels/weight.h) keep the decode arithmetic for every row.
+  const bool transpose = allow_transpose && T * group > 4;
   std::vector<float> kt(transpose ? static_cast<size_t>(D * Sp) : 0, 0.f);
   std::vector<float> scores(static_cast<size_t>(Sp + L));
   int64_t cur_hk = -1;
@@ -393,8 +408,10 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
       jmax = std::max(jmax, key_end[t]);
     }
   if (jmax == 0) jmin = 0;
+  const bool allow_transpose = !row_invariant();
   pool.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
-    HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, jmin, jmax, b, e);
+    HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, jmin, jmax, b, e,
+                                         allow_transpose);
   },
   // Decode attention streams the fp32 K/V cache (2 KB per position per layer at dhara-250m's shapes)
   // and is bound by memory, which one core cannot saturate: split heads across the pool from a much

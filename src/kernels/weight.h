@@ -51,6 +51,24 @@ struct MatmulOut {
 // better balance); otherwise one matmul per weight. Outputs must not alias x or each other.
 void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
+// While a RowInvariantScope lives on a thread, matmul / matmul_multi / attention_chunk called from it
+// use kernels whose arithmetic for a row does not depend on how many rows the call has (no AMX
+// tiles, no GEMM attention), so a T-row causal chunk computes, bit for bit, what T one-row forwards
+// compute. Self-speculation's verify forward runs under it: its tokens must be greedy AR's. (The
+// block kernels sum in another fp32 order; int8 activation rounding downstream can turn those
+// last-bit differences into different tokens.)
+class RowInvariantScope {
+ public:
+  RowInvariantScope();
+  ~RowInvariantScope();
+  RowInvariantScope(const RowInvariantScope&) = delete;
+  RowInvariantScope& operator=(const RowInvariantScope&) = delete;
+
+ private:
+  bool prev_;
+};
+bool row_invariant();
+
 // Scalar reference for matmul (the test oracle); single-threaded.
 void matmul_reference(float* out, const float* x, int64_t T, const Weight& w);
 

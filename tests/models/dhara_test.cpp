@@ -7,6 +7,8 @@
 #include "decode/generate.h"
 #include "models/dhara.h"
 #include "models/model.h"
+#include "kernels/weight.h"
+#include "quant/writer.h"
 #include "tests/test_util.h"
 
 namespace optiq {
@@ -286,6 +288,72 @@ TEST(DharaForward, RejectsBadInputsWithoutChangingTheCache) {
   EXPECT_FALSE(rm.model->forward(b, *c, logits.data(), pool).ok());
   EXPECT_EQ(c->length(), 0);
   EXPECT_FALSE(c->truncate(3).ok());
+}
+
+// A 4-bit model whose matrices are large enough for the int8-activation kernels (AMX tiles for
+// chunks of 8+ rows where the CPU has them, VNNI rows otherwise): the paths AR decode and
+// self-speculation's verify really take on dhara-250m, which the tiny fixtures never reach.
+class DharaQuantizedFastPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // q/o 384×384, gate/up/down 1024×384, head 1024×384: above the exact path's 2^17 weights.
+    const nlohmann::json cfg = small_config(384, 2, 1024, 6, 2, 64, 1024);
+    ASSERT_TRUE(write_random_dhara(cfg, src.str(), DType::kBF16, 77).ok());
+    QuantizedModelSpec spec;
+    spec.per_module_entries = false;
+    spec.modules["model.embed_tokens"] = {};
+    for (int l = 0; l < 2; ++l)
+      for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+        spec.modules["model.layers." + std::to_string(l) + "." + m] = {};
+    Status s = write_quantized_model(src.str(), dst.str(), spec);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto m = load_model(dst.str());
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    model = std::move(m.value());
+  }
+  test::TempDir src, dst;
+  std::unique_ptr<Model> model;
+};
+
+// Under RowInvariantScope a causal chunk computes, bit for bit, what one-row forwards compute.
+TEST_F(DharaQuantizedFastPath, RowInvariantChunkEqualsOneRowForwards) {
+  ThreadPool pool(2);
+  const int64_t V = model->info().vocab_size;
+  const auto prompt = random_ids(12, V, 5), more = random_ids(24, V, 6);
+  auto a = model->make_cache(128), b = model->make_cache(128);
+  forward_rows(*model, *a, prompt, MaskMode::kCausal, true, pool);
+  forward_rows(*model, *b, prompt, MaskMode::kCausal, true, pool);
+  std::vector<float> chunk;
+  {
+    RowInvariantScope scope;
+    chunk = forward_rows(*model, *a, more, MaskMode::kCausal, true, pool);
+  }
+  for (size_t t = 0; t < more.size(); ++t) {
+    const auto row = forward_rows(*model, *b, std::span<const int32_t>(&more[t], 1), MaskMode::kCausal, true, pool);
+    ASSERT_TRUE(std::equal(row.begin(), row.end(), chunk.begin() + static_cast<int64_t>(t) * V)) << "row " << t;
+  }
+}
+
+TEST_F(DharaQuantizedFastPath, SelfSpeculationEqualsGreedyAR) {
+  ThreadPool pool(2);
+  const int64_t V = model->info().vocab_size;
+  for (uint64_t p = 0; p < 2; ++p) {
+    const auto prompt = random_ids(9 + 11 * static_cast<int>(p), V, 200 + p);
+    GenerateOptions ar;
+    ar.max_new_tokens = 48;
+    ar.stop_ids = {-1};
+    auto ref = generate(*model, pool, prompt, ar);
+    ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+    for (int k : {8, 16, 32}) {
+      GenerateOptions ss = ar;
+      ss.mode = DecodeMode::kSelfSpec;
+      ss.draft_len = k;
+      auto got = generate(*model, pool, prompt, ss);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_EQ(ref->tokens, got->tokens) << "prompt " << p << " k=" << k;
+    }
+  }
 }
 
 }  // namespace

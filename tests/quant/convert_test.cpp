@@ -142,13 +142,17 @@ TEST(Convert, SensitivityCheckpointResumes) {
   auto second = convert_model(o, pool);
   ASSERT_TRUE(second.ok());
   for (auto& s : second->sensitivity)
-    if (s.name == edited) EXPECT_EQ(s.kl.at(4), 123.0);
+    if (s.name == edited) {
+      EXPECT_EQ(s.kl.at(4), 123.0);
+    }
   // Other settings invalidate the checkpoint.
   o.group_size = 32;
   auto third = convert_model(o, pool);
   ASSERT_TRUE(third.ok());
   for (auto& s : third->sensitivity)
-    if (s.name == edited) EXPECT_NE(s.kl.at(4), 123.0);
+    if (s.name == edited) {
+      EXPECT_NE(s.kl.at(4), 123.0);
+    }
 }
 
 TEST(Convert, StaticMethodNeedsNoCalibration) {

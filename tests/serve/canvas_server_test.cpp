@@ -208,7 +208,9 @@ TEST_F(CanvasServe, SyntheticTokenizerCoversTheVocabulary) {
   // Every non-special id decodes to its own string, so equal text means equal tokens.
   std::set<std::string> seen;
   for (int32_t id = 0; id < kVocab; ++id)
-    if (!tok_->is_special(id)) EXPECT_TRUE(seen.insert(tok_->decode(std::vector<int32_t>{id}, true)).second) << id;
+    if (!tok_->is_special(id)) {
+      EXPECT_TRUE(seen.insert(tok_->decode(std::vector<int32_t>{id}, true)).second) << id;
+    }
   EXPECT_EQ(tok_->decode(ids_of("Hi there\n"), true), "Hi there\n");
 }
 
@@ -240,7 +242,9 @@ TEST_F(CanvasServe, ChatEqualsCanvasGenerateForBothSamplers) {
       const Json& f = st.frames[i];
       if (f.contains("usage") && !f["usage"].is_null()) usage = f["usage"];
       if (f["choices"].empty()) continue;
-      if (i == 0) EXPECT_EQ(f["choices"][0]["delta"]["role"], "assistant");
+      if (i == 0) {
+        EXPECT_EQ(f["choices"][0]["delta"]["role"], "assistant");
+      }
       EXPECT_TRUE(finish.is_null()) << "a choice chunk after the finish_reason";
       text += f["choices"][0]["delta"].value("content", "");
       if (!f["choices"][0]["finish_reason"].is_null()) finish = f["choices"][0]["finish_reason"];
@@ -373,7 +377,9 @@ TEST_F(CanvasServe, EosFinishesWithStopAndEmptyRepliesRetry) {
       EXPECT_FALSE(want.stopped);
       EXPECT_EQ(j["usage"]["completion_tokens"], 28);
     }
-    if (c.seed == 70) EXPECT_GT(r->retries, 0);
+    if (c.seed == 70) {
+      EXPECT_GT(r->retries, 0);
+    }
   }
 }
 

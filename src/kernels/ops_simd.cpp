@@ -150,8 +150,26 @@ void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, 
   }
 }
 
-constexpr int64_t kMaxVChunks = 8;   // value rows held as accumulators: D <= 8 vectors
 constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention
+
+// o[kC·L] = inv · Σ_j p_j · v_j: one pass over the value rows (each read once, prefetched ahead).
+template <int kC>
+HWY_INLINE void weighted_rows(DF df, const float* p, int64_t n, float inv, const float* vb, int64_t stride, float* o) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[kC];
+#pragma GCC unroll 8
+  for (int c = 0; c < kC; ++c) acc[c] = hn::Zero(df);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vr = vb + j * stride;
+    hwy::Prefetch(vr + kKeyPrefetch * stride);
+    hwy::Prefetch(vr + kKeyPrefetch * stride + kC * L - 1);
+    const VF pj = hn::Set(df, p[j]);
+  #pragma GCC unroll 8
+  for (int c = 0; c < kC; ++c) acc[c] = hn::MulAdd(pj, hn::LoadU(df, vr + c * L), acc[c]);
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < kC; ++c) hn::StoreU(hn::Mul(acc[c], hn::Set(df, inv)), df, o + c * L);
+}
 
 // o[D] = Σ_j softmax(scores)_j · v_j over n keys, given the scores' max: scores[0, n) are overwritten
 // with exp(score − mx). v_j is at vb + j·stride.
@@ -171,21 +189,14 @@ HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, 
     sum += scores[jb];
   }
   const float inv = 1.0f / sum;
-  if (D % L == 0 && D <= kMaxVChunks * L) {
-    // One pass over the value rows (each read once, prefetched ahead): they stream from memory at
-    // decode, so this loop is bound by bytes, not FMAs.
-    const int64_t chunks = D / L;
-    VF acc[kMaxVChunks];
-    for (int64_t c = 0; c < chunks; ++c) acc[c] = hn::Zero(df);
-    for (int64_t j = 0; j < n; ++j) {
-      const float* vr = vb + j * stride;
-      hwy::Prefetch(vr + kKeyPrefetch * stride);
-      hwy::Prefetch(vr + kKeyPrefetch * stride + D - 1);
-      const VF p = hn::Set(df, scores[j]);
-      for (int64_t c = 0; c < chunks; ++c) acc[c] = hn::MulAdd(p, hn::LoadU(df, vr + c * L), acc[c]);
+  if (D % L == 0) {
+    switch (D / L) {  // the accumulators stay in registers only with a compile-time count
+      case 1: return weighted_rows<1>(df, scores, n, inv, vb, stride, o);
+      case 2: return weighted_rows<2>(df, scores, n, inv, vb, stride, o);
+      case 4: return weighted_rows<4>(df, scores, n, inv, vb, stride, o);
+      case 8: return weighted_rows<8>(df, scores, n, inv, vb, stride, o);
+      default: break;
     }
-    for (int64_t c = 0; c < chunks; ++c) hn::StoreU(hn::Mul(acc[c], hn::Set(df, inv)), df, o + c * L);
-    return;
   }
   int64_t d = 0;
   for (; d + 2 * L <= D; d += 2 * L) {
@@ -236,27 +247,34 @@ constexpr int64_t kMaxQChunks = 8;  // query rows held in registers: D <= 8 vect
 // The same for a whole vector of keys at a time: one partial-sum vector per key, then a pairwise
 // ConcatEven/ConcatOdd tree leaves key i's dot product in lane i (log2 L levels, L − 1 combines),
 // instead of one horizontal reduction per key. Requires D % L == 0 and D <= kMaxQChunks · L.
-HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
-                                       float scale, float* scores) {
+template <int kC>
+HWY_INLINE float decode_scores_fixed(DF df, const float* qr, const float* kb, int64_t stride, int64_t n, float scale,
+                                     float* scores) {
   constexpr int64_t kL = static_cast<int64_t>(hn::MaxLanes(DF()));
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t chunks = D / L;
-  VF qv[kMaxQChunks];
+  constexpr int64_t L = kL;  // fixed-width targets: Lanes == MaxLanes
+  constexpr int64_t chunks = kC;
+  const int64_t D = kC * L;
+  VF qv[kC];
+#pragma GCC unroll 8
   for (int64_t c = 0; c < chunks; ++c) qv[c] = hn::LoadU(df, qr + c * L);
   const VF vs = hn::Set(df, scale);
   VF vmax = hn::Set(df, -INFINITY);
   for (int64_t jb = 0; jb < n; jb += L) {
     const int64_t m = std::min(L, n - jb);
     VF acc[kL];
+#pragma GCC unroll 16
     for (int64_t i = 0; i < L; ++i) {
       acc[i] = hn::Zero(df);
       if (i >= m) continue;
       const float* kr = kb + (jb + i) * stride;
       hwy::Prefetch(kr + kKeyPrefetch * stride);
       hwy::Prefetch(kr + kKeyPrefetch * stride + D - 1);
+#pragma GCC unroll 8
       for (int64_t c = 0; c < chunks; ++c) acc[i] = hn::MulAdd(qv[c], hn::LoadU(df, kr + c * L), acc[i]);
     }
+#pragma GCC unroll 8
     for (int64_t width = L; width > 1; width /= 2)
+#pragma GCC unroll 8
       for (int64_t i = 0; i < width / 2; ++i)
         acc[i] = hn::Add(hn::ConcatEven(df, acc[2 * i + 1], acc[2 * i]), hn::ConcatOdd(df, acc[2 * i + 1], acc[2 * i]));
     const VF sc = hn::Mul(acc[0], vs);
@@ -271,6 +289,17 @@ HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, 
     }
   }
   return hn::GetLane(hn::MaxOfLanes(df, vmax));
+}
+
+HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
+                                       float scale, float* scores) {
+  switch (D / static_cast<int64_t>(hn::Lanes(df))) {  // register-resident query and partial sums
+    case 1: return decode_scores_fixed<1>(df, qr, kb, stride, n, scale, scores);
+    case 2: return decode_scores_fixed<2>(df, qr, kb, stride, n, scale, scores);
+    case 4: return decode_scores_fixed<4>(df, qr, kb, stride, n, scale, scores);
+    case 8: return decode_scores_fixed<8>(df, qr, kb, stride, n, scale, scores);
+    default: return decode_scores(df, qr, kb, stride, D, n, scale, scores);
+  }
 }
 #else
 HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,

@@ -28,6 +28,14 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const f
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
                bool update_state, float* window, ThreadPool* pool = nullptr);
 
+// The longest Canon kernel the convs accept.
+inline constexpr int64_t kMaxConvKernel = 16;
+
+// One step of the same conv from row pointers: y[c] = rows[Kw-1][c] + Σ_j w[c, j] · rows[j][c]. Decode
+// steps read their state rows in place (a ring in the model's cache) instead of copying a window.
+// Bit-identical to conv1d_dw on the same rows. `y` may alias rows[Kw-1].
+void conv1d_dw_row(float* y, const float* const* rows, int64_t C, const float* w_tap_major, int64_t Kw);
+
 // out[T, F] = silu(gate[T, F]) * up[T, F]. `out` may alias either input.
 void silu_mul(float* out, const float* gate, const float* up, int64_t n);
 

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/status.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
 #include "kernels/weight.h"
@@ -129,25 +130,34 @@ void RmsNorm(float* y, const float* x, int64_t T, int64_t C, const float* wf, fl
 }
 
 // xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, C].
-void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, int64_t Kw) {
+// One output row from Kw input rows (rows[Kw-1] is the current one, also the residual).
+HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const float* wt, int64_t Kw) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t P = Kw - 1;
-  for (int64_t t = 0; t < T; ++t) {
-    float* yr = y + t * C;
-    const float* cur = xp + (t + P) * C;
-    int64_t c = 0;
-    for (; c + L <= C; c += L) {
-      VF acc = hn::Zero(df);
-      for (int64_t j = 0; j < Kw; ++j) acc = hn::MulAdd(hn::LoadU(df, wt + j * C + c), hn::LoadU(df, xp + (t + j) * C + c), acc);
-      hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
-    }
-    for (; c < C; ++c) {
-      float s = 0.f;
-      for (int64_t j = 0; j < Kw; ++j) s += wt[j * C + c] * xp[(t + j) * C + c];
-      yr[c] = cur[c] + s;
-    }
+  const float* cur = rows[Kw - 1];
+  int64_t c = 0;
+  for (; c + L <= C; c += L) {
+    VF acc = hn::Zero(df);
+    for (int64_t j = 0; j < Kw; ++j) acc = hn::MulAdd(hn::LoadU(df, wt + j * C + c), hn::LoadU(df, rows[j] + c), acc);
+    hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
   }
+  for (; c < C; ++c) {
+    float s = 0.f;
+    for (int64_t j = 0; j < Kw; ++j) s += wt[j * C + c] * rows[j][c];
+    yr[c] = cur[c] + s;
+  }
+}
+
+void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, int64_t Kw) {
+  const float* rows[kMaxConvKernel];
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t j = 0; j < Kw; ++j) rows[j] = xp + (t + j) * C;
+    conv_row(y + t * C, rows, C, wt, Kw);
+  }
+}
+
+void ConvRowPtrs(float* y, const float* const* rows, int64_t C, const float* wt, int64_t Kw) {
+  conv_row(y, rows, C, wt, Kw);
 }
 
 constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention
@@ -381,6 +391,7 @@ HWY_EXPORT(MaskedSoftmaxRow);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(ConvRows);
+HWY_EXPORT(ConvRowPtrs);
 HWY_EXPORT(AttentionRange);
 
 void silu_mul(float* out, const float* gate, const float* up, int64_t n) {
@@ -404,8 +415,14 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
   HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, w.data ? wf.data() : nullptr, eps);
 }
 
+void conv1d_dw_row(float* y, const float* const* rows, int64_t C, const float* w_tap_major, int64_t Kw) {
+  OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
+  HWY_DYNAMIC_DISPATCH(ConvRowPtrs)(y, rows, C, w_tap_major, Kw);
+}
+
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
                bool update_state, float* window, ThreadPool* pool) {
+  OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
   const int64_t P = Kw - 1;
   // xp = state ‖ x, materialised once so that y may alias x.
   std::vector<float> local;

@@ -70,7 +70,7 @@ struct DharaConfig {
     if (j.value("canon_activation", false)) return Status::Unsupported(file + ": canon_activation=true");
     if (j.value("canon_bias", false)) return Status::Unsupported(file + ": canon_bias=true");
     if (!c.canon_residual) return Status::Unsupported(file + ": canon_residual=false");
-    if (c.canon_kernel < 1 || c.canon_kernel > 16) return Status::Corruption(file + ": canon_kernel out of range");
+    if (c.canon_kernel < 1 || c.canon_kernel > kMaxConvKernel) return Status::Corruption(file + ": canon_kernel out of range");
     if (c.logit_softcap <= 0) c.use_logit_softcap = false;
     return c;
   }
@@ -93,6 +93,7 @@ class DharaCache final : public Cache {
   struct DharaSnapshot final : Snapshot {
     int64_t length = 0;
     std::vector<float> conv_state;
+    int64_t ring_head = 0;
   };
 
   DharaCache(const DharaConfig& c, const int64_t (&widths)[kNumConv], int64_t max_tokens)
@@ -103,7 +104,7 @@ class DharaCache final : public Cache {
     for (int s = 0; s < kNumConv; ++s) {
       width_[s] = widths[s];
       state_offset_[s] = off;
-      off += P_ * widths[s];
+      off += (P_ + 1) * widths[s];
     }
     per_layer_state_ = off;
     conv_state_.assign(static_cast<size_t>(per_layer_state_ * n_layers_), 0.f);
@@ -117,6 +118,7 @@ class DharaCache final : public Cache {
     auto s = std::make_unique<DharaSnapshot>();
     s->length = length_;
     s->conv_state = conv_state_;
+    s->ring_head = head_;
     return s;
   }
   void restore(const Snapshot& s) override {
@@ -125,13 +127,22 @@ class DharaCache final : public Cache {
                     "restore: snapshot length " + std::to_string(d.length) + " exceeds the cache's written rows");
     length_ = d.length;
     conv_state_ = d.conv_state;
+    head_ = d.ring_head;
     window_valid_ = false;
+    step_undo_ = false;
   }
   Status truncate(int64_t n) override {
     if (n == length_) return Status::Ok();
     if (n > length_ || n < 0)
       return Status::InvalidArgument("truncate: length " + std::to_string(n) + " outside [0, " +
                                      std::to_string(length_) + "]");
+    // After a one-token step the ring still holds the row it dropped: step back.
+    if (step_undo_ && n == length_ - 1) {
+      head_ = (head_ + P_) % (P_ + 1);
+      length_ = n;
+      step_undo_ = false;
+      return Status::Ok();
+    }
     // Conv states are rebuilt from the input window recorded by the last cache-writing forward:
     // state = xp[m : m + P] where m = n - chunk_begin (specs/dhara.md §3.5, §6.3).
     if (!window_valid_ || n < window_begin_)
@@ -142,14 +153,26 @@ class DharaCache final : public Cache {
       for (int s = 0; s < kNumConv; ++s) {
         const auto& w = window_[static_cast<size_t>(l * kNumConv + s)];
         if (w.empty()) continue;
-        std::copy(w.begin() + m * width_[s], w.begin() + (m + P_) * width_[s], state(l, s));
+        scatter_state(l, s, w.data() + m * width_[s]);
       }
     length_ = n;
     window_valid_ = false;
+    step_undo_ = false;
     return Status::Ok();
   }
 
-  float* state(int64_t layer, int slot) { return conv_state_.data() + layer * per_layer_state_ + state_offset_[slot]; }
+  // Conv state: a ring of P + 1 rows per layer and slot. Logical row i (0 = oldest of the P state rows)
+  // is physical row (head + i) mod (P + 1); row P is the free one, where a decode step writes its
+  // input, so a step reads its rows in place and advancing the head drops the oldest.
+  float* ring_row(int64_t layer, int slot, int64_t i) {
+    return conv_state_.data() + layer * per_layer_state_ + state_offset_[slot] + ((head_ + i) % (P_ + 1)) * width_[slot];
+  }
+  void gather_state(int64_t layer, int slot, float* dst) {
+    for (int64_t i = 0; i < P_; ++i) std::copy_n(ring_row(layer, slot, i), width_[slot], dst + i * width_[slot]);
+  }
+  void scatter_state(int64_t layer, int slot, const float* src) {
+    for (int64_t i = 0; i < P_; ++i) std::copy_n(src + i * width_[slot], width_[slot], ring_row(layer, slot, i));
+  }
   float* window(int64_t layer, int slot, int64_t T) {
     auto& w = window_[static_cast<size_t>(layer * kNumConv + slot)];
     w.resize(static_cast<size_t>((P_ + T) * width_[slot]));
@@ -159,14 +182,22 @@ class DharaCache final : public Cache {
   void reserve_rows(int64_t n) { kv_.reserve_rows(n); }
   float* k(int64_t layer) { return kv_.k(static_cast<size_t>(layer)); }
   float* v(int64_t layer) { return kv_.v(static_cast<size_t>(layer)); }
-  void commit(int64_t begin, int64_t T) {
+  // After a cache-writing forward. One-token steps advanced the ring instead of recording a window.
+  void commit(int64_t begin, int64_t T, bool ring_step) {
     length_ = begin + T;
-    window_begin_ = begin;
-    window_valid_ = true;
+    if (ring_step) {
+      head_ = (head_ + 1) % (P_ + 1);
+      window_valid_ = false;
+      step_undo_ = true;
+    } else {
+      window_begin_ = begin;
+      window_valid_ = true;
+      step_undo_ = false;
+    }
   }
 
   // Scratch, grown on demand and reused across forwards.
-  std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h;
+  std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h, conv_state_tmp;
   std::vector<int64_t> pos, key_begin, key_end;
   AttentionScratch attn;
 
@@ -177,7 +208,9 @@ class DharaCache final : public Cache {
   int64_t state_offset_[kNumConv] = {};
   int64_t per_layer_state_ = 0;
   int64_t length_ = 0;
-  std::vector<float> conv_state_;             // [L][slot][P, width]
+  std::vector<float> conv_state_;             // [L][slot][P + 1, width]: rings (ring_row)
+  int64_t head_ = 0;                          // ring position shared by all layers and slots
+  bool step_undo_ = false;                    // the last forward was a one-token ring step
   std::vector<std::vector<float>> window_;    // per layer×slot [P + T, width] of the last forward
   int64_t window_begin_ = 0;
   bool window_valid_ = false;
@@ -217,8 +250,19 @@ class DharaModel final : public Model {
   void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write, ThreadPool& pool) const {
     const auto& taps = layers_[layer].conv[slot];
     if (taps.empty()) return;
+    const int64_t width = widths_[slot], Kw = cfg_.canon_kernel;
+    if (T == 1 && write) {  // decode step: the input goes to the ring's free row, read in place
+      const float* rows[kMaxConvKernel];
+      for (int64_t i = 0; i < Kw; ++i) rows[i] = c.ring_row(layer, slot, i);
+      std::copy_n(x, width, c.ring_row(layer, slot, Kw - 1));
+      conv1d_dw_row(x, rows, width, taps.data(), Kw);
+      return;
+    }
+    float* state = grow(c.conv_state_tmp, (Kw - 1) * width);
+    c.gather_state(layer, slot, state);
     float* window = write ? c.window(layer, slot, T) : nullptr;
-    conv1d_dw(x, x, T, widths_[slot], taps.data(), cfg_.canon_kernel, c.state(layer, slot), write, window, &pool);
+    conv1d_dw(x, x, T, width, taps.data(), Kw, state, write, window, &pool);
+    if (write) c.scatter_state(layer, slot, state);
   }
 
   DharaConfig cfg_;
@@ -396,7 +440,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     matmul(tmp, g, T, L.down_proj, pool);
     add_inplace(x, tmp, T * C);
   }
-  if (write) c.commit(S0, T);
+  if (write) c.commit(S0, T, /*ring_step=*/T == 1);
 
   const int64_t first = b.last_logits_only ? T - 1 : 0;
   const int64_t rows = T - first;

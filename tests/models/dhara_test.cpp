@@ -148,6 +148,43 @@ TEST_P(DharaProperty, TruncateInsideLastChunkEqualsForwardingThePrefix) {
   }
 }
 
+// Decode steps keep the conv state in a ring (models/dhara.cpp): steps, a snapshot taken at some ring
+// position and restored at another, and undoing the last step must all equal a cache that only ever
+// forwarded the same tokens in one chunk.
+TEST_P(DharaProperty, OneTokenStepsSnapshotAndUndoEqualChunkedForward) {
+  RandomModel rm(config(), 29 + GetParam());
+  ThreadPool pool(2);
+  const int64_t V = rm.model->info().vocab_size;
+  auto a = random_ids(10, V, 7), x = random_ids(7, V, 8), y = random_ids(4, V, 9);
+  auto step = [&](Cache& c, int32_t tok) {
+    return forward_rows(*rm.model, c, std::span<const int32_t>(&tok, 1), MaskMode::kCausal, true, pool);
+  };
+  for (int k = 0; k <= 7; ++k) {
+    // Reference: a ‖ x[0, k) as chunks, then y.
+    auto ref = rm.model->make_cache(64);
+    forward_rows(*rm.model, *ref, a, MaskMode::kCausal, true, pool);
+    if (k > 0) forward_rows(*rm.model, *ref, std::span<const int32_t>(x).first(k), MaskMode::kCausal, true, pool);
+    auto expect = forward_rows(*rm.model, *ref, y, MaskMode::kCausal, true, pool);
+    // Steps x[0, k), snapshot, three more steps, restore; then y.
+    auto c = rm.model->make_cache(64);
+    forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
+    for (int i = 0; i < k; ++i) step(*c, x[i]);
+    auto snap = c->snapshot();
+    for (int i = 0; i < 3; ++i) step(*c, y[i]);
+    c->restore(*snap);
+    EXPECT_LE(max_diff(expect, forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool)), 1e-4) << "k=" << k;
+    // Steps x[0, k] and undo the last one; then y.
+    auto u = rm.model->make_cache(64);
+    forward_rows(*rm.model, *u, a, MaskMode::kCausal, true, pool);
+    for (int i = 0; i <= k && i < 7; ++i) step(*u, x[i]);
+    if (k < 7) {
+      ASSERT_TRUE(u->truncate(10 + k).ok());
+      EXPECT_FALSE(u->truncate(9 + k).ok()) << "only the last step can be undone";
+    }
+    EXPECT_LE(max_diff(expect, forward_rows(*rm.model, *u, y, MaskMode::kCausal, true, pool)), 1e-4) << "k=" << k;
+  }
+}
+
 TEST_P(DharaProperty, ReadOnlyForwardLeavesCacheUnchanged) {
   RandomModel rm(config(), 19 + GetParam());
   ThreadPool pool(2);

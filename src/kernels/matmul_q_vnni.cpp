@@ -310,6 +310,13 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
     for (int64_t blk = b; blk < e; ++blk) {
       while (blk >= first_block[wi + 1]) ++wi;
       const Weight& w = *outs[wi].w;
+      if (blk == b) {
+        // A chunk starts a new stream: request its first block's rows at once (the row loop only
+        // prefetches kPrefetchRows ahead of itself), so the chunk does not begin latency-bound.
+        const int64_t r0 = (blk - first_block[wi]) * kBlockN, r1 = std::min(w.n_out, r0 + kBlockN);
+        const char* p0 = static_cast<const char*>(w.data) + r0 * src_row_bytes;
+        for (int64_t l = 0; l < (r1 - r0) * src_row_bytes; l += 64) _mm_prefetch(p0 + l, _MM_HINT_T0);
+      }
       const int64_t N = w.n_out;
       const int64_t n0 = (blk - first_block[wi]) * kBlockN, n1 = std::min(N, n0 + kBlockN);
       const size_t ssz = dtype_size(w.quant.scale_dtype);

@@ -461,8 +461,9 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
   },
   // Decode attention streams the fp32 K/V cache (2 KB per position per layer at dhara-250m's shapes)
   // and is bound by memory, which one core cannot saturate: split heads across the pool from a much
-  // lower threshold than compute-bound kernels use (a pool round trip costs ~1 µs).
-  T * H * 2 * D * (jmax - jmin) < kMinParallelMacs / 8 ? T * H : 1);
+  // lower threshold than compute-bound kernels use (a pool round trip costs ~1 µs). A decode row's
+  // chunks are whole KV groups, so each thread streams its keys and values once for all their heads.
+  T * H * 2 * D * (jmax - jmin) < kMinParallelMacs / 8 ? T * H : (T == 1 ? H / Hkv : 1));
 }
 
 }  // namespace optiq

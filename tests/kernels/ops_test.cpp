@@ -105,6 +105,21 @@ TEST(Ops, Conv1dDwMatchesReference) {
         conv1d_dw(yp.data(), yp.data(), T, C, wt.data(), Kw, sp.data(), true, winp.data(), &pool);
         EXPECT_EQ(yp, y) << what << " with a pool";  // rows are independent: bit-identical
         EXPECT_EQ(sp, s) << what << " with a pool";
+        // Read-only calls (no window, state kept), in place and out of place, serial and split.
+        for (ThreadPool* pp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+          std::vector<float> sr = st0, yr = x, yo(T * C, NAN);
+          conv1d_dw(yr.data(), yr.data(), T, C, wt.data(), Kw, sr.data(), false, nullptr, pp);
+          conv1d_dw(yo.data(), x.data(), T, C, wt.data(), Kw, sr.data(), false, nullptr, pp);
+          EXPECT_EQ(yr, y) << what << " read-only in place" << (pp ? " with a pool" : "");
+          EXPECT_EQ(yo, y) << what << " read-only" << (pp ? " with a pool" : "");
+          EXPECT_EQ(sr, st0) << what << " read-only leaves the state";
+        }
+        if (T == 1) {  // a decode step from row pointers (the model's ring)
+          std::vector<float> y1(C);
+          const float* rows[4] = {st0.data(), st0.data() + C, st0.data() + 2 * C, x.data()};
+          conv1d_dw_row(y1.data(), rows, C, wt.data(), Kw);
+          EXPECT_EQ(y1, y) << what << " conv1d_dw_row";
+        }
       });
     }
   }

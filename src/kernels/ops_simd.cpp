@@ -183,8 +183,8 @@ HWY_INLINE void weighted_rows(DF df, const float* p, int64_t n, float inv, const
 
 // o[D] = Σ_j softmax(scores)_j · v_j over n keys, given the scores' max: scores[0, n) are overwritten
 // with exp(score − mx). v_j is at vb + j·stride.
-HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, const float* vb, int64_t stride,
-                                     int64_t D, float* o) {
+// scores[0, n) = exp(score − mx); returns 1 / their sum.
+HWY_INLINE float softmax_exp(DF df, float* scores, int64_t n, float mx) {
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   VF vsum = hn::Zero(df);
   int64_t jb = 0;
@@ -198,7 +198,54 @@ HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, 
     scores[jb] = std::exp(scores[jb] - mx);
     sum += scores[jb];
   }
-  const float inv = 1.0f / sum;
+  return 1.0f / sum;
+}
+
+// weighted_rows for kH heads sharing the value rows: one pass over them, the same FMAs per head.
+template <int kC, int kH>
+HWY_INLINE void weighted_rows_heads(DF df, float* const* p, const float* inv, int64_t n, const float* vb,
+                                    int64_t stride, float* const* o) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[kH][kC];
+#pragma GCC unroll 4
+  for (int h = 0; h < kH; ++h)
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c) acc[h][c] = hn::Zero(df);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vr = vb + j * stride;
+    hwy::Prefetch(vr + kKeyPrefetch * stride);
+    hwy::Prefetch(vr + kKeyPrefetch * stride + kC * L - 1);
+    VF vv[kC];
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c) vv[c] = hn::LoadU(df, vr + c * L);
+#pragma GCC unroll 4
+    for (int h = 0; h < kH; ++h) {
+      const VF pj = hn::Set(df, p[h][j]);
+#pragma GCC unroll 8
+      for (int c = 0; c < kC; ++c) acc[h][c] = hn::MulAdd(pj, vv[c], acc[h][c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int h = 0; h < kH; ++h)
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c) hn::StoreU(hn::Mul(acc[h][c], hn::Set(df, inv[h])), df, o[h] + c * L);
+}
+
+template <int kC>
+HWY_INLINE void weighted_rows_heads_n(DF df, float* const* p, const float* inv, int nh, int64_t n, const float* vb,
+                                      int64_t stride, float* const* o) {
+  switch (nh) {
+    case 1: return weighted_rows_heads<kC, 1>(df, p, inv, n, vb, stride, o);
+    case 2: return weighted_rows_heads<kC, 2>(df, p, inv, n, vb, stride, o);
+    case 3: return weighted_rows_heads<kC, 3>(df, p, inv, n, vb, stride, o);
+    default: return weighted_rows_heads<kC, 4>(df, p, inv, n, vb, stride, o);
+  }
+}
+
+HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, const float* vb, int64_t stride,
+                                     int64_t D, float* o) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const float inv = softmax_exp(df, scores, n, mx);
   if (D % L == 0) {
     switch (D / L) {  // the accumulators stay in registers only with a compile-time count
       case 1: return weighted_rows<1>(df, scores, n, inv, vb, stride, o);
@@ -334,6 +381,48 @@ void AttentionRange(float* out, const float* q, const float* k, const float* v, 
   // Row-invariant calls (kernels/weight.h) keep the decode arithmetic for every row.
   const bool transpose = allow_transpose && T * group > 4;
   std::vector<float> kt(transpose ? static_cast<size_t>(D * Sp) : 0, 0.f);
+#if HWY_TARGET != HWY_SCALAR
+  const int64_t chunks = D % L == 0 ? D / L : 0;
+  if (!transpose && T == 1 && (chunks == 1 || chunks == 2 || chunks == 4 || chunks == 8)) {
+    // Decode: the query heads of a KV group together, their scores while the group's keys are hot
+    // in L1, then one pass over the values for all of them. Per head, the same arithmetic as the
+    // one-head path below (row-invariant forwards rely on it).
+    constexpr int64_t kMaxHeads = 4;
+    const int64_t batch = chunks == 8 ? 2 : kMaxHeads;  // accumulators must fit the registers
+    std::vector<float> scores(static_cast<size_t>(batch * (Sp + L)));
+    const int64_t j0 = key_begin[0], j1 = key_end[0], n = j1 - j0;
+    for (int64_t h0 = b; h0 < e;) {
+      const int64_t hk = h0 / group;
+      const int64_t h1 = std::min({e, (hk + 1) * group, h0 + batch});
+      float* p[kMaxHeads];
+      float* o[kMaxHeads];
+      float inv[kMaxHeads];
+      for (int64_t h = h0; h < h1; ++h) {
+        o[h - h0] = out + h * D;
+        p[h - h0] = scores.data() + (h - h0) * (Sp + L);
+        if (n <= 0) {
+          std::fill(o[h - h0], o[h - h0] + D, 0.f);
+          continue;
+        }
+        const float mx =
+            decode_scores_batched(df, q + h * D, k + j0 * stride + hk * D, stride, D, n, scale, p[h - h0]);
+        inv[h - h0] = softmax_exp(df, p[h - h0], n, mx);
+      }
+      if (n > 0) {
+        const float* vb = v + hk * D + j0 * stride;
+        const int nh = static_cast<int>(h1 - h0);
+        switch (chunks) {
+          case 1: weighted_rows_heads_n<1>(df, p, inv, nh, n, vb, stride, o); break;
+          case 2: weighted_rows_heads_n<2>(df, p, inv, nh, n, vb, stride, o); break;
+          case 4: weighted_rows_heads_n<4>(df, p, inv, nh, n, vb, stride, o); break;
+          default: weighted_rows_heads_n<8>(df, p, inv, nh, n, vb, stride, o); break;
+        }
+      }
+      h0 = h1;
+    }
+    return;
+  }
+#endif
   std::vector<float> scores(static_cast<size_t>(Sp + L));
   int64_t cur_hk = -1;
   for (int64_t idx = b; idx < e; ++idx) {

@@ -1,8 +1,10 @@
-// std::vector storage aligned to a cache line: AMX tile loads and AVX-512 loads that straddle two
-// lines cost two accesses each.
+// Scratch buffers reused across calls: std::vector storage aligned to a cache line (AMX tile loads
+// and AVX-512 loads that straddle two lines cost two accesses each), and grow() for buffers that
+// are enlarged on demand and never shrunk, so steady-state forwards allocate nothing.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <vector>
 
@@ -25,5 +27,12 @@ struct AlignedAllocator {
 
 template <typename T>
 using AlignedVector = std::vector<T, AlignedAllocator<T>>;
+
+// v.data() with at least n elements (growth zero-fills the new ones; existing contents are kept).
+template <typename T, typename A>
+T* grow(std::vector<T, A>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
 
 }  // namespace optiq

@@ -44,7 +44,7 @@
 namespace optiq {
 namespace mq {
 
-// Activations prepared for one weight layout: int8-range codes in int16 lanes, in the kernel's lane order, per-row scale,
+// Activations prepared for one weight layout: int8-range codes in int16 lanes (kernel lane order), per-row scale,
 // and per-group sums divided by that scale (so the bias term joins the integer term before the
 // final multiply by sx).
 struct PreparedX {

@@ -186,6 +186,14 @@ OPTIQ_AMX_TARGET inline void apply_group(const int32_t* c, PassScratch& ps, cons
   }
 }
 
+// The epilogue of one step: group g of m-tile mt (and mt + 1 when the step had a pair), from its
+// stored C tiles.
+OPTIQ_AMX_TARGET inline void apply_step(const int32_t* c, PassScratch& ps, const AmxX& px, int64_t g, int64_t mt,
+                                        bool pair, int n_rows) {
+  apply_group(c, ps, px, g, mt, n_rows);
+  if (pair) apply_group(c + 2 * kTile * kTile, ps, px, g, mt + 1, n_rows);
+}
+
 // out[t][i] = f[i][t] for t < t_end, i < n_cols: a 16 × 16 register transpose, then one (masked) row
 // store per activation row instead of 256 scalar stores.
 OPTIQ_AMX_TARGET inline void store_transposed(const float* f, float* out, int64_t ld, int64_t t_end, int n_cols) {
@@ -280,11 +288,7 @@ OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int6
           if (two) _tile_dpbusd(3, 5, 7);
         }
       }
-      if (prev_g >= 0) {
-        const int32_t* cp = ps.c[buf ^ 1];
-        apply_group(cp, ps, px, prev_g, prev_mt, n_rows);
-        if (prev_pair) apply_group(cp + 2 * kTile * kTile, ps, px, prev_g, prev_mt + 1, n_rows);
-      }
+      if (prev_g >= 0) apply_step(ps.c[buf ^ 1], ps, px, prev_g, prev_mt, prev_pair, n_rows);
       int32_t* cb = ps.c[buf];
       _tile_stored(0, cb, 64);
       if (two) _tile_stored(1, cb + kTile * kTile, 64);
@@ -298,9 +302,7 @@ OPTIQ_AMX_TARGET void amx_pass(const Weight& w, const AmxX& px, float* out, int6
       buf ^= 1;
     }
   }
-  const int32_t* cp = ps.c[buf ^ 1];
-  apply_group(cp, ps, px, prev_g, prev_mt, n_rows);
-  if (prev_pair) apply_group(cp + 2 * kTile * kTile, ps, px, prev_g, prev_mt + 1, n_rows);
+  apply_step(ps.c[buf ^ 1], ps, px, prev_g, prev_mt, prev_pair, n_rows);
   for (int64_t mt = 0; mt < Mt; ++mt) {
     const int64_t t_end = std::min<int64_t>(kTile, T - mt * kTile);
     for (int64_t i0 = 0; i0 < rows; i0 += kTile)

@@ -23,8 +23,7 @@
 #include <cstring>
 #include <vector>
 
-#include <hwy/aligned_allocator.h>
-
+#include "core/aligned.h"
 #include "core/status.h"
 #include "kernels/matmul_q.h"
 #include "kernels/avx512_util.h"
@@ -54,22 +53,13 @@ constexpr int64_t kPrefetchRows = 16;  // software prefetch distance, in weight 
 // Activations of T rows in the kernel's layout. Reused across calls (per thread) so the decode
 // path allocates nothing.
 struct PreparedX8 {
-  hwy::AlignedFreeUniquePtr<int8_t[]> planes;  // [T][n_steps][V][64]
-  hwy::AlignedFreeUniquePtr<float[]> sx_lane;  // [T][n_steps · 16]: activation scale of each lane
-  hwy::AlignedFreeUniquePtr<float[]> xs;       // [T][ngp]: Σ_{k∈g} x, zero padded to ngp
-  size_t planes_cap = 0, sx_cap = 0, xs_cap = 0;
+  AlignedVector<int8_t> planes;  // [T][n_steps][V][64]
+  AlignedVector<float> sx_lane;  // [T][n_steps · 16]: activation scale of each lane
+  AlignedVector<float> xs;       // [T][ngp]: Σ_{k∈g} x, zero padded to ngp
   std::vector<float> sxg;    // one row's group scales, [ng + 1]
   int64_t V = 0, n_steps = 0, Kp = 0, ngp = 0, row_stride = 0, n_sl = 0;
 };
 
-template <typename T>
-T* ensure(hwy::AlignedFreeUniquePtr<T[]>& p, size_t& cap, size_t n) {
-  if (n > cap) {
-    p = hwy::AllocateAligned<T>(n);
-    cap = n;
-  }
-  return p.get();
-}
 
 OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, PreparedX8* px, int8_t* planes,
                                    float* sx_lane, float* xs) {
@@ -120,9 +110,9 @@ void prepare_x8(const float* x, int64_t T, int64_t K, int64_t gs, int64_t V, Pre
   px->ngp = (ng + kLanes - 1) / kLanes * kLanes;
   px->row_stride = px->n_steps * V * kStepBytes;
   px->n_sl = px->n_steps * kLanes;
-  int8_t* planes = ensure(px->planes, px->planes_cap, static_cast<size_t>(T * px->row_stride));
-  float* sx_lane = ensure(px->sx_lane, px->sx_cap, static_cast<size_t>(T * px->n_sl));
-  float* xs = ensure(px->xs, px->xs_cap, static_cast<size_t>(T * px->ngp));
+  int8_t* planes = grow(px->planes, T * px->row_stride);
+  float* sx_lane = grow(px->sx_lane, T * px->n_sl);
+  float* xs = grow(px->xs, T * px->ngp);
   px->sxg.resize(static_cast<size_t>(ng + 1));
   // Rows are cheap (a few µs) and share px's per-row scratch, so this runs on the calling thread.
   for (int64_t t = 0; t < T; ++t)
@@ -179,8 +169,8 @@ OPTIQ_VNNI_TARGET void tile(const Args& a, const uint8_t* rows, const float* sc,
       }
 #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) {
-        const int8_t* xp = px.planes.get() + (t0 + t) * px.row_stride + s * V * kStepBytes;
-        const __m512 sxl = _mm512_load_ps(px.sx_lane.get() + (t0 + t) * px.n_sl + s * kLanes);
+        const int8_t* xp = px.planes.data() + (t0 + t) * px.row_stride + s * V * kStepBytes;
+        const __m512 sxl = _mm512_load_ps(px.sx_lane.data() + (t0 + t) * px.n_sl + s * kLanes);
         __m512i xv[V];
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) xv[v] = _mm512_load_si512(xp + v * kStepBytes);
@@ -196,7 +186,7 @@ OPTIQ_VNNI_TARGET void tile(const Args& a, const uint8_t* rows, const float* sc,
     for (int r = 0; r < R; ++r) {
       const float* bcr = bc + (n + r) * ng;
       for (int t = 0; t < TT; ++t) {
-        const float* xs = px.xs.get() + (t0 + t) * px.ngp;
+        const float* xs = px.xs.data() + (t0 + t) * px.ngp;
         __m512 f = facc[r][t];
         for (int64_t c = 0; c < px.ngp; c += kLanes)
           f = _mm512_fmadd_ps(_mm512_loadu_ps(bcr + c), _mm512_load_ps(xs + c), f);
@@ -248,8 +238,7 @@ Scratch& scratch() {
 // for 3/5/6-bit rows. Reused across calls, like the activations.
 struct BlockScratch {
   std::vector<float> sc, bc;
-  hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
-  size_t dec_cap = 0;
+  AlignedVector<uint8_t> dec;
 };
 BlockScratch& block_scratch() {
   thread_local BlockScratch s;
@@ -305,7 +294,7 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
     std::vector<float>& bc = bs.bc;
     sc.resize(static_cast<size_t>(kBlockN * ng + 2 * kLanes));
     bc.resize(static_cast<size_t>(kBlockN * ng + px.ngp));
-    uint8_t* dec = direct ? nullptr : ensure(bs.dec, bs.dec_cap, static_cast<size_t>(kBlockN * px.Kp));
+    uint8_t* dec = direct ? nullptr : grow(bs.dec, kBlockN * px.Kp);
     size_t wi = 0;
     for (int64_t blk = b; blk < e; ++blk) {
       while (blk >= first_block[wi + 1]) ++wi;

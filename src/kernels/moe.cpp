@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/aligned.h"
 #include "core/status.h"
 #include "kernels/gelu.h"
 
@@ -35,14 +36,6 @@ void moe_topk_softmax(const float* logits, int64_t T, int64_t E, int64_t K, int3
     }
   }
 }
-
-namespace {
-template <typename T>
-T* grow(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
-}  // namespace
 
 void moe_experts(float* out, const float* x, int64_t T, int64_t C, const int32_t* sel, const float* w, int64_t K,
                  std::span<const ExpertFfn> experts, MoeScratch& s, ThreadPool& pool) {

@@ -162,25 +162,6 @@ void ConvRowPtrs(float* y, const float* const* rows, int64_t C, const float* wt,
 
 constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention
 
-// o[kC·L] = inv · Σ_j p_j · v_j: one pass over the value rows (each read once, prefetched ahead).
-template <int kC>
-HWY_INLINE void weighted_rows(DF df, const float* p, int64_t n, float inv, const float* vb, int64_t stride, float* o) {
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  VF acc[kC];
-#pragma GCC unroll 8
-  for (int c = 0; c < kC; ++c) acc[c] = hn::Zero(df);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* vr = vb + j * stride;
-    hwy::Prefetch(vr + kKeyPrefetch * stride);
-    hwy::Prefetch(vr + kKeyPrefetch * stride + kC * L - 1);
-    const VF pj = hn::Set(df, p[j]);
-  #pragma GCC unroll 8
-  for (int c = 0; c < kC; ++c) acc[c] = hn::MulAdd(pj, hn::LoadU(df, vr + c * L), acc[c]);
-  }
-#pragma GCC unroll 8
-  for (int c = 0; c < kC; ++c) hn::StoreU(hn::Mul(acc[c], hn::Set(df, inv)), df, o + c * L);
-}
-
 // o[D] = Σ_j softmax(scores)_j · v_j over n keys, given the scores' max: scores[0, n) are overwritten
 // with exp(score − mx). v_j is at vb + j·stride.
 // scores[0, n) = exp(score − mx); returns 1 / their sum.
@@ -201,7 +182,8 @@ HWY_INLINE float softmax_exp(DF df, float* scores, int64_t n, float mx) {
   return 1.0f / sum;
 }
 
-// weighted_rows for kH heads sharing the value rows: one pass over them, the same FMAs per head.
+// o_h[kC·L] = inv_h · Σ_j p_h[j] · v_j for kH heads sharing the value rows: one pass over them (each
+// read once, prefetched ahead), the same FMAs per head whatever kH.
 template <int kC, int kH>
 HWY_INLINE void weighted_rows_heads(DF df, float* const* p, const float* inv, int64_t n, const float* vb,
                                     int64_t stride, float* const* o) {
@@ -247,11 +229,13 @@ HWY_INLINE void softmax_weighted_sum(DF df, float* scores, int64_t n, float mx, 
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const float inv = softmax_exp(df, scores, n, mx);
   if (D % L == 0) {
+    float* const p[1] = {scores};
+    float* const out[1] = {o};
     switch (D / L) {  // the accumulators stay in registers only with a compile-time count
-      case 1: return weighted_rows<1>(df, scores, n, inv, vb, stride, o);
-      case 2: return weighted_rows<2>(df, scores, n, inv, vb, stride, o);
-      case 4: return weighted_rows<4>(df, scores, n, inv, vb, stride, o);
-      case 8: return weighted_rows<8>(df, scores, n, inv, vb, stride, o);
+      case 1: return weighted_rows_heads<1, 1>(df, p, &inv, n, vb, stride, out);
+      case 2: return weighted_rows_heads<2, 1>(df, p, &inv, n, vb, stride, out);
+      case 4: return weighted_rows_heads<4, 1>(df, p, &inv, n, vb, stride, out);
+      case 8: return weighted_rows_heads<8, 1>(df, p, &inv, n, vb, stride, out);
       default: break;
     }
   }

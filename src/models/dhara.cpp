@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/aligned.h"
 #include "kernels/attention_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
@@ -216,11 +217,6 @@ class DharaCache final : public Cache {
   bool window_valid_ = false;
 };
 
-template <typename T>
-T* grow(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 class DharaModel final : public Model {
  public:

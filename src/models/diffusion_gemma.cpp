@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/aligned.h"
 #include "kernels/attention_gemm.h"
 #include "kernels/gelu.h"
 #include "kernels/moe.h"
@@ -241,11 +242,6 @@ class DgCache final : public Cache {
   std::vector<std::pair<int64_t, int64_t>> suffix_min_;  // (forward index, first row written)
 };
 
-template <typename T>
-T* grow(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 // A 3-D expert stack [E, out, in] viewed as E per-expert Weights. HF checkpoints store it under the
 // bare module name (`experts.gate_up_proj`, no ".weight"); MLX ones as `module.weight` (dense, or

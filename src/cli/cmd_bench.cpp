@@ -20,13 +20,14 @@ namespace optiq::cli {
 
 namespace {
 
-const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--prompt-len N] [--gen-len N] [--threads N] [--json]
+const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--prompt-len N] [--gen-len N] [--threads N] [--json] [--no-repack]
 
 Measures, on a fixed prompt of random token ids:
   tok/s for AR, block diffusion and self-speculation (greedy, no early stop),
   forwards per generated token per mode,
   AR effective weight bandwidth (weight bytes per token × tok/s) against the measured read bandwidth,
   the time of one 32-token block forward on a cached prefix (median of repeats).
+--no-repack keeps quantized weights in the checkpoint layout only (see optiq generate --help).
 )";
 
 int fail(const char* cmd, const Status& s) {
@@ -97,7 +98,7 @@ int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32
 
 int cmd_bench(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv, {"--model", "--prompt-len", "--gen-len", "--threads", "--repeats"},
-                            {"--json", "--help", "--no-bandwidth"});
+                            {"--json", "--help", "--no-bandwidth", "--no-repack"});
   if (!flags.ok()) return fail("bench", flags.status());
   const Flags& f = *flags;
   if (f.has("--help")) {
@@ -113,7 +114,9 @@ int cmd_bench(int argc, char** argv) {
     if (!r->ok()) return fail("bench", r->status());
   if (*prompt_len < 1 || *gen_len < 1 || *repeats < 1) return fail("bench", Status::InvalidArgument("lengths and repeats must be >= 1"));
 
-  auto model = load_model(dir);
+  LoadOptions lo;
+  lo.repack = !f.has("--no-repack");
+  auto model = load_model(dir, lo);
   if (!model.ok()) return fail("bench", model.status());
   const Model& m = **model;
   const ModelInfo& info = m.info();

@@ -109,17 +109,19 @@ int cmd_eval(int argc, char** argv) {
   std::vector<std::string> dirs = {model};
   if (!baseline.empty()) dirs.push_back(baseline);
 
+  LoadOptions block_only;  // evaluation runs whole windows: no decode-matmul copies
+  block_only.repack = false;
   if (task == "kl") {
     auto windows = eval_windows(*tokens, static_cast<int>(n_samples), static_cast<int>(seq_len));
     if (windows.empty()) return fail(Status::InvalidArgument(text + ": too short for one window"));
-    auto ref_model = load_model(reference);
+    auto ref_model = load_model(reference, block_only);
     if (!ref_model.ok()) return fail(ref_model.status());
     if (progress) std::fprintf(progress, "reference logits (%zu windows of %lld tokens)...\n", windows.size(), seq_len);
     auto ref = ReferenceLogits::compute(**ref_model, windows, probe, pool);
     if (!ref.ok()) return fail(ref.status());
     std::vector<KlSummary> rows;
     for (const auto& d : dirs) {
-      auto m = load_model(d);
+      auto m = load_model(d, block_only);
       if (!m.ok()) return fail(m.status());
       auto kv = ref->compare(**m, pool);
       if (!kv.ok()) return fail(kv.status().WithContext(d));
@@ -142,7 +144,7 @@ int cmd_eval(int argc, char** argv) {
   if (!reference.empty()) dirs.push_back(reference);
   std::vector<PerplexityResult> rows;
   for (const auto& d : dirs) {
-    auto m = load_model(d);
+    auto m = load_model(d, block_only);
     if (!m.ok()) return fail(m.status());
     auto r = evaluate_perplexity(**m, *tokens, static_cast<int>(seq_len), static_cast<int>(max_windows), pool, progress);
     if (!r.ok()) return fail(r.status().WithContext(d));

@@ -17,6 +17,7 @@ struct ModelDir {
   nlohmann::json config;             // config.json
   nlohmann::json generation_config;  // generation_config.json, or {} if absent
   std::unique_ptr<TensorStore> tensors;
+  bool repack = true;  // LoadOptions::repack, for the weight loader
 
   // Reads config.json (required) and generation_config.json (optional) and maps the tensors.
   static Result<std::shared_ptr<ModelDir>> open(const std::string& dir);

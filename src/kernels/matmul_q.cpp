@@ -35,6 +35,7 @@
 #include "core/status.h"
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_amx.h"
+#include "kernels/matmul_q_packed.h"
 #include "kernels/matmul_q_vnni.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
@@ -392,15 +393,6 @@ void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, Th
   HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
 }
 
-namespace {
-// Matrices up to this many weights (tiny test and draft models) take the exact path below. Their
-// speed is irrelevant, and there the quantized model then equals its fake-quantized fp32 twin to
-// fp32 rounding (what converter round-trip checks compare); the int8-activation kernels are within
-// max|x_g|/(2·kActQMax) per activation instead (on dhara-tiny-mlx forced through them, logits move
-// up to 0.18 and greedy traces diverge; KL to bf16 of a uniform 4-bit dhara-tiny rises 4-9%).
-constexpr int64_t kExactMaxWeights = int64_t{1} << 17;
-
-}  // namespace
 
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
   OPTIQ_CHECK(w.quantized());
@@ -410,6 +402,11 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
   }
   if (T >= kAmxMinRows && amx_available() && !row_invariant()) {
     matmul_q_amx(out, x, T, w, pool);
+    return;
+  }
+  if (w.packed) {
+    const MatmulOut o{out, &w};
+    matmul_q_packed({&o, 1}, x, T, pool);
     return;
   }
   if (vnni_available()) {
@@ -428,6 +425,14 @@ void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, 
     const Weight& w0 = *outs[0].w;
     shared = shared && w.quantized() && w.n_out * w.n_in > kExactMaxWeights && w.n_in == w0.n_in &&
              w.quant.bits == w0.quant.bits && w.quant.group_size == w0.quant.group_size;
+  }
+  bool packed = !amx;
+  for (const MatmulOut& o : outs)
+    packed = packed && o.w->packed && o.w->n_in == outs[0].w->n_in &&
+             o.w->quant.group_size == outs[0].w->quant.group_size;
+  if (packed) {
+    matmul_q_packed(outs, x, T, pool);
+    return;
   }
   if (shared) {
     if (amx)

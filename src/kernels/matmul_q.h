@@ -20,6 +20,13 @@ namespace optiq {
 // products and stores: 51-62 ms against 41-45 ms per 32-token block at dhara-250m shapes, 4-bit.)
 inline constexpr float kActQMax = 127.f;
 
+// Matrices up to this many weights (tiny test and draft models) take the exact path. Their speed is
+// irrelevant, and there the quantized model then equals its fake-quantized fp32 twin to fp32
+// rounding (what converter round-trip checks compare); the int8-activation kernels are within
+// max|x_g|/(2·kActQMax) per activation instead (on dhara-tiny-mlx forced through them, logits move
+// up to 0.18 and greedy traces diverge; KL to bf16 of a uniform 4-bit dhara-tiny rises 4-9%).
+inline constexpr int64_t kExactMaxWeights = int64_t{1} << 17;
+
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
 
 // matmul_q for several weights on one input (see matmul_multi): one activation preparation and one

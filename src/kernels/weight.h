@@ -23,6 +23,8 @@ struct QuantInfo {
   const void* biases = nullptr;      // [N, K / group_size]
 };
 
+struct PackedRows;  // kernels/matmul_q_packed.h
+
 struct Weight {
   DType dtype = DType::kBF16;  // element dtype for dense weights; kU32 for packed quantized
   int64_t n_out = 0;           // N rows
@@ -31,6 +33,8 @@ struct Weight {
   QuantInfo quant;
   // Set when the loader had to materialise a copy (e.g. a transposed or converted tensor).
   std::shared_ptr<std::vector<uint8_t>> owned;
+  // Row-interleaved copy for the decode matmul (kernels/matmul_q_packed.h), made at load.
+  std::shared_ptr<const PackedRows> packed;
 
   bool quantized() const { return quant.bits != 0; }
   // Bytes read by one full pass over the weight (data + scales + biases).

@@ -27,6 +27,7 @@ Result<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOpti
   OPTIQ_ASSIGN_OR_RETURN(std::shared_ptr<ModelDir> md, ModelDir::open(dir));
   for (const auto& [name, o] : opts.tensor_overrides)
     OPTIQ_RETURN_IF_ERROR(md->tensors->set_override(name, o.dtype, o.shape, o.bytes).WithContext(dir));
+  md->repack = opts.repack;
   auto it = md->config.find("model_type");
   if (it == md->config.end() || !it->is_string())
     return Status::Corruption(dir + "/config.json: missing string field model_type");

@@ -1,5 +1,7 @@
 #include "models/weight_loader.h"
 
+#include "kernels/matmul_q.h"
+
 namespace optiq {
 
 using json = nlohmann::json;
@@ -199,6 +201,10 @@ Result<Weight> WeightLoader::load_module(const std::string& module, int64_t n_st
     w.quant.scale_dtype = DType::kF32;
     w.quant.scales = f;
     w.quant.biases = f + ts->numel();
+  }
+  if (dir_.repack && n_stack == 0 && rows * n_in > kExactMaxWeights && packable(w)) {
+    if (!arena_) arena_ = std::make_unique<PackArena>();
+    w.packed = pack_rows(w, *arena_);
   }
   return w;
 }

@@ -3,12 +3,14 @@
 // Errors name the file, the tensor, and expected vs actual.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "io/model_dir.h"
+#include "kernels/matmul_q_packed.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -49,6 +51,7 @@ class WeightLoader {
   Result<Weight> load_module(const std::string& module, int64_t n_stack, int64_t n_out, int64_t n_in) const;
   Result<const TensorView*> find(const std::string& name) const;
   const ModelDir& dir_;
+  mutable std::unique_ptr<PackArena> arena_;  // packed decode copies (kernels/matmul_q_packed.h), made on demand
 };
 
 }  // namespace optiq

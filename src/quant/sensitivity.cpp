@@ -210,6 +210,7 @@ Result<std::vector<LayerSensitivity>> measure_sensitivity(const std::string& mod
       }
       bar.update(units, c.module + " @" + std::to_string(b) + "b");
       LoadOptions lo;
+      lo.repack = false;  // block forwards only
       OPTIQ_ASSIGN_OR_RETURN(lo.tensor_overrides[c.module + ".weight"],
                              fake_quant_override(*md->tensors, c, b, opts.group_size));
       OPTIQ_ASSIGN_OR_RETURN(std::unique_ptr<Model> m, load_model(model_dir, lo));

@@ -11,6 +11,7 @@
 
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_amx.h"
+#include "kernels/matmul_q_packed.h"
 #include "kernels/matmul_q_vnni.h"
 #include "kernels/weight.h"
 
@@ -271,6 +272,69 @@ TEST(MatmulQ, IntegerPathsAgree) {
                 << name << " bits " << bits << " gs " << gs << " t " << t << " n " << n;
           }
     }
+}
+
+// The packed (row-interleaved) decode kernel forms the same int8 activations and int32 group sums as
+// the Highway path: for every packable bits × group size × scale dtype, odd N (a padded last block)
+// and T from 1 to 9 (4-row tiles and their remainders), it agrees to fp32 rounding.
+TEST(MatmulQPacked, AgreesWithIntegerPaths) {
+  ThreadPool pool(2);
+  for (int bits : {2, 4, 8})
+    for (int gs : {32, 64, 128})
+      for (DType sdt : {DType::kBF16, DType::kF32}) {
+        const int64_t N = 83, K = 5 * gs;
+        auto q = make_qweight(N, K, bits, gs, sdt, 7u + bits * 3 + gs);
+        ASSERT_EQ(packable(q->w), vnni_available() && bits != 2) << "bits " << bits;
+        if (!packable(q->w)) continue;
+        PackArena arena;
+        q->w.packed = pack_rows(q->w, arena);
+        std::vector<float> wdeq(static_cast<size_t>(N * K));
+        for (int64_t n = 0; n < N; ++n) dequantize_row_reference(q->w, n, wdeq.data() + n * K);
+        for (int64_t T : {1, 2, 5, 9}) {
+          const std::vector<float> x = random_x(T, K, 17u + static_cast<uint32_t>(T));
+          std::vector<float> hw(static_cast<size_t>(T * N)), got(static_cast<size_t>(T * N), NAN);
+          matmul_q_highway(hw.data(), x.data(), T, q->w, pool);
+          const MatmulOut o{got.data(), &q->w};
+          matmul_q_packed({&o, 1}, x.data(), T, pool);
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t n = 0; n < N; ++n) {
+              double mag = 0;
+              for (int64_t k = 0; k < K; ++k) mag += std::fabs(double(x[t * K + k]) * wdeq[n * K + k]);
+              ASSERT_LE(std::fabs(got[t * N + n] - hw[t * N + n]), 1e-5 * mag)
+                  << "bits " << bits << " gs " << gs << " scales " << dtype_name(sdt) << " T " << T << " t " << t
+                  << " n " << n;
+            }
+        }
+      }
+}
+
+// A T-row call computes each row exactly as a one-row call does (self-speculation's verify forward
+// runs T rows through the kernel AR decode runs one row at a time through), and several weights in
+// one call (q/k/v) equal separate calls.
+TEST(MatmulQPacked, RowsAndWeightsAreIndependent) {
+  if (!vnni_available()) {
+    ASSERT_FALSE(packable(make_qweight(32, 128, 4, 64, DType::kBF16, 1)->w));
+    return;
+  }
+  ThreadPool pool(2);
+  const int64_t K = 384, T = 11;
+  PackArena arena;
+  auto a = make_qweight(700, K, 4, 64, DType::kBF16, 5);
+  auto b = make_qweight(130, K, 8, 64, DType::kBF16, 6);
+  a->w.packed = pack_rows(a->w, arena);
+  b->w.packed = pack_rows(b->w, arena);
+  const std::vector<float> x = random_x(T, K, 3);
+  std::vector<float> ya(static_cast<size_t>(T * 700)), yb(static_cast<size_t>(T * 130));
+  const MatmulOut both[] = {{ya.data(), &a->w}, {yb.data(), &b->w}};
+  matmul_q_packed(both, x.data(), T, pool);
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<float> ra(700), rb(130);
+    const MatmulOut oa{ra.data(), &a->w}, ob{rb.data(), &b->w};
+    matmul_q_packed({&oa, 1}, x.data() + t * K, 1, pool);
+    matmul_q_packed({&ob, 1}, x.data() + t * K, 1, pool);
+    for (int64_t n = 0; n < 700; ++n) ASSERT_EQ(ya[t * 700 + n], ra[n]) << "t " << t << " n " << n;
+    for (int64_t n = 0; n < 130; ++n) ASSERT_EQ(yb[t * 130 + n], rb[n]) << "t " << t << " n " << n;
+  }
 }
 
 // matmul() on a matrix above the exact-path size: decode (T = 1) and block (T = 9) shapes through

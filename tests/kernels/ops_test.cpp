@@ -68,9 +68,9 @@ TEST(Ops, RmsNormMatchesReference) {
     auto wv = randn(C, 5);
     std::vector<uint16_t> wb(C);
     for (int64_t c = 0; c < C; ++c) wb[c] = f32_to_bf16(wv[c]);
-    Weight wf{DType::kF32, C, 1, wv.data(), {}, nullptr};
-    Weight wbf{DType::kBF16, C, 1, wb.data(), {}, nullptr};
-    Weight none{DType::kF32, C, 1, nullptr, {}, nullptr};
+    Weight wf{DType::kF32, C, 1, wv.data(), {}, nullptr, nullptr};
+    Weight wbf{DType::kBF16, C, 1, wb.data(), {}, nullptr, nullptr};
+    Weight none{DType::kF32, C, 1, nullptr, {}, nullptr, nullptr};
     for (const Weight* w : {&wf, &wbf, &none}) {
       std::vector<float> r(T * C);
       rms_norm_reference(r.data(), x.data(), T, C, *w, 1e-6f);

@@ -446,8 +446,8 @@ class WholeSequenceReference {
       const TensorView* gu = md_->tensors->find(p + "experts.gate_up_proj");
       const TensorView* dw = md_->tensors->find(p + "experts.down_proj");
       for (int64_t e = 0; e < E; ++e) {
-        ex[e].gate_up = Weight{DType::kBF16, 2 * Fe, C, static_cast<const uint16_t*>(gu->data) + e * 2 * Fe * C, {}, {}};
-        ex[e].down = Weight{DType::kBF16, C, Fe, static_cast<const uint16_t*>(dw->data) + e * C * Fe, {}, {}};
+        ex[e].gate_up = Weight{DType::kBF16, 2 * Fe, C, static_cast<const uint16_t*>(gu->data) + e * 2 * Fe * C, {}, {}, {}};
+        ex[e].down = Weight{DType::kBF16, C, Fe, static_cast<const uint16_t*>(dw->data) + e * C * Fe, {}, {}, {}};
       }
       std::vector<float> eo(N * C);
       rms_norm(h.data(), x.data(), N, C, *wl.dense(p + "pre_feedforward_layernorm_2.weight", {C}), 1e-6f);

@@ -1,0 +1,302 @@
+// Row-interleaved quantized decode matmul (see matmul_q_packed.h). Like matmul_q_vnni.cpp, written
+// with intrinsics under a function-level target attribute (Highway 1.0.3 has no u8×s8 dot product)
+// and only called after vnni_available().
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC bug 105593, see matmul_q_vnni.cpp
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include "kernels/matmul_q_packed.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <tuple>
+#include <vector>
+
+#include "core/aligned.h"
+#include "core/status.h"
+#include "kernels/matmul_q.h"
+#include "kernels/matmul_q_vnni.h"
+#include "kernels/parallel.h"
+#include "kernels/quant_codes.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define OPTIQ_HAVE_PACKED_CODE 1
+#include <immintrin.h>
+#else
+#define OPTIQ_HAVE_PACKED_CODE 0
+#endif
+
+namespace optiq {
+
+namespace {
+constexpr int64_t kRows = 16;  // rows per block: the 16 int32 lanes of a vector
+
+bool scales_ok(DType t) { return t == DType::kBF16 || t == DType::kF32; }
+}  // namespace
+
+bool packable(const Weight& w) {
+  return vnni_available() && w.quantized() && (w.quant.bits == 4 || w.quant.bits == 8) &&
+         (w.quant.group_size == 32 || w.quant.group_size == 64 || w.quant.group_size == 128) &&
+         w.n_in % w.quant.group_size == 0 && scales_ok(w.quant.scale_dtype);
+}
+
+std::pair<uint8_t*, std::shared_ptr<void>> PackArena::allocate(size_t n) {
+  constexpr size_t kRegion = size_t{64} << 20;
+  n = (n + 63) / 64 * 64;
+  if (region_.data == nullptr || used_ + n > region_.size) {
+    region_ = allocate_huge_region(std::max(kRegion, n));
+    used_ = 0;
+  }
+  uint8_t* p = region_.data + used_;
+  used_ += n;
+  return {p, region_.owner};
+}
+
+std::shared_ptr<const PackedRows> pack_rows(const Weight& w, PackArena& arena) {
+  OPTIQ_CHECK(packable(w));
+  const int bits = w.quant.bits;
+  const int64_t gs = w.quant.group_size, K = w.n_in, N = w.n_out, ng = K / gs;
+  const int64_t ss = static_cast<int64_t>(dtype_size(w.quant.scale_dtype));
+  const int64_t code_bytes = kRows * gs * bits / 8;
+  auto p = std::make_shared<PackedRows>();
+  p->group_stride = code_bytes + 2 * kRows * ss;
+  p->block_stride = p->group_stride * ng;
+  const int64_t n_blocks = (N + kRows - 1) / kRows;
+  uint8_t* dst;
+  std::tie(dst, p->storage) = arena.allocate(static_cast<size_t>(n_blocks * p->block_stride));
+  std::memset(dst, 0, static_cast<size_t>(n_blocks * p->block_stride));  // padding rows stay zero
+  p->bytes = dst;
+  const int64_t row_bytes = K * bits / 8;
+  std::vector<uint8_t> codes(static_cast<size_t>(K));
+  const auto* src = static_cast<const uint8_t*>(w.data);
+  const auto* scales = static_cast<const uint8_t*>(w.quant.scales);
+  const auto* biases = static_cast<const uint8_t*>(w.quant.biases);
+  for (int64_t n = 0; n < N; ++n) {
+    decode_codes_u8(src + n * row_bytes, K, bits, codes.data());
+    const int64_t blk = n / kRows, r = n % kRows;
+    for (int64_t g = 0; g < ng; ++g) {
+      uint8_t* rec = dst + blk * p->block_stride + g * p->group_stride;
+      const uint8_t* c = codes.data() + g * gs;
+      if (bits == 4) {
+        for (int64_t j = 0; j < gs / 8; ++j)
+          for (int64_t m = 0; m < 4; ++m)
+            rec[j * 64 + r * 4 + m] = static_cast<uint8_t>(c[4 * j + m] | (c[gs / 2 + 4 * j + m] << 4));
+      } else {
+        for (int64_t j = 0; j < gs / 4; ++j)
+          for (int64_t m = 0; m < 4; ++m) rec[j * 64 + r * 4 + m] = c[4 * j + m];
+      }
+      std::memcpy(rec + code_bytes + r * ss, scales + (n * ng + g) * ss, static_cast<size_t>(ss));
+      std::memcpy(rec + code_bytes + (kRows + r) * ss, biases + (n * ng + g) * ss, static_cast<size_t>(ss));
+    }
+  }
+  return p;
+}
+
+#if OPTIQ_HAVE_PACKED_CODE
+
+#define OPTIQ_PACKED_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
+
+namespace {
+
+// Activations as int8 in natural order, with per (row, group) scale and exact fp32 sum. The
+// quantization is the other paths' (matmul_q_vnni.cpp prepare_row): s = amax / kActQMax,
+// round-to-nearest-even of x · (1 / s).
+struct PackedX {
+  AlignedVector<int8_t> x8;  // [T][K]
+  AlignedVector<float> sx;   // [T][ng]
+  AlignedVector<float> xs;   // [T][ng]
+};
+
+OPTIQ_PACKED_TARGET void prepare(const float* x, int64_t T, int64_t K, int64_t gs, PackedX* px) {
+  const int64_t ng = K / gs;
+  int8_t* x8 = grow(px->x8, T * K);
+  float* sx = grow(px->sx, T * ng);
+  float* xs = grow(px->xs, T * ng);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t g = 0; g < ng; ++g) {
+      const float* xg = x + t * K + g * gs;
+      __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
+      for (int64_t k = 0; k < gs; k += 16) {
+        const __m512 v = _mm512_loadu_ps(xg + k);
+        vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+        vsum = _mm512_add_ps(vsum, v);
+      }
+      const float amax = _mm512_reduce_max_ps(vmax);
+      const float s = amax > 0.f ? amax / kActQMax : 1.f;
+      sx[t * ng + g] = s;
+      xs[t * ng + g] = _mm512_reduce_add_ps(vsum);
+      const __m512 inv = _mm512_set1_ps(1.f / s);
+      for (int64_t k = 0; k < gs; k += 16)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(x8 + t * K + g * gs + k),
+                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), inv))));
+    }
+}
+
+template <bool kF32Scales>
+OPTIQ_PACKED_TARGET inline __m512 load_scales(const uint8_t* p) {
+  if constexpr (kF32Scales) {
+    return _mm512_load_ps(p);
+  } else {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  }
+}
+
+struct Args {
+  const uint8_t* blocks;  // the matrix's first block
+  int64_t group_stride, block_stride, ng, K;
+  const PackedX* px;
+};
+
+// Blocks [blk, blk + NB) × activation rows [t0, t0 + TT): out[t · ldo + n]. Each (block, row) keeps
+// two accumulators per nibble plane (alternating vectors) so the vpdpbusd chains overlap; the
+// integer sums are exact, so the split does not change the result.
+template <int BITS, int GS, bool kF32Scales, int NB, int TT>
+OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out, int64_t ldo, int64_t N) {
+  constexpr int64_t kVecs = BITS == 4 ? GS / 8 : GS / 4;
+  constexpr int64_t kCodeBytes = kVecs * 64;
+  constexpr int kPlanes = BITS == 4 ? 2 : 1;
+  const __m512i lo_mask = _mm512_set1_epi8(0x0F), hi_mask = _mm512_set1_epi8(static_cast<char>(0xF0));
+  const int8_t* x8 = a.px->x8.data();
+  const float* sx = a.px->sx.data();
+  const float* xs = a.px->xs.data();
+  __m512 facc[NB][TT];
+  for (int i = 0; i < NB; ++i)
+    for (int t = 0; t < TT; ++t) facc[i][t] = _mm512_setzero_ps();
+  const uint8_t* base = a.blocks + blk * a.block_stride;
+  for (int64_t g = 0; g < a.ng; ++g) {
+    __m512i acc[NB][TT][kPlanes][2];
+    for (int i = 0; i < NB; ++i)
+      for (int t = 0; t < TT; ++t)
+        for (int p = 0; p < kPlanes; ++p) acc[i][t][p][0] = acc[i][t][p][1] = _mm512_setzero_si512();
+    const uint8_t* rec = base + g * a.group_stride;
+    // The same record of the blocks after these: one group ahead in each of the NB streams.
+    for (int i = 0; i < NB; ++i)
+      for (int64_t l = 0; l < a.group_stride; l += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(rec + (NB + i) * a.block_stride + l), _MM_HINT_T0);
+#pragma GCC unroll 32
+    for (int64_t j = 0; j < kVecs; ++j) {
+      __m512i xl[TT], xh[TT];
+      for (int t = 0; t < TT; ++t) {
+        const int8_t* xg = x8 + (t0 + t) * a.K + g * GS;
+        int32_t lo, hi = 0;
+        std::memcpy(&lo, xg + 4 * j, 4);
+        xl[t] = _mm512_set1_epi32(lo);
+        if constexpr (BITS == 4) {
+          std::memcpy(&hi, xg + GS / 2 + 4 * j, 4);
+          xh[t] = _mm512_set1_epi32(hi);
+        }
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < NB; ++i) {
+        const __m512i w = _mm512_load_si512(rec + i * a.block_stride + j * 64);
+        if constexpr (BITS == 4) {
+          const __m512i wl = _mm512_and_si512(w, lo_mask), wh = _mm512_and_si512(w, hi_mask);
+          for (int t = 0; t < TT; ++t) {
+            acc[i][t][0][j & 1] = _mm512_dpbusd_epi32(acc[i][t][0][j & 1], wl, xl[t]);
+            acc[i][t][1][j & 1] = _mm512_dpbusd_epi32(acc[i][t][1][j & 1], wh, xh[t]);
+          }
+        } else {
+          for (int t = 0; t < TT; ++t) acc[i][t][0][j & 1] = _mm512_dpbusd_epi32(acc[i][t][0][j & 1], w, xl[t]);
+        }
+      }
+    }
+    for (int i = 0; i < NB; ++i) {
+      const uint8_t* sp = rec + i * a.block_stride + kCodeBytes;
+      const __m512 s = load_scales<kF32Scales>(sp);
+      const __m512 b = load_scales<kF32Scales>(sp + (kF32Scales ? 64 : 32));
+      for (int t = 0; t < TT; ++t) {
+        __m512i sum = _mm512_add_epi32(acc[i][t][0][0], acc[i][t][0][1]);
+        // The high nibbles were multiplied in place (code · 16): the sum is exactly 16× theirs.
+        if constexpr (BITS == 4)
+          sum = _mm512_add_epi32(sum, _mm512_srai_epi32(_mm512_add_epi32(acc[i][t][1][0], acc[i][t][1][1]), 4));
+        const int64_t q = (t0 + t) * a.ng + g;
+        facc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(s, _mm512_set1_ps(sx[q])), facc[i][t]);
+        facc[i][t] = _mm512_fmadd_ps(b, _mm512_set1_ps(xs[q]), facc[i][t]);
+      }
+    }
+  }
+  for (int i = 0; i < NB; ++i) {
+    const int64_t n0 = (blk + i) * kRows;
+    const __mmask16 m = n0 + kRows <= N ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (N - n0)) - 1);
+    for (int t = 0; t < TT; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * ldo + n0, m, facc[i][t]);
+  }
+}
+
+constexpr int64_t kUnitBlocks = 4;  // blocks per work item; a T = 1 item streams 4 blocks at once
+
+// Work item `u` of one matrix: blocks [4u, min(4u + 4, n_blocks)), all T rows.
+template <int BITS, int GS, bool kF32Scales>
+OPTIQ_PACKED_TARGET void run_unit(const Args& a, int64_t u, int64_t n_blocks, int64_t T, float* out, int64_t N) {
+  const int64_t b0 = u * kUnitBlocks, b1 = std::min(n_blocks, b0 + kUnitBlocks);
+  if (T == 1 && b1 - b0 == kUnitBlocks) {
+    tile<BITS, GS, kF32Scales, kUnitBlocks, 1>(a, b0, 0, out, N, N);
+    return;
+  }
+  for (int64_t b = b0; b < b1; ++b) {
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) tile<BITS, GS, kF32Scales, 1, 4>(a, b, t, out, N, N);
+    for (; t < T; ++t) tile<BITS, GS, kF32Scales, 1, 1>(a, b, t, out, N, N);
+  }
+}
+
+using UnitFn = void (*)(const Args&, int64_t, int64_t, int64_t, float*, int64_t);
+
+template <int BITS, bool kF32Scales>
+UnitFn unit_for_group(int64_t gs) {
+  switch (gs) {
+    case 32: return &run_unit<BITS, 32, kF32Scales>;
+    case 64: return &run_unit<BITS, 64, kF32Scales>;
+    default: return &run_unit<BITS, 128, kF32Scales>;
+  }
+}
+
+UnitFn unit_fn(const Weight& w) {
+  const bool f32 = w.quant.scale_dtype == DType::kF32;
+  const int64_t gs = w.quant.group_size;
+  if (w.quant.bits == 4) return f32 ? unit_for_group<4, true>(gs) : unit_for_group<4, false>(gs);
+  return f32 ? unit_for_group<8, true>(gs) : unit_for_group<8, false>(gs);
+}
+
+PackedX& scratch() {
+  thread_local PackedX s;
+  return s;
+}
+
+}  // namespace
+
+void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+  OPTIQ_CHECK(!outs.empty());
+  const Weight& w0 = *outs[0].w;
+  const int64_t K = w0.n_in, gs = w0.quant.group_size;
+  for (const MatmulOut& o : outs)
+    OPTIQ_CHECK_MSG(o.w->packed && o.w->n_in == K && o.w->quant.group_size == gs,
+                    "matmul_q_packed: weights of one call must be packed and share K and group size");
+  PackedX& px = scratch();
+  prepare(x, T, K, gs, &px);
+  // Work items: units of each weight in order, so a thread's items are contiguous in memory.
+  std::vector<int64_t> first_unit(outs.size() + 1, 0);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const int64_t n_blocks = (outs[i].w->n_out + kRows - 1) / kRows;
+    first_unit[i + 1] = first_unit[i] + (n_blocks + kUnitBlocks - 1) / kUnitBlocks;
+  }
+  const int64_t n_units = first_unit.back();
+  pool.parallel_for(n_units, [&](int64_t b, int64_t e, int) {
+    size_t wi = 0;
+    for (int64_t u = b; u < e; ++u) {
+      while (u >= first_unit[wi + 1]) ++wi;
+      const Weight& w = *outs[wi].w;
+      const Args a{w.packed->bytes, w.packed->group_stride, w.packed->block_stride, K / gs, K, &px};
+      unit_fn(w)(a, u - first_unit[wi], (w.n_out + kRows - 1) / kRows, T, outs[wi].out, w.n_out);
+    }
+  }, parallel_grain(n_units, kUnitBlocks * kRows * T * K, 1));
+}
+
+#else  // !OPTIQ_HAVE_PACKED_CODE
+
+void matmul_q_packed(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
+  OPTIQ_CHECK_MSG(false, "matmul_q_packed: built without AVX512-VNNI support");
+}
+
+#endif
+
+}  // namespace optiq

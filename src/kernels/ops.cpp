@@ -33,24 +33,35 @@ void rms_norm_reference(float* y, const float* x, int64_t T, int64_t C, const We
   }
 }
 
-void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq, int64_t rot_pairs) {
+void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, const int64_t* pos,
+             const float* inv_freq, int64_t rot_pairs) {
   const int64_t half = D / 2;
-  std::vector<float> cs(static_cast<size_t>(rot_pairs)), sn(static_cast<size_t>(rot_pairs));
+  // Per-thread scratch: decode calls this once per layer per token.
+  thread_local std::vector<float> cs, sn;
+  cs.resize(static_cast<size_t>(rot_pairs));
+  sn.resize(static_cast<size_t>(rot_pairs));
   for (int64_t t = 0; t < T; ++t) {
-    for (int64_t i = 0; i < rot_pairs; ++i) {
+    for (int64_t i = 0; i < rot_pairs; ++i) {  // once per position for both q and k
       const float a = static_cast<float>(pos[t]) * inv_freq[i];
       cs[i] = std::cos(a);
       sn[i] = std::sin(a);
     }
-    for (int64_t h = 0; h < H; ++h) {
-      float* r = x + (t * H + h) * D;
-      for (int64_t i = 0; i < rot_pairs; ++i) {
-        const float a = r[i], b = r[i + half];
-        r[i] = a * cs[i] - b * sn[i];
-        r[i + half] = b * cs[i] + a * sn[i];
+    for (auto [x, H] : {std::pair<float*, int64_t>{q, Hq}, std::pair<float*, int64_t>{k, Hk}}) {
+      if (!x) continue;
+      for (int64_t h = 0; h < H; ++h) {
+        float* r = x + (t * H + h) * D;
+        for (int64_t i = 0; i < rot_pairs; ++i) {
+          const float a = r[i], b = r[i + half];
+          r[i] = a * cs[i] - b * sn[i];
+          r[i + half] = b * cs[i] + a * sn[i];
+        }
       }
     }
   }
+}
+
+void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq, int64_t rot_pairs) {
+  rope_qk(x, H, nullptr, 0, T, D, pos, inv_freq, rot_pairs);
 }
 
 void conv1d_dw_reference(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,

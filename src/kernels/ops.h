@@ -17,6 +17,10 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
 // angle = pos[t] · inv_freq[i]; (x_i, x_{i+D/2}) rotates by it. Pairs at or past rot/2 are left
 // unchanged. inv_freq has D/2 entries; cos/sin are computed in fp32.
 void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq, int64_t rot_pairs);
+// rope on q [T, Hq, D] and k [T, Hk, D] (k may be null) at the same positions: the angles' cos/sin
+// are computed once for both. Same results as two rope calls.
+void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, const int64_t* pos,
+             const float* inv_freq, int64_t rot_pairs);
 
 // Causal depthwise conv with residual, streaming (Canon layer):
 //   y[t, c] = x[t, c] + Σ_{j<Kw} w[c, j] · xp[t + j, c],  xp = state[Kw-1, C] ‖ x[T, C].

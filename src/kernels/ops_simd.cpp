@@ -480,12 +480,16 @@ void masked_softmax_row(float* row, int64_t n, int64_t lo, int64_t hi, float sca
 void add_inplace(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
 
 void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps) {
-  std::vector<float> wf;
-  if (w.data) {
-    wf.resize(static_cast<size_t>(C));
-    convert_to_f32(w.dtype, w.data, wf.data(), wf.size());
+  const float* wf = nullptr;
+  if (w.data && w.dtype == DType::kF32) {
+    wf = static_cast<const float*>(w.data);
+  } else if (w.data) {
+    thread_local std::vector<float> buf;  // decode calls this 4 times per layer per token
+    buf.resize(static_cast<size_t>(C));
+    convert_to_f32(w.dtype, w.data, buf.data(), buf.size());
+    wf = buf.data();
   }
-  HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, w.data ? wf.data() : nullptr, eps);
+  HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, wf, eps);
 }
 
 void conv1d_dw_row(float* y, const float* const* rows, int64_t C, const float* w_tap_major, int64_t Kw) {

@@ -412,8 +412,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     canon(c, l, kConvBq, q, T, write, pool);
     canon(c, l, kConvBk, kk, T, write, pool);
     canon(c, l, kConvBv, vv, T, write, pool);
-    rope(q, T, H, D, pos, L.inv_freq.data(), D / 2);
-    rope(kk, T, Hkv, D, pos, L.inv_freq.data(), D / 2);
+    rope_qk(q, H, kk, Hkv, T, D, pos, L.inv_freq.data(), D / 2);
     if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
       rms_norm(q, q, T * H, D, L.q_norm, cfg_.rms_norm_eps);
       rms_norm(kk, kk, T * Hkv, D, L.k_norm, cfg_.rms_norm_eps);

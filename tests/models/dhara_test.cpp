@@ -5,9 +5,12 @@
 #include <random>
 
 #include "decode/generate.h"
+#include "io/model_dir.h"
+#include "kernels/matmul_q_vnni.h"
+#include "kernels/weight.h"
 #include "models/dhara.h"
 #include "models/model.h"
-#include "kernels/weight.h"
+#include "models/weight_loader.h"
 #include "quant/writer.h"
 #include "tests/test_util.h"
 
@@ -328,9 +331,10 @@ TEST(DharaForward, RejectsBadInputsWithoutChangingTheCache) {
 }
 
 // A 4-bit model whose matrices are large enough for the int8-activation kernels (AMX tiles for
-// chunks of 8+ rows where the CPU has them, VNNI rows otherwise): the paths AR decode and
+// chunks of 8+ rows where the CPU has them; for decode and row-invariant chunks the packed copies
+// (LoadOptions::repack) or, without them, the VNNI rows): the paths AR decode and
 // self-speculation's verify really take on dhara-250m, which the tiny fixtures never reach.
-class DharaQuantizedFastPath : public ::testing::Test {
+class DharaQuantizedFastPath : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     // q/o 384×384, gate/up/down 1024×384, head 1024×384: above the exact path's 2^17 weights.
@@ -345,7 +349,9 @@ class DharaQuantizedFastPath : public ::testing::Test {
         spec.modules["model.layers." + std::to_string(l) + "." + m] = {};
     Status s = write_quantized_model(src.str(), dst.str(), spec);
     ASSERT_TRUE(s.ok()) << s.ToString();
-    auto m = load_model(dst.str());
+    LoadOptions lo;
+    lo.repack = GetParam();
+    auto m = load_model(dst.str(), lo);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     model = std::move(m.value());
   }
@@ -354,7 +360,7 @@ class DharaQuantizedFastPath : public ::testing::Test {
 };
 
 // Under RowInvariantScope a causal chunk computes, bit for bit, what one-row forwards compute.
-TEST_F(DharaQuantizedFastPath, RowInvariantChunkEqualsOneRowForwards) {
+TEST_P(DharaQuantizedFastPath, RowInvariantChunkEqualsOneRowForwards) {
   ThreadPool pool(2);
   const int64_t V = model->info().vocab_size;
   const auto prompt = random_ids(12, V, 5), more = random_ids(24, V, 6);
@@ -372,7 +378,7 @@ TEST_F(DharaQuantizedFastPath, RowInvariantChunkEqualsOneRowForwards) {
   }
 }
 
-TEST_F(DharaQuantizedFastPath, SelfSpeculationEqualsGreedyAR) {
+TEST_P(DharaQuantizedFastPath, SelfSpeculationEqualsGreedyAR) {
   ThreadPool pool(2);
   const int64_t V = model->info().vocab_size;
   for (uint64_t p = 0; p < 2; ++p) {
@@ -392,6 +398,24 @@ TEST_F(DharaQuantizedFastPath, SelfSpeculationEqualsGreedyAR) {
     }
   }
 }
+
+// The loader makes packed copies exactly when asked and the CPU runs the packed kernel; matrices on
+// the exact path (<= 2^17 weights) get none.
+TEST_P(DharaQuantizedFastPath, LoaderPacksLargeMatricesWhenAsked) {
+  auto md = ModelDir::open(dst.str());
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  (*md)->repack = GetParam();
+  WeightLoader wl(**md);
+  auto gate = wl.linear("model.layers.0.mlp.gate_proj", 1024, 384);
+  ASSERT_TRUE(gate.ok()) << gate.status().ToString();
+  EXPECT_EQ(gate->packed != nullptr, GetParam() && vnni_available());
+  auto k = wl.linear("model.layers.0.self_attn.k_proj", 128, 384);  // 49152 weights: exact path
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(k->packed, nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(Repack, DharaQuantizedFastPath, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Packed" : "FileLayout"; });
 
 }  // namespace
 }  // namespace optiq

@@ -637,6 +637,9 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
 }  // namespace
 
 Result<std::unique_ptr<Model>> make_diffusion_gemma(std::shared_ptr<ModelDir> dir, const LoadOptions&) {
+  // Every forward is a whole canvas (or prompt chunk), so the one-row packed copies would only cost
+  // memory: the matrices stay in the file layout.
+  dir->repack = false;
   return DiffusionGemmaModel::load(std::move(dir));
 }
 

@@ -293,11 +293,13 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
     first_unit[i + 1] = first_unit[i] + (n_blocks + kUnitBlocks - 1) / kUnitBlocks;
   }
   const int64_t n_units = first_unit.back();
-  // Chunks of at least kMinChunkBytes (but no fewer than one per thread): a chunk is a stream whose
-  // start pays the prefetchers' ramp-up, and one unit (28 KB at 4-bit K = 768) is too short for it.
+  // Chunks of about kMinChunkBytes or more, a multiple of the thread count of them, equal in size: a
+  // chunk is a stream whose start pays the prefetchers' ramp-up (one 28 KB unit is too short for
+  // it), and a leftover chunk would end the matmul on one thread.
   const int64_t unit_bytes = kUnitBlocks * outs[0].w->packed->block_stride;
-  const int64_t min_units = std::min<int64_t>((n_units + pool.size() - 1) / pool.size(),
-                                              std::max<int64_t>(1, (kMinChunkBytes + unit_bytes - 1) / unit_bytes));
+  const int64_t nt = pool.size();
+  const int64_t chunks = std::max<int64_t>(1, n_units * unit_bytes / kMinChunkBytes / nt) * nt;
+  const int64_t min_units = std::max<int64_t>(1, (n_units + chunks - 1) / chunks);
   pool.parallel_for(n_units, [&](int64_t b, int64_t e, int) {
     size_t wi = 0;
     for (int64_t u = b; u < e; ++u) {

@@ -20,4 +20,16 @@ HugeRegion allocate_huge_region(size_t bytes) {
   return r;
 }
 
+std::pair<uint8_t*, std::shared_ptr<void>> HugePageArena::allocate(size_t n) {
+  constexpr size_t kRegion = size_t{64} << 20;
+  n = (n + 63) / 64 * 64;
+  if (region_.data == nullptr || used_ + n > region_.size) {
+    region_ = allocate_huge_region(n > kRegion ? n : kRegion);
+    used_ = 0;
+  }
+  uint8_t* p = region_.data + used_;
+  used_ += n;
+  return {p, region_.owner};
+}
+
 }  // namespace optiq

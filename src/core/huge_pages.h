@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace optiq {
 
@@ -18,5 +19,17 @@ struct HugeRegion {
 // At least `bytes` (rounded up to 2 MiB). Throws std::bad_alloc when the mapping fails. Where the
 // kernel does not grant huge pages (THP "never") the region is ordinary pages; nothing else changes.
 HugeRegion allocate_huge_region(size_t bytes);
+
+// Many small buffers carved from 64 MiB huge-page regions, in allocation order (a model's packed
+// matrices, its conv taps): what one forward reads in sequence lies in sequence.
+class HugePageArena {
+ public:
+  // n bytes, 64-byte aligned, alive while the returned owner is.
+  std::pair<uint8_t*, std::shared_ptr<void>> allocate(size_t n);
+
+ private:
+  HugeRegion region_;
+  size_t used_ = 0;
+};
 
 }  // namespace optiq

@@ -39,19 +39,7 @@ bool packable(const Weight& w) {
          w.n_in % w.quant.group_size == 0 && scales_ok(w.quant.scale_dtype);
 }
 
-std::pair<uint8_t*, std::shared_ptr<void>> PackArena::allocate(size_t n) {
-  constexpr size_t kRegion = size_t{64} << 20;
-  n = (n + 63) / 64 * 64;
-  if (region_.data == nullptr || used_ + n > region_.size) {
-    region_ = allocate_huge_region(std::max(kRegion, n));
-    used_ = 0;
-  }
-  uint8_t* p = region_.data + used_;
-  used_ += n;
-  return {p, region_.owner};
-}
-
-std::shared_ptr<const PackedRows> pack_rows(const Weight& w, PackArena& arena) {
+std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& arena) {
   OPTIQ_CHECK(packable(w));
   const int bits = w.quant.bits;
   const int64_t gs = w.quant.group_size, K = w.n_in, N = w.n_out, ng = K / gs;

@@ -36,25 +36,14 @@ struct PackedRows {
   int64_t block_stride = 0;  // bytes of one block of 16 rows (ng records)
 };
 
-// Memory for the packed copies of one model: huge-page regions (core/huge_pages.h) filled in load
-// order, so a decode forward streams through them in address order.
-class PackArena {
- public:
-  // n bytes, 64-byte aligned, alive while the returned owner is.
-  std::pair<uint8_t*, std::shared_ptr<void>> allocate(size_t n);
-
- private:
-  HugeRegion region_;
-  size_t used_ = 0;
-};
 
 // True when `w` has a packed form on this machine: VNNI available, 4- or 8-bit codes, bf16 or f32
 // scales. The caller decides whether the matrix is large enough to be worth a second copy.
 bool packable(const Weight& w);
 
-// The packed copy of `w` (requires packable(w)), allocated from `arena`. Costs the matrix's bytes
-// once more in memory.
-std::shared_ptr<const PackedRows> pack_rows(const Weight& w, PackArena& arena);
+// The packed copy of `w` (requires packable(w)), allocated from `arena` (one per model, so a
+// forward streams the copies in address order). Costs the matrix's bytes once more in memory.
+std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& arena);
 
 // out = x[T, K] · dequant(W)ᵀ for every (out, W); every W has `packed` set and all share K and
 // group size. Multithreaded over blocks of rows.

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/aligned.h"
+#include "core/huge_pages.h"
 #include "kernels/attention_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
@@ -85,7 +86,7 @@ struct DharaLayer {
   Weight input_layernorm, post_attention_layernorm, q_norm, k_norm;  // [C], [C], [D], [D]
   Weight q_proj, k_proj, v_proj, o_proj;                             // [H·D, C], [Hkv·D, C] ×2, [C, H·D]
   Weight gate_proj, up_proj, down_proj;                              // [F, C] ×2, [C, F]
-  std::vector<float> conv[kNumConv];                                 // [Kw, width] taps; empty if absent
+  const float* conv[kNumConv] = {};                                  // [Kw, width] taps; null if absent
   std::vector<float> inv_freq;                                       // [D/2], from the checkpoint
 };
 
@@ -108,7 +109,8 @@ class DharaCache final : public Cache {
       off += (P_ + 1) * widths[s];
     }
     per_layer_state_ = off;
-    conv_state_.assign(static_cast<size_t>(per_layer_state_ * n_layers_), 0.f);
+    // On huge pages, as the K/V rows (models/kv_store.h): a step touches every layer's rings.
+    conv_state_ = allocate_huge_region(sizeof(float) * static_cast<size_t>(per_layer_state_ * n_layers_));
     window_.resize(static_cast<size_t>(n_layers_ * kNumConv));
   }
 
@@ -118,7 +120,7 @@ class DharaCache final : public Cache {
   std::unique_ptr<Snapshot> snapshot() const override {
     auto s = std::make_unique<DharaSnapshot>();
     s->length = length_;
-    s->conv_state = conv_state_;
+    s->conv_state.assign(conv_state(), conv_state() + per_layer_state_ * n_layers_);
     s->ring_head = head_;
     return s;
   }
@@ -127,7 +129,7 @@ class DharaCache final : public Cache {
     OPTIQ_CHECK_MSG(d.length <= length_ || d.length <= kv_.reserved_rows(),
                     "restore: snapshot length " + std::to_string(d.length) + " exceeds the cache's written rows");
     length_ = d.length;
-    conv_state_ = d.conv_state;
+    std::copy(d.conv_state.begin(), d.conv_state.end(), conv_state());
     head_ = d.ring_head;
     window_valid_ = false;
     step_undo_ = false;
@@ -166,7 +168,7 @@ class DharaCache final : public Cache {
   // is physical row (head + i) mod (P + 1); row P is the free one, where a decode step writes its
   // input, so a step reads its rows in place and advancing the head drops the oldest.
   float* ring_row(int64_t layer, int slot, int64_t i) {
-    return conv_state_.data() + layer * per_layer_state_ + state_offset_[slot] + ((head_ + i) % (P_ + 1)) * width_[slot];
+    return conv_state() + layer * per_layer_state_ + state_offset_[slot] + ((head_ + i) % (P_ + 1)) * width_[slot];
   }
   void gather_state(int64_t layer, int slot, float* dst) {
     for (int64_t i = 0; i < P_; ++i) std::copy_n(ring_row(layer, slot, i), width_[slot], dst + i * width_[slot]);
@@ -209,7 +211,8 @@ class DharaCache final : public Cache {
   int64_t state_offset_[kNumConv] = {};
   int64_t per_layer_state_ = 0;
   int64_t length_ = 0;
-  std::vector<float> conv_state_;             // [L][slot][P + 1, width]: rings (ring_row)
+  HugeRegion conv_state_;                     // float [L][slot][P + 1, width]: rings (ring_row)
+  float* conv_state() const { return reinterpret_cast<float*>(conv_state_.data); }
   int64_t head_ = 0;                          // ring position shared by all layers and slots
   bool step_undo_ = false;                    // the last forward was a one-token ring step
   std::vector<std::vector<float>> window_;    // per layer×slot [P + T, width] of the last forward
@@ -244,21 +247,21 @@ class DharaModel final : public Model {
   void fill_info();
   // Canon conv for one slot: x[T, width] += conv(x) with the layer's state; records the window when writing.
   void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write, ThreadPool& pool) const {
-    const auto& taps = layers_[layer].conv[slot];
-    if (taps.empty()) return;
+    const float* taps = layers_[layer].conv[slot];
+    if (!taps) return;
     const int64_t width = widths_[slot], Kw = cfg_.canon_kernel;
     if (T == 1 && write) {  // decode step: the input goes to the ring's free row, read in place
       const float* rows[kMaxConvKernel];
       for (int64_t i = 0; i < Kw; ++i) rows[i] = c.ring_row(layer, slot, i);
       std::copy_n(x, width, c.ring_row(layer, slot, Kw - 1));
-      conv1d_dw_row(x, rows, width, taps.data(), Kw);
+      conv1d_dw_row(x, rows, width, taps, Kw);
       return;
     }
     float* state = grow(c.conv_state_tmp, (Kw - 1) * width);
     c.gather_state(layer, slot, state);
     // Read-only chunks (diffusion steps) still need xp: a reused scratch, not an allocation per conv.
     float* window = write ? c.window(layer, slot, T) : grow(c.conv_window_tmp, (Kw - 1 + T) * width);
-    conv1d_dw(x, x, T, width, taps.data(), Kw, state, write, window, &pool);
+    conv1d_dw(x, x, T, width, taps, Kw, state, write, window, &pool);
     if (write) c.scatter_state(layer, slot, state);
   }
 
@@ -267,12 +270,14 @@ class DharaModel final : public Model {
   Weight embed_tokens_;  // [V, C]; also the tied head
   Weight norm_;          // [C]
   std::vector<DharaLayer> layers_;
+  std::vector<std::shared_ptr<void>> conv_owners_;  // keep the regions DharaLayer::conv points into
   int64_t widths_[kNumConv] = {};
   ModelInfo info_;
 };
 
 Status DharaModel::load_weights() {
   WeightLoader wl(*dir_);
+  HugePageArena conv_arena;
   const int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, D = cfg_.head_dim;
   const int64_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
   const int64_t Kw = cfg_.canon_kernel;
@@ -317,9 +322,13 @@ Status DharaModel::load_weights() {
     for (int s = 0; s < kNumConv; ++s) {
       if (!cfg_.canon(conv_letter[s])) continue;
       OPTIQ_ASSIGN_OR_RETURN(std::vector<float> taps, wl.f32(p + conv_names[s] + ".conv.weight", {widths_[s], 1, Kw}));
-      L.conv[s].resize(taps.size());  // to tap-major, once, for the kernel
+      // To tap-major, once, for the kernel; every layer's taps in huge-page regions, read each step.
+      auto [mem, owner] = conv_arena.allocate(taps.size() * sizeof(float));
+      float* tm = reinterpret_cast<float*>(mem);
       for (int64_t c = 0; c < widths_[s]; ++c)
-        for (int64_t j = 0; j < Kw; ++j) L.conv[s][j * widths_[s] + c] = taps[c * Kw + j];
+        for (int64_t j = 0; j < Kw; ++j) tm[j * widths_[s] + c] = taps[c * Kw + j];
+      L.conv[s] = tm;
+      if (conv_owners_.empty() || conv_owners_.back() != owner) conv_owners_.push_back(owner);
     }
     // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
     OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));

@@ -203,7 +203,7 @@ Result<Weight> WeightLoader::load_module(const std::string& module, int64_t n_st
     w.quant.biases = f + ts->numel();
   }
   if (dir_.repack && n_stack == 0 && rows * n_in > kExactMaxWeights && packable(w)) {
-    if (!arena_) arena_ = std::make_unique<PackArena>();
+    if (!arena_) arena_ = std::make_unique<HugePageArena>();
     w.packed = pack_rows(w, *arena_);
   }
   return w;

@@ -286,7 +286,7 @@ TEST(MatmulQPacked, AgreesWithIntegerPaths) {
         auto q = make_qweight(N, K, bits, gs, sdt, 7u + bits * 3 + gs);
         ASSERT_EQ(packable(q->w), vnni_available() && bits != 2) << "bits " << bits;
         if (!packable(q->w)) continue;
-        PackArena arena;
+        HugePageArena arena;
         q->w.packed = pack_rows(q->w, arena);
         std::vector<float> wdeq(static_cast<size_t>(N * K));
         for (int64_t n = 0; n < N; ++n) dequantize_row_reference(q->w, n, wdeq.data() + n * K);
@@ -318,7 +318,7 @@ TEST(MatmulQPacked, RowsAndWeightsAreIndependent) {
   }
   ThreadPool pool(2);
   const int64_t K = 384, T = 11;
-  PackArena arena;
+  HugePageArena arena;
   auto a = make_qweight(700, K, 4, 64, DType::kBF16, 5);
   auto b = make_qweight(130, K, 8, 64, DType::kBF16, 6);
   a->w.packed = pack_rows(a->w, arena);

@@ -43,29 +43,36 @@ HWY_AFTER_NAMESPACE();
 namespace optiq {
 HWY_EXPORT(XorRange);
 
-double measure_read_bandwidth_gbps(ThreadPool& pool, size_t bytes, int reps) {
-  const size_t n = bytes / sizeof(uint64_t);
+BandwidthProbe::BandwidthProbe(ThreadPool& pool, size_t bytes)
+    : pool_(pool), region_(allocate_huge_region(bytes)), n_(bytes / sizeof(uint64_t)) {
   // On huge pages, as the packed weights: the roofline is the best streaming read the machine does.
-  HugeRegion region = allocate_huge_region(bytes);
-  uint64_t* buf = reinterpret_cast<uint64_t*>(region.data);
+  uint64_t* buf = reinterpret_cast<uint64_t*>(region_.data);
   // Touch every page (in parallel, so pages land near the threads that read them).
-  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
+  pool_.parallel_for(static_cast<int64_t>(n_), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i);
   }, 4096);
-  std::vector<uint64_t> sinks(static_cast<size_t>(pool.size()) * 8, 0);
+}
+
+double BandwidthProbe::measure(int reps) {
+  const uint64_t* buf = reinterpret_cast<const uint64_t*>(region_.data);
+  std::vector<uint64_t> sinks(static_cast<size_t>(pool_.size()) * 8, 0);
   double best = 0;
   for (int r = 0; r < reps; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int idx) {
+    pool_.parallel_for(static_cast<int64_t>(n_), [&](int64_t b, int64_t e, int idx) {
       sinks[static_cast<size_t>(idx) * 8] ^= HWY_DYNAMIC_DISPATCH(XorRange)(buf + b, e - b);
     }, 1 << 16);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
+    best = std::max(best, static_cast<double>(n_ * sizeof(uint64_t)) / s / 1e9);
   }
   volatile uint64_t keep = 0;
   for (auto v : sinks) keep = keep ^ v;
   (void)keep;
   return best;
+}
+
+double measure_read_bandwidth_gbps(ThreadPool& pool, size_t bytes, int reps) {
+  return BandwidthProbe(pool, bytes).measure(reps);
 }
 
 }  // namespace optiq

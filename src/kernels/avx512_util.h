@@ -27,5 +27,22 @@ __attribute__((target("avx512f,avx512bw"))) inline void scales_to_f32_avx512(DTy
   for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
 }
 
+// One activation group's int8 quantization parameters, as every int8 path computes them:
+// scale = max|x| / kActQMax (1 for an all-zero group) and the exact fp32 Σx for the bias term.
+// gs is a multiple of 16.
+struct ActGroup {
+  float scale, sum;
+};
+__attribute__((target("avx512f"))) inline ActGroup act_group_avx512(const float* xg, int64_t gs, float qmax) {
+  __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
+  for (int64_t k = 0; k < gs; k += 16) {
+    const __m512 v = _mm512_loadu_ps(xg + k);
+    vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+    vsum = _mm512_add_ps(vsum, v);
+  }
+  const float amax = _mm512_reduce_max_ps(vmax);
+  return {amax > 0.f ? amax / qmax : 1.f, _mm512_reduce_add_ps(vsum)};
+}
+
 }  // namespace optiq
 #endif

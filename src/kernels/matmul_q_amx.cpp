@@ -83,18 +83,11 @@ OPTIQ_AMX_TARGET void prepare_tile(const float* x, int64_t T, int64_t K, int64_t
   const int64_t t_end = std::min<int64_t>(kTile, T - mt * kTile);
   for (int64_t tt = 0; tt < t_end; ++tt) {
     const float* xr = x + (mt * kTile + tt) * K;
-    const float* xg = xr + g * gs;
-    __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
-    for (int64_t k = 0; k < gs; k += 16) {
-      const __m512 v = _mm512_loadu_ps(xg + k);
-      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
-      vsum = _mm512_add_ps(vsum, v);
-    }
-    const float amax = _mm512_reduce_max_ps(vmax);
-    const float sx = amax > 0.f ? amax / kActQMax : 1.f;
+    const ActGroup ag = act_group_avx512(xr + g * gs, gs, kActQMax);
+    const float sx = ag.scale;
     if (first_chunk_of_group) {
       p->sxv[(mt * p->ng + g) * kTile + tt] = sx;
-      p->xsv[(mt * p->ng + g) * kTile + tt] = _mm512_reduce_add_ps(vsum);
+      p->xsv[(mt * p->ng + g) * kTile + tt] = ag.sum;
     }
     const __m512 inv = _mm512_set1_ps(1.f / sx);
     for (int64_t kk = 0; kk < kc; kk += 16) {

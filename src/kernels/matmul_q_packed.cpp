@@ -13,6 +13,7 @@
 
 #include "core/aligned.h"
 #include "core/status.h"
+#include "kernels/avx512_util.h"
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_vnni.h"
 #include "kernels/parallel.h"
@@ -102,17 +103,10 @@ OPTIQ_PACKED_TARGET void prepare(const float* x, int64_t T, int64_t K, int64_t g
   for (int64_t t = 0; t < T; ++t)
     for (int64_t g = 0; g < ng; ++g) {
       const float* xg = x + t * K + g * gs;
-      __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
-      for (int64_t k = 0; k < gs; k += 16) {
-        const __m512 v = _mm512_loadu_ps(xg + k);
-        vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
-        vsum = _mm512_add_ps(vsum, v);
-      }
-      const float amax = _mm512_reduce_max_ps(vmax);
-      const float s = amax > 0.f ? amax / kActQMax : 1.f;
-      sx[t * ng + g] = s;
-      xs[t * ng + g] = _mm512_reduce_add_ps(vsum);
-      const __m512 inv = _mm512_set1_ps(1.f / s);
+      const ActGroup ag = act_group_avx512(xg, gs, kActQMax);
+      sx[t * ng + g] = ag.scale;
+      xs[t * ng + g] = ag.sum;
+      const __m512 inv = _mm512_set1_ps(1.f / ag.scale);
       for (int64_t k = 0; k < gs; k += 16)
         _mm_storeu_si128(reinterpret_cast<__m128i*>(x8 + t * K + g * gs + k),
                          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), inv))));

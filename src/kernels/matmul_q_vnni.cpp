@@ -72,17 +72,10 @@ OPTIQ_VNNI_TARGET void prepare_row(const float* xr, int64_t K, int64_t gs, Prepa
   for (int64_t o = 0; o < kLanes; ++o) perm[o] = static_cast<int32_t>((o % per_plane) * V + o / per_plane);
   const __m512i vperm = _mm512_load_si512(perm);
   for (int64_t g = 0; g < ng; ++g) {
-    const float* xg = xr + g * gs;
-    __m512 vmax = _mm512_setzero_ps(), vsum = _mm512_setzero_ps();
-    for (int64_t k = 0; k < gs; k += 16) {  // group sizes are multiples of 32
-      const __m512 v = _mm512_loadu_ps(xg + k);
-      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
-      vsum = _mm512_add_ps(vsum, v);
-    }
-    const float amax = _mm512_reduce_max_ps(vmax);
-    const float sx = amax > 0.f ? amax / kActQMax : 1.f;
+    const ActGroup ag = act_group_avx512(xr + g * gs, gs, kActQMax);  // group sizes are multiples of 32
+    const float sx = ag.scale;
     sxg[g] = sx;
-    xs[g] = _mm512_reduce_add_ps(vsum);
+    xs[g] = ag.sum;
     const __m512 inv = _mm512_set1_ps(1.f / sx);
     for (int64_t k = g * gs; k < (g + 1) * gs; k += 16) {
       // Round to nearest even (MXCSR default), as the other paths; |x| <= kActQMax fits a signed byte.

@@ -1,5 +1,6 @@
 // Matmul throughput at dhara-250m shapes: GB/s of weights streamed for matvec (AR decode, T = 1) and
-// ms / GFLOP/s for a 32-row block, for bf16, 8-bit and 4-bit (MLX affine, g64) weights.
+// ms / GFLOP/s for a 32-row block, for bf16, 8-bit and 4-bit (MLX affine, g64) weights; matvec_packed
+// is the decode path models take by default (the row-interleaved copy, on huge pages).
 //
 // Weights are replicated into a working set of >= 1 GiB and each iteration uses the next copy, so
 // matvec numbers are DRAM-streaming numbers, not cache numbers. Before the benchmarks the program
@@ -24,6 +25,7 @@
 #include "bench/bench_util.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_q.h"
+#include "kernels/matmul_q_packed.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -45,6 +47,7 @@ using bench::fill_random;
 // A set of identical-shape weights filling the working set; `next()` cycles through them.
 struct WeightSet {
   std::vector<std::vector<uint8_t>> data, scales, biases;
+  HugePageArena arena;  // packed copies (packed = true)
   std::vector<Weight> w;
   size_t i = 0;
   const Weight& next() {
@@ -54,8 +57,9 @@ struct WeightSet {
   }
 };
 
-// bits 16 = dense bf16; otherwise MLX affine with bf16 scales/biases, group size 64.
-std::unique_ptr<WeightSet> make_weights(int bits, int64_t N, int64_t K, bool stream) {
+// bits 16 = dense bf16; otherwise MLX affine with bf16 scales/biases, group size 64, and with
+// `packed` the decode copy the loader makes (kernels/matmul_q_packed.h) where the CPU has one.
+std::unique_ptr<WeightSet> make_weights(int bits, int64_t N, int64_t K, bool stream, bool packed = false) {
   auto ws = std::make_unique<WeightSet>();
   const int gs = 64;
   const size_t wbytes = static_cast<size_t>(N * K * bits / 8);
@@ -85,6 +89,7 @@ std::unique_ptr<WeightSet> make_weights(int bits, int64_t N, int64_t K, bool str
       }
       w.dtype = DType::kU32;
       w.quant = QuantInfo{bits, gs, DType::kBF16, s, b};
+      if (packed && packable(w)) w.packed = pack_rows(w, ws->arena);
     }
     ws->w.push_back(w);
   }
@@ -102,9 +107,13 @@ const Shape kShapes[] = {
 
 // stream: cycle through >= 1 GiB of copies (DRAM-bound); otherwise one copy (cache-resident: the
 // kernel's compute ceiling).
-void run_matmul(benchmark::State& state, int bits, const Shape& sh, int64_t T, bool stream) {
+void run_matmul(benchmark::State& state, int bits, const Shape& sh, int64_t T, bool stream, bool packed = false) {
   ThreadPool pool(env().threads);
-  auto ws = make_weights(bits, sh.N, sh.K, stream);
+  auto ws = make_weights(bits, sh.N, sh.K, stream, packed);
+  if (packed && !ws->w[0].packed) {
+    state.SkipWithError("no packed decode kernel on this CPU (needs AVX512-VNNI)");
+    return;
+  }
   std::vector<float> x(static_cast<size_t>(T * sh.K)), out(static_cast<size_t>(T * sh.N));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 201) / 100.f - 1.f;
   for (auto _ : state) {
@@ -163,6 +172,16 @@ int main(int argc, char** argv) {
                                    [bits, sh](benchmark::State& s) { run_matmul(s, bits, sh, 1, false); })
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
+      if (bits != 16) {
+        benchmark::RegisterBenchmark((std::string("matvec_packed/") + dt + "/" + sh.name).c_str(),
+                                     [bits, sh](benchmark::State& s) { run_matmul(s, bits, sh, 1, true, true); })
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((std::string("matvec_packed_cached/") + dt + "/" + sh.name).c_str(),
+                                     [bits, sh](benchmark::State& s) { run_matmul(s, bits, sh, 1, false, true); })
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
       benchmark::RegisterBenchmark((std::string("block32/") + dt + "/" + sh.name).c_str(),
                                    [bits, sh](benchmark::State& s) { run_matmul(s, bits, sh, 32, false); })
           ->Unit(benchmark::kMillisecond)

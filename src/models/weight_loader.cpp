@@ -1,5 +1,7 @@
 #include "models/weight_loader.h"
 
+#include <new>
+
 #include "kernels/matmul_q.h"
 
 namespace optiq {
@@ -204,7 +206,12 @@ Result<Weight> WeightLoader::load_module(const std::string& module, int64_t n_st
   }
   if (dir_.repack && n_stack == 0 && rows * n_in > kExactMaxWeights && packable(w)) {
     if (!arena_) arena_ = std::make_unique<HugePageArena>();
-    w.packed = pack_rows(w, *arena_);
+    try {
+      w.packed = pack_rows(w, *arena_);
+    } catch (const std::bad_alloc&) {
+      // The copy is an optimisation: without memory for it the matrix decodes from the file layout.
+      w.packed = nullptr;
+    }
   }
   return w;
 }

@@ -143,23 +143,31 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
   const float* sx = a.px->sx.data();
   const float* xs = a.px->xs.data();
   __m512 facc[NB][TT];
+  #pragma GCC unroll 8
   for (int i = 0; i < NB; ++i)
+    #pragma GCC unroll 8
     for (int t = 0; t < TT; ++t) facc[i][t] = _mm512_setzero_ps();
   const uint8_t* base = a.blocks + blk * a.block_stride;
   for (int64_t g = 0; g < a.ng; ++g) {
     __m512i acc[NB][TT][kPlanes][kSplit];
+    #pragma GCC unroll 8
     for (int i = 0; i < NB; ++i)
+      #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t)
+        #pragma GCC unroll 8
         for (int p = 0; p < kPlanes; ++p)
+          #pragma GCC unroll 8
           for (int h = 0; h < kSplit; ++h) acc[i][t][p][h] = _mm512_setzero_si512();
     const uint8_t* rec = base + g * a.group_stride;
     // The same record of the blocks after these: one group ahead in each of the NB streams.
+    #pragma GCC unroll 8
     for (int i = 0; i < NB; ++i)
       for (int64_t l = 0; l < a.group_stride; l += 64)
         _mm_prefetch(reinterpret_cast<const char*>(rec + (NB + i) * a.block_stride + l), _MM_HINT_T0);
 #pragma GCC unroll 32
     for (int64_t j = 0; j < kVecs; ++j) {
       __m512i xl[TT], xh[TT];
+      #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) {
         const int8_t* xg = x8 + (t0 + t) * a.K + g * GS;
         int32_t lo, hi = 0;
@@ -175,20 +183,24 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
         const __m512i w = _mm512_load_si512(rec + i * a.block_stride + j * 64);
         if constexpr (BITS == 4) {
           const __m512i wl = _mm512_and_si512(w, lo_mask), wh = _mm512_and_si512(w, hi_mask);
+          #pragma GCC unroll 8
           for (int t = 0; t < TT; ++t) {
             acc[i][t][0][j % kSplit] = _mm512_dpbusd_epi32(acc[i][t][0][j % kSplit], wl, xl[t]);
             acc[i][t][1][j % kSplit] = _mm512_dpbusd_epi32(acc[i][t][1][j % kSplit], wh, xh[t]);
           }
         } else {
+          #pragma GCC unroll 8
           for (int t = 0; t < TT; ++t)
             acc[i][t][0][j % kSplit] = _mm512_dpbusd_epi32(acc[i][t][0][j % kSplit], w, xl[t]);
         }
       }
     }
+    #pragma GCC unroll 8
     for (int i = 0; i < NB; ++i) {
       const uint8_t* sp = rec + i * a.block_stride + kCodeBytes;
       const __m512 s = load_scales<kF32Scales>(sp);
       const __m512 b = load_scales<kF32Scales>(sp + (kF32Scales ? 64 : 32));
+      #pragma GCC unroll 8
       for (int t = 0; t < TT; ++t) {
         __m512i sum = acc[i][t][0][0], hi = kPlanes == 2 ? acc[i][t][kPlanes - 1][0] : sum;
         if constexpr (kSplit == 2) {
@@ -203,9 +215,11 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
       }
     }
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < NB; ++i) {
     const int64_t n0 = (blk + i) * kRows;
     const __mmask16 m = n0 + kRows <= N ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (N - n0)) - 1);
+    #pragma GCC unroll 8
     for (int t = 0; t < TT; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * ldo + n0, m, facc[i][t]);
   }
 }

@@ -42,6 +42,20 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   return mf;
 }
 
+void TensorStore::release_pages(const void* p, size_t n) const {
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (const auto& f : files_) {
+    const uint8_t* base = f->file().data();
+    if (!base || b < base || b + n > base + f->file().size()) continue;
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + n) / page * page;
+    // A private read-only mapping is never written, so dropping its pages loses nothing.
+    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    return;
+  }
+}
+
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -43,6 +43,7 @@ class SafetensorsFile {
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
+  const MappedFile& file() const { return *file_; }
 
  private:
   std::shared_ptr<MappedFile> file_;
@@ -73,6 +74,12 @@ class TensorStore {
   Status set_override(const std::string& name, DType dtype, std::vector<int64_t> shape,
                       std::shared_ptr<const std::vector<uint8_t>> bytes);
   bool is_override(const std::string& name) const { return overrides_.count(name) != 0; }
+
+  // Drops this process's mapping of the whole pages inside [p, p + n) when the range lies in one of
+  // the files (else does nothing): for tensors a model has copied (packed weights), so they stop
+  // counting in its resident memory. The bytes stay valid; a later read maps them again from the
+  // page cache.
+  void release_pages(const void* p, size_t n) const;
 
  private:
   struct Override {

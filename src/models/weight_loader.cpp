@@ -208,6 +208,8 @@ Result<Weight> WeightLoader::load_module(const std::string& module, int64_t n_st
     if (!arena_) arena_ = std::make_unique<HugePageArena>();
     try {
       w.packed = pack_rows(w, *arena_);
+      // Decode reads the copy; block forwards fault the codes back in from the page cache if run.
+      dir_.tensors->release_pages(w.data, static_cast<size_t>(rows * n_in * bits / 8));
     } catch (const std::bad_alloc&) {
       // The copy is an optimisation: without memory for it the matrix decodes from the file layout.
       w.packed = nullptr;

@@ -1,6 +1,7 @@
 // Safetensors reader/writer: round trip, sharding, and clear errors on malformed files.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -227,6 +228,32 @@ TEST_F(BrokenCheckpoint, ConfigErrors) {
   ASSERT_TRUE(write_file_atomic(dir_.str() + "/config.json", "{\"model_type\": ").ok());
   m = load_model(dir_.str());
   EXPECT_NE(m.status().message().find("config.json: invalid JSON"), std::string::npos) << m.status().ToString();
+}
+
+}  // namespace
+}  // namespace optiq
+
+namespace optiq {
+namespace {
+
+// release_pages drops mapped pages of a file tensor without changing what reads return, and leaves
+// memory that is not one of the store's mappings alone.
+TEST(Safetensors, ReleasedPagesReadBackUnchanged) {
+  test::TempDir tmp;
+  std::vector<float> big(1 << 16);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i) * 0.5f;
+  ASSERT_TRUE(write_safetensors(tmp.str() + "/model.safetensors",
+                                {{"w", DType::kF32, {static_cast<int64_t>(big.size())}, big.data(), big.size() * 4}})
+                  .ok());
+  auto store = TensorStore::open_dir(tmp.str());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const TensorView* w = (*store)->find("w");
+  ASSERT_NE(w, nullptr);
+  (*store)->release_pages(w->data, big.size() * 4);
+  EXPECT_EQ(std::memcmp(w->data, big.data(), big.size() * 4), 0);
+  std::vector<float> heap = big;
+  (*store)->release_pages(heap.data(), heap.size() * 4);  // not a mapping: untouched
+  EXPECT_EQ(heap, big);
 }
 
 }  // namespace

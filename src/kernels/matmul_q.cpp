@@ -420,16 +420,15 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
 void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
   const bool amx = T >= kAmxMinRows && amx_available() && !row_invariant();
   bool shared = amx || vnni_available();
+  bool packed = !amx;  // packed copies may differ in bit width; they share K and group size
+  const Weight& w0 = *outs[0].w;
   for (const MatmulOut& o : outs) {
     const Weight& w = *o.w;
-    const Weight& w0 = *outs[0].w;
-    shared = shared && w.quantized() && w.n_out * w.n_in > kExactMaxWeights && w.n_in == w0.n_in &&
-             w.quant.bits == w0.quant.bits && w.quant.group_size == w0.quant.group_size;
+    const bool same_k_groups = w.n_in == w0.n_in && w.quant.group_size == w0.quant.group_size;
+    shared = shared && w.quantized() && w.n_out * w.n_in > kExactMaxWeights && same_k_groups &&
+             w.quant.bits == w0.quant.bits;
+    packed = packed && w.packed && same_k_groups;
   }
-  bool packed = !amx;
-  for (const MatmulOut& o : outs)
-    packed = packed && o.w->packed && o.w->n_in == outs[0].w->n_in &&
-             o.w->quant.group_size == outs[0].w->quant.group_size;
   if (packed) {
     matmul_q_packed(outs, x, T, pool);
     return;

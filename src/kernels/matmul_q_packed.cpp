@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
 #include <tuple>
 #include <vector>
 
@@ -32,6 +31,7 @@ namespace {
 constexpr int64_t kRows = 16;  // rows per block: the 16 int32 lanes of a vector
 
 bool scales_ok(DType t) { return t == DType::kBF16 || t == DType::kF32; }
+int64_t blocks_of(const Weight& w) { return (w.n_out + kRows - 1) / kRows; }
 }  // namespace
 
 bool packable(const Weight& w) {
@@ -49,7 +49,7 @@ std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& aren
   auto p = std::make_shared<PackedRows>();
   p->group_stride = code_bytes + 2 * kRows * ss;
   p->block_stride = p->group_stride * ng;
-  const int64_t n_blocks = (N + kRows - 1) / kRows;
+  const int64_t n_blocks = blocks_of(w);
   uint8_t* dst;
   std::tie(dst, p->storage) = arena.allocate(static_cast<size_t>(n_blocks * p->block_stride));
   std::memset(dst, 0, static_cast<size_t>(n_blocks * p->block_stride));  // padding rows stay zero
@@ -285,8 +285,7 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
   // Work items: units of each weight in order, so a thread's items are contiguous in memory.
   std::vector<int64_t> first_unit(outs.size() + 1, 0);
   for (size_t i = 0; i < outs.size(); ++i) {
-    const int64_t n_blocks = (outs[i].w->n_out + kRows - 1) / kRows;
-    first_unit[i + 1] = first_unit[i] + (n_blocks + kUnitBlocks - 1) / kUnitBlocks;
+    first_unit[i + 1] = first_unit[i] + (blocks_of(*outs[i].w) + kUnitBlocks - 1) / kUnitBlocks;
   }
   const int64_t n_units = first_unit.back();
   // Chunks of about kMinChunkBytes or more, a multiple of the thread count of them, equal in size: a
@@ -302,7 +301,7 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
       while (u >= first_unit[wi + 1]) ++wi;
       const Weight& w = *outs[wi].w;
       const Args a{w.packed->bytes, w.packed->group_stride, w.packed->block_stride, K / gs, K, &px};
-      unit_fn(w)(a, u - first_unit[wi], (w.n_out + kRows - 1) / kRows, T, outs[wi].out, w.n_out);
+      unit_fn(w)(a, u - first_unit[wi], blocks_of(w), T, outs[wi].out, w.n_out);
     }
   }, parallel_grain(n_units, kUnitBlocks * kRows * T * K, min_units));
 }

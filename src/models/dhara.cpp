@@ -270,14 +270,13 @@ class DharaModel final : public Model {
   Weight embed_tokens_;  // [V, C]; also the tied head
   Weight norm_;          // [C]
   std::vector<DharaLayer> layers_;
-  std::vector<std::shared_ptr<void>> conv_owners_;  // keep the regions DharaLayer::conv points into
+  HugeRegion conv_taps_;  // every layer's taps, tap-major, read each decode step: DharaLayer::conv
   int64_t widths_[kNumConv] = {};
   ModelInfo info_;
 };
 
 Status DharaModel::load_weights() {
   WeightLoader wl(*dir_);
-  HugePageArena conv_arena;
   const int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, D = cfg_.head_dim;
   const int64_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
   const int64_t Kw = cfg_.canon_kernel;
@@ -303,6 +302,11 @@ Status DharaModel::load_weights() {
                                       "self_attn.canon_b_v", "canon_c", "mlp.canon_d"};
   const char conv_letter[kNumConv] = {'A', 'B', 'B', 'B', 'C', 'D'};
   layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
+  int64_t taps_per_layer = 0;
+  for (int s = 0; s < kNumConv; ++s)
+    if (cfg_.canon(conv_letter[s])) taps_per_layer += widths_[s] * Kw;
+  conv_taps_ = allocate_huge_region(sizeof(float) * static_cast<size_t>(taps_per_layer * cfg_.num_hidden_layers));
+  float* next_taps = reinterpret_cast<float*>(conv_taps_.data);
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     DharaLayer& L = layers_[i];
@@ -322,13 +326,11 @@ Status DharaModel::load_weights() {
     for (int s = 0; s < kNumConv; ++s) {
       if (!cfg_.canon(conv_letter[s])) continue;
       OPTIQ_ASSIGN_OR_RETURN(std::vector<float> taps, wl.f32(p + conv_names[s] + ".conv.weight", {widths_[s], 1, Kw}));
-      // To tap-major, once, for the kernel; every layer's taps in huge-page regions, read each step.
-      auto [mem, owner] = conv_arena.allocate(taps.size() * sizeof(float));
-      float* tm = reinterpret_cast<float*>(mem);
+      float* tm = next_taps;  // to tap-major, once, for the kernel
+      next_taps += taps.size();
       for (int64_t c = 0; c < widths_[s]; ++c)
         for (int64_t j = 0; j < Kw; ++j) tm[j * widths_[s] + c] = taps[c * Kw + j];
       L.conv[s] = tm;
-      if (conv_owners_.empty() || conv_owners_.back() != owner) conv_owners_.push_back(owner);
     }
     // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
     OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));

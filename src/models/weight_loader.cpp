@@ -3,6 +3,7 @@
 #include <new>
 
 #include "kernels/matmul_q.h"
+#include "kernels/matmul_q_packed.h"
 
 namespace optiq {
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 #include "io/model_dir.h"
-#include "kernels/matmul_q_packed.h"
 #include "kernels/weight.h"
 
 namespace optiq {

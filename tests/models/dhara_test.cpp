@@ -59,6 +59,16 @@ std::vector<float> forward_rows(const Model& m, Cache& c, std::span<const int32_
   return out;
 }
 
+// The logits of `y` in a fresh cache that first forwarded `prefix` and then `middle`, as causal chunks:
+// the reference for caches that reached the same tokens another way.
+std::vector<float> logits_after(const Model& m, std::span<const int32_t> prefix, std::span<const int32_t> middle,
+                                std::span<const int32_t> y, ThreadPool& pool) {
+  auto c = m.make_cache(128);
+  forward_rows(m, *c, prefix, MaskMode::kCausal, true, pool);
+  if (!middle.empty()) forward_rows(m, *c, middle, MaskMode::kCausal, true, pool);
+  return forward_rows(m, *c, y, MaskMode::kCausal, true, pool);
+}
+
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double m = 0;
@@ -118,9 +128,7 @@ TEST_P(DharaProperty, RestoreThenReforwardEqualsNeverForwarded) {
   const int64_t V = rm.model->info().vocab_size;
   auto a = random_ids(19, V, 1), x = random_ids(9, V, 2), y = random_ids(6, V, 3);
   // Fresh: a then y.
-  auto fresh = rm.model->make_cache(128);
-  forward_rows(*rm.model, *fresh, a, MaskMode::kCausal, true, pool);
-  auto expect = forward_rows(*rm.model, *fresh, y, MaskMode::kCausal, true, pool);
+  const auto expect = logits_after(*rm.model, a, {}, y, pool);
   // a, snapshot, x (written), restore, y.
   auto c = rm.model->make_cache(128);
   forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
@@ -138,10 +146,7 @@ TEST_P(DharaProperty, TruncateInsideLastChunkEqualsForwardingThePrefix) {
   const int64_t V = rm.model->info().vocab_size;
   auto a = random_ids(21, V, 4), x = random_ids(8, V, 5), y = random_ids(5, V, 6);
   for (int m = 0; m <= 8; ++m) {
-    auto fresh = rm.model->make_cache(128);
-    forward_rows(*rm.model, *fresh, a, MaskMode::kCausal, true, pool);
-    if (m > 0) forward_rows(*rm.model, *fresh, std::span<const int32_t>(x).first(m), MaskMode::kCausal, true, pool);
-    auto expect = forward_rows(*rm.model, *fresh, y, MaskMode::kCausal, true, pool);
+    const auto expect = logits_after(*rm.model, a, std::span<const int32_t>(x).first(m), y, pool);
     auto c = rm.model->make_cache(128);
     forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
     forward_rows(*rm.model, *c, x, MaskMode::kCausal, true, pool);
@@ -164,10 +169,7 @@ TEST_P(DharaProperty, OneTokenStepsSnapshotAndUndoEqualChunkedForward) {
   };
   for (int k = 0; k <= 7; ++k) {
     // Reference: a ‖ x[0, k) as chunks, then y.
-    auto ref = rm.model->make_cache(64);
-    forward_rows(*rm.model, *ref, a, MaskMode::kCausal, true, pool);
-    if (k > 0) forward_rows(*rm.model, *ref, std::span<const int32_t>(x).first(k), MaskMode::kCausal, true, pool);
-    auto expect = forward_rows(*rm.model, *ref, y, MaskMode::kCausal, true, pool);
+    const auto expect = logits_after(*rm.model, a, std::span<const int32_t>(x).first(k), y, pool);
     // Steps x[0, k), snapshot, three more steps, restore; then y.
     auto c = rm.model->make_cache(64);
     forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
@@ -300,9 +302,7 @@ TEST_P(DharaProperty, TwoCachesOnOneModelDoNotInteract) {
   auto ra1 = forward_rows(*rm.model, *ca, a, MaskMode::kCausal, true, pool);
   forward_rows(*rm.model, *cb, b, MaskMode::kCausal, true, pool);
   auto ra2 = forward_rows(*rm.model, *ca, b, MaskMode::kCausal, true, pool);
-  auto fresh = rm.model->make_cache(64);
-  forward_rows(*rm.model, *fresh, a, MaskMode::kCausal, true, pool);
-  auto expect = forward_rows(*rm.model, *fresh, b, MaskMode::kCausal, true, pool);
+  const auto expect = logits_after(*rm.model, a, {}, b, pool);
   EXPECT_LE(max_diff(expect, ra2), 1e-6);
 }
 

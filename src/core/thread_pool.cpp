@@ -51,13 +51,54 @@ void ThreadPool::run_chunks(int index) {
   }
 }
 
+void ThreadPool::prefetch_while_idle(std::span<const Span> spans) {
+  if (n_threads_ == 1) return;
+  const uint64_t seq = hint_seq_.load(std::memory_order_relaxed);
+  hint_seq_.store(seq + 1, std::memory_order_relaxed);  // odd: being written
+  std::atomic_thread_fence(std::memory_order_release);
+  for (int i = 0; i < kMaxPrefetchSpans; ++i) {
+    const bool set = i < static_cast<int>(spans.size());  // spans past kMaxPrefetchSpans are ignored
+    hint_p_[i].store(set ? spans[i].p : nullptr, std::memory_order_relaxed);
+    hint_bytes_[i].store(set ? spans[i].bytes : 0, std::memory_order_relaxed);
+  }
+  hint_seq_.store(seq + 2, std::memory_order_release);
+}
+
+// Worker 1, between jobs: prefetch the current hint's spans a few lines at a time, returning as soon
+// as a job newer than `job_gen` is published.
+void ThreadPool::run_prefetch_hint(uint64_t& seen_hint, uint64_t job_gen) {
+  const uint64_t seq = hint_seq_.load(std::memory_order_acquire);
+  if (seq == seen_hint || (seq & 1)) return;
+  const char* p[kMaxPrefetchSpans];
+  size_t bytes[kMaxPrefetchSpans];
+  for (int i = 0; i < kMaxPrefetchSpans; ++i) {
+    p[i] = static_cast<const char*>(hint_p_[i].load(std::memory_order_relaxed));
+    bytes[i] = hint_bytes_[i].load(std::memory_order_relaxed);
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (hint_seq_.load(std::memory_order_relaxed) != seq) return;  // torn: retry on the next spin
+  seen_hint = seq;
+#if defined(__x86_64__) || defined(__i386__)
+  constexpr size_t kLine = 64, kBatch = 16;  // lines between checks for a new job
+  for (int i = 0; i < kMaxPrefetchSpans; ++i) {
+    for (size_t off = 0; off < bytes[i]; off += kLine * kBatch) {
+      if ((state_.load(std::memory_order_relaxed) >> 32) != job_gen) return;
+      const size_t end = std::min(bytes[i], off + kLine * kBatch);
+      for (size_t o = off; o < end; o += kLine) _mm_prefetch(p[i] + o, _MM_HINT_T1);
+    }
+  }
+#endif
+}
+
 void ThreadPool::worker_loop(int index) {
   // Generation 0 is the pool's initial state; reading state_ here instead would race with a
   // destructor or job published before this thread started, and sleep through it.
   uint64_t seen_gen = 0;
+  uint64_t seen_hint = 0;
   for (;;) {
     uint64_t s = state_.load(std::memory_order_acquire);
     for (int spin = 0; (s >> 32) == seen_gen && spin < 4000; ++spin) {
+      if (index == 1) run_prefetch_hint(seen_hint, seen_gen);
       OPTIQ_PAUSE();
       s = state_.load(std::memory_order_acquire);
     }

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -32,10 +33,23 @@ class ThreadPool {
   // [0, size()) and unique among concurrently running calls (usable for per-thread scratch).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
 
+  // Memory that worker 1, while it waits for the next job, pulls into its cache (L2): the first data
+  // it will stream in that job. A decode step runs serial code on the caller between matmuls (convs,
+  // norms, attention) that leaves most of the memory bandwidth idle; this spends it. At most
+  // kMaxPrefetchSpans spans, in the order the worker will read them. The worker stops as soon as a
+  // job arrives; a later call replaces an unfinished hint. No-op for a one-thread pool.
+  struct Span {
+    const void* p;
+    size_t bytes;
+  };
+  static constexpr int kMaxPrefetchSpans = 4;
+  void prefetch_while_idle(std::span<const Span> spans);
+
  private:
   void worker_loop(int index);
   void run_chunks(int index);
   void wake_sleepers();
+  void run_prefetch_hint(uint64_t& seen_hint, uint64_t job_gen);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -50,6 +64,10 @@ class ThreadPool {
   int64_t job_n_ = 0;
   int64_t chunk_ = 1;
   int64_t n_chunks_ = 0;
+  // prefetch_while_idle: a seqlock. The caller writes the spans between odd and even hint_seq_.
+  std::atomic<uint64_t> hint_seq_{0};
+  std::atomic<const void*> hint_p_[kMaxPrefetchSpans] = {};
+  std::atomic<size_t> hint_bytes_[kMaxPrefetchSpans] = {};
 };
 
 }  // namespace optiq

@@ -417,6 +417,12 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
   HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
 }
 
+void matmul_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool) {
+  for (const MatmulOut& o : outs)
+    if (!o.w->packed) return;
+  matmul_q_packed_prefetch_hint(outs, pool);
+}
+
 void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
   const bool amx = T >= kAmxMinRows && amx_available() && !row_invariant();
   bool shared = amx || vnni_available();

@@ -6,6 +6,7 @@
 #include "kernels/matmul_q_packed.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <tuple>
 #include <vector>
@@ -15,7 +16,6 @@
 #include "kernels/avx512_util.h"
 #include "kernels/matmul_q.h"
 #include "kernels/matmul_q_vnni.h"
-#include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
@@ -225,9 +225,6 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
 }
 
 constexpr int64_t kUnitBlocks = 4;  // blocks per work item; a T = 1 item streams 4 blocks at once
-// Dynamic chunks of >= 512 KB: AR decode on dhara-250m shapes (4-bit, 2 threads) ran 6% faster than
-// with 128 KB and 14% faster than with one unit per chunk; whole halves per thread were no faster.
-constexpr int64_t kMinChunkBytes = 512 << 10;
 
 // Work item `u` of one matrix: blocks [4u, min(4u + 4, n_blocks)), all T rows.
 template <int BITS, int GS, bool kF32Scales>
@@ -271,7 +268,62 @@ PackedX& scratch() {
   return s;
 }
 
+// How one call's work is split. Work items ("units") are 4-block slices of each weight in order, so
+// consecutive units are consecutive memory. Threads claim chunks of units from the two ends of the
+// list: the caller from the front, the workers from the back. Each thread's claims then continue
+// one forward stream (the caller's) or restart rarely, and worker 1 knows before the call which
+// chunk it takes first, so it can prefetch it while the caller runs the serial code before the
+// call (ThreadPool::prefetch_while_idle).
+struct Plan {
+  std::vector<int64_t> first_unit;  // per weight, and the total at the end
+  int64_t units_per_chunk = 1, n_chunks = 1;
+};
+
+// Claims of 128 KB. AR decode on dhara-250m shapes (4-bit, 2 threads, alternating in-process
+// rounds): 128 KB claims from both ends ran 5-6% faster than 512 KB ones; with worker 1's prefetch
+// hints, 128 KB beat 192, 256 and 384 KB by 1-7%. A thread that finishes early can take more.
+constexpr int64_t kClaimBytes = 128 << 10;
+
+Plan make_plan(std::span<const MatmulOut> outs, int64_t nt) {
+  Plan p;
+  p.first_unit.assign(outs.size() + 1, 0);
+  for (size_t i = 0; i < outs.size(); ++i)
+    p.first_unit[i + 1] = p.first_unit[i] + (blocks_of(*outs[i].w) + kUnitBlocks - 1) / kUnitBlocks;
+  const int64_t n_units = p.first_unit.back();
+  const int64_t unit_bytes = kUnitBlocks * outs[0].w->packed->block_stride;
+  p.units_per_chunk = std::max<int64_t>(1, kClaimBytes / unit_bytes);
+  p.n_chunks = (n_units + p.units_per_chunk - 1) / p.units_per_chunk;
+  if (p.n_chunks < nt) {  // every thread gets at least one chunk when there are enough units
+    p.units_per_chunk = std::max<int64_t>(1, (n_units + nt - 1) / nt);
+    p.n_chunks = (n_units + p.units_per_chunk - 1) / p.units_per_chunk;
+  }
+  return p;
+}
+
 }  // namespace
+
+void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool) {
+  if (pool.size() < 2 || outs.empty()) return;
+  for (const MatmulOut& o : outs)
+    if (!o.w->packed) return;
+  const Plan p = make_plan(outs, pool.size());
+  // Worker 1's first two chunks from the back, in the order it reads them.
+  ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
+  int n = 0;
+  for (int64_t c = p.n_chunks - 1; c >= std::max<int64_t>(1, p.n_chunks - 2) && n < ThreadPool::kMaxPrefetchSpans; --c) {
+    const int64_t u0 = c * p.units_per_chunk, u1 = std::min(p.first_unit.back(), u0 + p.units_per_chunk);
+    for (size_t wi = 0; wi < outs.size() && n < ThreadPool::kMaxPrefetchSpans; ++wi) {
+      const int64_t b = std::max(u0, p.first_unit[wi]), e = std::min(u1, p.first_unit[wi + 1]);
+      if (b >= e) continue;
+      const Weight& w = *outs[wi].w;
+      const int64_t unit_bytes = kUnitBlocks * w.packed->block_stride;
+      const int64_t total = blocks_of(w) * w.packed->block_stride;
+      const int64_t off = (b - p.first_unit[wi]) * unit_bytes;
+      spans[n++] = {w.packed->bytes + off, static_cast<size_t>(std::min(total, (e - p.first_unit[wi]) * unit_bytes) - off)};
+    }
+  }
+  pool.prefetch_while_idle({spans, static_cast<size_t>(n)});
+}
 
 void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
   OPTIQ_CHECK(!outs.empty());
@@ -282,28 +334,38 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
                     "matmul_q_packed: weights of one call must be packed and share K and group size");
   PackedX& px = scratch();
   prepare(x, T, K, gs, &px);
-  // Work items: units of each weight in order, so a thread's items are contiguous in memory.
-  std::vector<int64_t> first_unit(outs.size() + 1, 0);
-  for (size_t i = 0; i < outs.size(); ++i) {
-    first_unit[i + 1] = first_unit[i] + (blocks_of(*outs[i].w) + kUnitBlocks - 1) / kUnitBlocks;
-  }
-  const int64_t n_units = first_unit.back();
-  // Chunks of about kMinChunkBytes or more, a multiple of the thread count of them, equal in size: a
-  // chunk is a stream whose start pays the prefetchers' ramp-up (one 28 KB unit is too short for
-  // it), and a leftover chunk would end the matmul on one thread.
-  const int64_t unit_bytes = kUnitBlocks * outs[0].w->packed->block_stride;
   const int64_t nt = pool.size();
-  const int64_t chunks = std::max<int64_t>(1, n_units * unit_bytes / kMinChunkBytes / nt) * nt;
-  const int64_t min_units = std::max<int64_t>(1, (n_units + chunks - 1) / chunks);
-  pool.parallel_for(n_units, [&](int64_t b, int64_t e, int) {
+  const Plan p = make_plan(outs, nt);
+  const int64_t n_units = p.first_unit.back();
+  auto run_units = [&](int64_t b, int64_t e) {
     size_t wi = 0;
     for (int64_t u = b; u < e; ++u) {
-      while (u >= first_unit[wi + 1]) ++wi;
+      while (u >= p.first_unit[wi + 1]) ++wi;
       const Weight& w = *outs[wi].w;
       const Args a{w.packed->bytes, w.packed->group_stride, w.packed->block_stride, K / gs, K, &px};
-      unit_fn(w)(a, u - first_unit[wi], blocks_of(w), T, outs[wi].out, w.n_out);
+      unit_fn(w)(a, u - p.first_unit[wi], blocks_of(w), T, outs[wi].out, w.n_out);
     }
-  }, parallel_grain(n_units, kUnitBlocks * kRows * T * K, min_units));
+  };
+  if (nt == 1 || p.n_chunks == 1) {
+    run_units(0, n_units);
+    return;
+  }
+  // [front:32 | back:32]: chunks [front, back) are unclaimed.
+  std::atomic<uint64_t> ends{static_cast<uint64_t>(p.n_chunks)};
+  auto claim = [&](bool from_back) -> int64_t {
+    uint64_t e = ends.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t f = e >> 32, b = e & 0xFFFFFFFFu;
+      if (f >= b) return -1;
+      const uint64_t next = from_back ? (f << 32) | (b - 1) : ((f + 1) << 32) | b;
+      if (ends.compare_exchange_weak(e, next, std::memory_order_relaxed)) return static_cast<int64_t>(from_back ? b - 1 : f);
+    }
+  };
+  pool.parallel_for(nt, [&](int64_t rb, int64_t re, int) {
+    for (int64_t role = rb; role < re; ++role)
+      for (int64_t c; (c = claim(role != 0)) >= 0;)
+        run_units(c * p.units_per_chunk, std::min(n_units, (c + 1) * p.units_per_chunk));
+  }, 1);
 }
 
 #else  // !OPTIQ_HAVE_PACKED_CODE
@@ -311,6 +373,8 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
 void matmul_q_packed(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_packed: built without AVX512-VNNI support");
 }
+
+void matmul_q_packed_prefetch_hint(std::span<const MatmulOut>, ThreadPool&) {}
 
 #endif
 

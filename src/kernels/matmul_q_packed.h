@@ -46,7 +46,12 @@ bool packable(const Weight& w);
 std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& arena);
 
 // out = x[T, K] · dequant(W)ᵀ for every (out, W); every W has `packed` set and all share K and
-// group size. Multithreaded over blocks of rows.
+// group size. Multithreaded: the caller claims 128 KB chunks of blocks from the front, the workers
+// from the back.
 void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
+
+// Hands worker 1 the packed bytes it will stream first in matmul_q_packed(outs, ...), to prefetch
+// while the caller runs the serial code before that call (ThreadPool::prefetch_while_idle).
+void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool);
 
 }  // namespace optiq

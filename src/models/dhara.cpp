@@ -11,6 +11,7 @@
 // Model: embed → layers → norm → h·Eᵀ → cap·tanh(z/cap).
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -413,13 +414,22 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
 
   const bool write = b.write_cache;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  // Each matmul below is followed by serial code on this thread (convs, norms, attention); the
+  // prefetch hints let the idle worker pull in the weights it streams first in the next matmul.
+  auto qkv_of = [&](const DharaLayer& L) {
+    return std::array<MatmulOut, 3>{{{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}}};
+  };
+  matmul_prefetch_hint(qkv_of(layers_[0]), pool);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const DharaLayer& L = layers_[l];
+    const MatmulOut o_proj[] = {{tmp, &L.o_proj}};
+    const MatmulOut gate_up[] = {{g, &L.gate_proj}, {u, &L.up_proj}};
+    const MatmulOut down_proj[] = {{tmp, &L.down_proj}};
     // Attention block.
     rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvA, h, T, write, pool);
-    const MatmulOut qkv[] = {{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}};
-    matmul_multi(qkv, h, T, pool);
+    matmul_multi(qkv_of(L), h, T, pool);
+    matmul_prefetch_hint(o_proj, pool);
     canon(c, l, kConvBq, q, T, write, pool);
     canon(c, l, kConvBk, kk, T, write, pool);
     canon(c, l, kConvBv, vv, T, write, pool);
@@ -433,18 +443,25 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
     std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
     attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
-    matmul(tmp, att, T, L.o_proj, pool);
+    matmul_multi(o_proj, att, T, pool);
+    matmul_prefetch_hint(gate_up, pool);
     add_inplace(x, tmp, T * C);
     // MLP block.
     rms_norm(h, x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvC, h, T, write, pool);
-    const MatmulOut gate_up[] = {{g, &L.gate_proj}, {u, &L.up_proj}};
     matmul_multi(gate_up, h, T, pool);
+    matmul_prefetch_hint(down_proj, pool);
     // Elementwise ops of block forwards (T·F = 70K at dhara-250m) use both cores; decode stays inline.
     parallel_elementwise(pool, T * F, kMinElementwisePerThread,
                          [&](int64_t b, int64_t e) { silu_mul(g + b, g + b, u + b, e - b); });
     canon(c, l, kConvD, g, T, write, pool);
-    matmul(tmp, g, T, L.down_proj, pool);
+    matmul_multi(down_proj, g, T, pool);
+    if (l + 1 < cfg_.num_hidden_layers) {
+      matmul_prefetch_hint(qkv_of(layers_[l + 1]), pool);
+    } else {
+      const MatmulOut head[] = {{logits, &embed_tokens_}};
+      matmul_prefetch_hint(head, pool);
+    }
     add_inplace(x, tmp, T * C);
   }
   if (write) c.commit(S0, T, /*ring_step=*/T == 1);

@@ -337,6 +337,41 @@ TEST(MatmulQPacked, RowsAndWeightsAreIndependent) {
   }
 }
 
+// Threads claim 128 KB chunks from both ends of the call's work; every output is written once and
+// the same whatever the thread count, with or without a prefetch hint posted to the pool first.
+TEST(MatmulQPacked, ClaimsCoverEveryRowForAnyThreadCount) {
+  if (!vnni_available()) {
+    ASSERT_FALSE(packable(make_qweight(32, 128, 4, 64, DType::kBF16, 1)->w));
+    return;
+  }
+  const int64_t K = 768, Na = 2000, Nb = 300;  // a: 32 units, 8 claims; b: a partial last unit
+  HugePageArena arena;
+  auto a = make_qweight(Na, K, 4, 64, DType::kBF16, 21);
+  auto b = make_qweight(Nb, K, 8, 64, DType::kBF16, 22);
+  a->w.packed = pack_rows(a->w, arena);
+  b->w.packed = pack_rows(b->w, arena);
+  for (int64_t T : {1, 3}) {
+    const std::vector<float> x = random_x(T, K, 9u + static_cast<uint32_t>(T));
+    std::vector<float> ra(static_cast<size_t>(T * Na)), rb(static_cast<size_t>(T * Nb));
+    {
+      ThreadPool one(1);
+      const MatmulOut outs[] = {{ra.data(), &a->w}, {rb.data(), &b->w}};
+      matmul_q_packed(outs, x.data(), T, one);
+    }
+    for (int threads : {2, 3, 5}) {
+      ThreadPool pool(threads);
+      for (bool hint : {false, true}) {
+        std::vector<float> ya(ra.size(), NAN), yb(rb.size(), NAN);
+        const MatmulOut outs[] = {{ya.data(), &a->w}, {yb.data(), &b->w}};
+        if (hint) matmul_prefetch_hint(outs, pool);
+        matmul_q_packed(outs, x.data(), T, pool);
+        for (size_t i = 0; i < ra.size(); ++i) ASSERT_EQ(ya[i], ra[i]) << threads << " threads, T " << T << " i " << i;
+        for (size_t i = 0; i < rb.size(); ++i) ASSERT_EQ(yb[i], rb[i]) << threads << " threads, T " << T << " i " << i;
+      }
+    }
+  }
+}
+
 // matmul() on a matrix above the exact-path size: decode (T = 1) and block (T = 9) shapes through
 // the dispatching entry point, against the oracle; and a tiny matrix through the exact path, which
 // must match dequantize-then-fp32 to fp32 rounding.

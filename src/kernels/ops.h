@@ -22,6 +22,22 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const f
 void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, const int64_t* pos,
              const float* inv_freq, int64_t rot_pairs);
 
+// Conv taps, tap-major [Kw, C]: fp32, or bf16 as checkpoints store them. A decode step reads every
+// layer's taps once; bf16 halves those bytes, and widening bf16 to fp32 is exact, so the results equal
+// those of the same taps in fp32.
+struct ConvTaps {
+  const void* data = nullptr;
+  bool bf16 = false;
+  ConvTaps() = default;
+  ConvTaps(const float* p) : data(p) {}  // NOLINT(google-explicit-constructor): fp32 taps read as before
+  static ConvTaps from_bf16(const uint16_t* p) {
+    ConvTaps t;
+    t.data = p;
+    t.bf16 = true;
+    return t;
+  }
+};
+
 // Causal depthwise conv with residual, streaming (Canon layer):
 //   y[t, c] = x[t, c] + Σ_{j<Kw} w[c, j] · xp[t + j, c],  xp = state[Kw-1, C] ‖ x[T, C].
 // `w_tap_major` is [Kw, C] (w[c, j] at j·C + c, the layout the SIMD loop reads; models transpose the
@@ -29,7 +45,7 @@ void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, c
 // If `window` is non-null it receives xp ([Kw-1+T, C]) for later rollback.
 // The state is updated to the last Kw-1 rows of xp when `update_state` is true.
 // With a pool, chunks of many rows (block forwards) are split across it by rows.
-void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
+void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_major, int64_t Kw, float* state,
                bool update_state, float* window, ThreadPool* pool = nullptr);
 
 // The longest Canon kernel the convs accept.
@@ -38,7 +54,7 @@ inline constexpr int64_t kMaxConvKernel = 16;
 // One step of the same conv from row pointers: y[c] = rows[Kw-1][c] + Σ_j w[c, j] · rows[j][c]. Decode
 // steps read their state rows in place (a ring in the model's cache) instead of copying a window.
 // Bit-identical to conv1d_dw on the same rows. `y` may alias rows[Kw-1].
-void conv1d_dw_row(float* y, const float* const* rows, int64_t C, const float* w_tap_major, int64_t Kw);
+void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw);
 
 // out[T, F] = silu(gate[T, F]) * up[T, F]. `out` may alias either input.
 void silu_mul(float* out, const float* gate, const float* up, int64_t n);

@@ -129,26 +129,38 @@ void RmsNorm(float* y, const float* x, int64_t T, int64_t C, const float* wf, fl
   }
 }
 
+// Taps are fp32 or bf16; bf16 widens exactly, so both give the same sums for the same tap values.
+HWY_INLINE VF load_taps(DF df, const float* p) { return hn::LoadU(df, p); }
+HWY_INLINE VF load_taps(DF df, const uint16_t* p) {
+  const hn::Rebind<uint16_t, DF> d16;
+  const hn::Rebind<uint32_t, DF> du32;
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(d16, p))));
+}
+HWY_INLINE float tap_value(const float* p) { return *p; }
+HWY_INLINE float tap_value(const uint16_t* p) { return bf16_to_f32(*p); }
+
 // xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, C].
 // One output row from Kw input rows (rows[Kw-1] is the current one, also the residual).
-HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const float* wt, int64_t Kw) {
+template <typename Tap>
+HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t Kw) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const float* cur = rows[Kw - 1];
   int64_t c = 0;
   for (; c + L <= C; c += L) {
     VF acc = hn::Zero(df);
-    for (int64_t j = 0; j < Kw; ++j) acc = hn::MulAdd(hn::LoadU(df, wt + j * C + c), hn::LoadU(df, rows[j] + c), acc);
+    for (int64_t j = 0; j < Kw; ++j) acc = hn::MulAdd(load_taps(df, wt + j * C + c), hn::LoadU(df, rows[j] + c), acc);
     hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
   }
   for (; c < C; ++c) {
     float s = 0.f;
-    for (int64_t j = 0; j < Kw; ++j) s += wt[j * C + c] * rows[j][c];
+    for (int64_t j = 0; j < Kw; ++j) s += tap_value(wt + j * C + c) * rows[j][c];
     yr[c] = cur[c] + s;
   }
 }
 
-void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, int64_t Kw) {
+template <typename Tap>
+void conv_rows(float* y, const float* xp, int64_t T, int64_t C, const Tap* wt, int64_t Kw) {
   const float* rows[kMaxConvKernel];
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t j = 0; j < Kw; ++j) rows[j] = xp + (t + j) * C;
@@ -156,8 +168,18 @@ void ConvRows(float* y, const float* xp, int64_t T, int64_t C, const float* wt, 
   }
 }
 
-void ConvRowPtrs(float* y, const float* const* rows, int64_t C, const float* wt, int64_t Kw) {
-  conv_row(y, rows, C, wt, Kw);
+void ConvRows(float* y, const float* xp, int64_t T, int64_t C, ConvTaps wt, int64_t Kw) {
+  if (wt.bf16)
+    conv_rows(y, xp, T, C, static_cast<const uint16_t*>(wt.data), Kw);
+  else
+    conv_rows(y, xp, T, C, static_cast<const float*>(wt.data), Kw);
+}
+
+void ConvRowPtrs(float* y, const float* const* rows, int64_t C, ConvTaps wt, int64_t Kw) {
+  if (wt.bf16)
+    conv_row(y, rows, C, static_cast<const uint16_t*>(wt.data), Kw);
+  else
+    conv_row(y, rows, C, static_cast<const float*>(wt.data), Kw);
 }
 
 constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention
@@ -492,12 +514,12 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
   HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, wf, eps);
 }
 
-void conv1d_dw_row(float* y, const float* const* rows, int64_t C, const float* w_tap_major, int64_t Kw) {
+void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw) {
   OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
   HWY_DYNAMIC_DISPATCH(ConvRowPtrs)(y, rows, C, w_tap_major, Kw);
 }
 
-void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, const float* w_tap_major, int64_t Kw, float* state,
+void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_major, int64_t Kw, float* state,
                bool update_state, float* window, ThreadPool* pool) {
   OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
   const int64_t P = Kw - 1;

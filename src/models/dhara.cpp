@@ -87,7 +87,7 @@ struct DharaLayer {
   Weight input_layernorm, post_attention_layernorm, q_norm, k_norm;  // [C], [C], [D], [D]
   Weight q_proj, k_proj, v_proj, o_proj;                             // [H·D, C], [Hkv·D, C] ×2, [C, H·D]
   Weight gate_proj, up_proj, down_proj;                              // [F, C] ×2, [C, F]
-  const float* conv[kNumConv] = {};                                  // [Kw, width] taps; null if absent
+  ConvTaps conv[kNumConv];                                           // [Kw, width] taps; data null if absent
   std::vector<float> inv_freq;                                       // [D/2], from the checkpoint
 };
 
@@ -248,8 +248,8 @@ class DharaModel final : public Model {
   void fill_info();
   // Canon conv for one slot: x[T, width] += conv(x) with the layer's state; records the window when writing.
   void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write, ThreadPool& pool) const {
-    const float* taps = layers_[layer].conv[slot];
-    if (!taps) return;
+    const ConvTaps taps = layers_[layer].conv[slot];
+    if (!taps.data) return;
     const int64_t width = widths_[slot], Kw = cfg_.canon_kernel;
     if (T == 1 && write) {  // decode step: the input goes to the ring's free row, read in place
       const float* rows[kMaxConvKernel];
@@ -272,6 +272,7 @@ class DharaModel final : public Model {
   Weight norm_;          // [C]
   std::vector<DharaLayer> layers_;
   HugeRegion conv_taps_;  // every layer's taps, tap-major, read each decode step: DharaLayer::conv
+  size_t conv_tap_bytes_ = 0;
   int64_t widths_[kNumConv] = {};
   ModelInfo info_;
 };
@@ -306,8 +307,11 @@ Status DharaModel::load_weights() {
   int64_t taps_per_layer = 0;
   for (int s = 0; s < kNumConv; ++s)
     if (cfg_.canon(conv_letter[s])) taps_per_layer += widths_[s] * Kw;
-  conv_taps_ = allocate_huge_region(sizeof(float) * static_cast<size_t>(taps_per_layer * cfg_.num_hidden_layers));
-  float* next_taps = reinterpret_cast<float*>(conv_taps_.data);
+  // Sized for fp32 plus each slot's start aligned to 64 bytes; bf16 taps (as checkpoints store them)
+  // stay bf16 and take half.
+  conv_taps_ = allocate_huge_region((sizeof(float) * static_cast<size_t>(taps_per_layer) + 64 * kNumConv) *
+                                    static_cast<size_t>(cfg_.num_hidden_layers));
+  uint8_t* next_taps = conv_taps_.data;
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     DharaLayer& L = layers_[i];
@@ -326,12 +330,25 @@ Status DharaModel::load_weights() {
     OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
     for (int s = 0; s < kNumConv; ++s) {
       if (!cfg_.canon(conv_letter[s])) continue;
-      OPTIQ_ASSIGN_OR_RETURN(std::vector<float> taps, wl.f32(p + conv_names[s] + ".conv.weight", {widths_[s], 1, Kw}));
-      float* tm = next_taps;  // to tap-major, once, for the kernel
-      next_taps += taps.size();
-      for (int64_t c = 0; c < widths_[s]; ++c)
-        for (int64_t j = 0; j < Kw; ++j) tm[j * widths_[s] + c] = taps[c * Kw + j];
-      L.conv[s] = tm;
+      const std::string name = p + conv_names[s] + ".conv.weight";
+      OPTIQ_ASSIGN_OR_RETURN(std::vector<float> taps, wl.f32(name, {widths_[s], 1, Kw}));
+      const TensorView* tv = dir_->tensors->find(name);
+      const int64_t width = widths_[s];
+      if (tv && tv->dtype == DType::kBF16) {  // to tap-major, once, for the kernel; bf16 round-trips exactly
+        auto* tm = reinterpret_cast<uint16_t*>(next_taps);
+        for (int64_t c = 0; c < width; ++c)
+          for (int64_t j = 0; j < Kw; ++j) tm[j * width + c] = f32_to_bf16(taps[c * Kw + j]);
+        L.conv[s] = ConvTaps::from_bf16(tm);
+        conv_tap_bytes_ += sizeof(uint16_t) * taps.size();
+        next_taps += (sizeof(uint16_t) * taps.size() + 63) / 64 * 64;
+      } else {
+        auto* tm = reinterpret_cast<float*>(next_taps);
+        for (int64_t c = 0; c < width; ++c)
+          for (int64_t j = 0; j < Kw; ++j) tm[j * width + c] = taps[c * Kw + j];
+        L.conv[s] = ConvTaps(tm);
+        conv_tap_bytes_ += sizeof(float) * taps.size();
+        next_taps += (sizeof(float) * taps.size() + 63) / 64 * 64;
+      }
     }
     // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
     OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));
@@ -349,7 +366,7 @@ void DharaModel::fill_info() {
   info_.block_len = 32;  // the training block (specs/dhara.md §1)
   info_.supports_block = cfg_.mask_token_id >= 0;
   info_.eos_ids = dir_->eos_ids();
-  size_t per_token = embed_tokens_.bytes() + norm_.bytes();
+  size_t per_token = embed_tokens_.bytes() + norm_.bytes() + conv_tap_bytes_;
   for (auto& L : layers_)
     per_token += L.q_proj.bytes() + L.k_proj.bytes() + L.v_proj.bytes() + L.o_proj.bytes() + L.gate_proj.bytes() +
                  L.up_proj.bytes() + L.down_proj.bytes() + L.input_layernorm.bytes() + L.post_attention_layernorm.bytes();

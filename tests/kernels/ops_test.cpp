@@ -125,6 +125,36 @@ TEST(Ops, Conv1dDwMatchesReference) {
   }
 }
 
+// bf16 taps (as checkpoints store them) give exactly what the same values in fp32 give.
+TEST(Ops, Conv1dDwBf16TapsEqualFp32Taps) {
+  ThreadPool pool(2);
+  for (int64_t C : {5, 64, 81, 700}) {
+    for (int64_t T : {1, 33}) {
+      const int64_t Kw = 4;
+      auto x = randn(T * C, 16), w = randn(C * Kw, 17, 0.3f), st0 = randn((Kw - 1) * C, 18);
+      std::vector<uint16_t> wb(C * Kw);
+      std::vector<float> wf(C * Kw);
+      for (size_t i = 0; i < wb.size(); ++i) {
+        wb[i] = f32_to_bf16(w[i]);
+        wf[i] = bf16_to_f32(wb[i]);
+      }
+      for_each_target([&](const std::string& tn) {
+        const std::string what = tn + " C " + std::to_string(C) + " T " + std::to_string(T);
+        std::vector<float> sf = st0, yf = x, sb = st0, yb = x;
+        conv1d_dw(yf.data(), yf.data(), T, C, wf.data(), Kw, sf.data(), true, nullptr, &pool);
+        conv1d_dw(yb.data(), yb.data(), T, C, ConvTaps::from_bf16(wb.data()), Kw, sb.data(), true, nullptr, &pool);
+        EXPECT_EQ(yb, yf) << what;
+        EXPECT_EQ(sb, sf) << what << " state";
+        const float* rows[4] = {st0.data(), st0.data() + C, st0.data() + 2 * C, x.data()};
+        std::vector<float> rf(C), rb(C);
+        conv1d_dw_row(rf.data(), rows, C, wf.data(), Kw);
+        conv1d_dw_row(rb.data(), rows, C, ConvTaps::from_bf16(wb.data()), Kw);
+        EXPECT_EQ(rb, rf) << what << " conv1d_dw_row";
+      });
+    }
+  }
+}
+
 TEST(Ops, AttentionMatchesReference) {
   ThreadPool pool(2);
   struct Case {

@@ -55,10 +55,10 @@ struct MatmulOut {
 // better balance); otherwise one matmul per weight. Outputs must not alias x or each other.
 void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
-// Say which weights the next matmul_multi call streams, before the serial code that precedes it
+// Say which weights the next matmul_multi call (of T rows) streams, before the serial code that precedes it
 // (decode steps: convs, norms, attention). An idle pool worker then prefetches the part it will read
 // first (ThreadPool::prefetch_while_idle). Only the packed decode path uses it; otherwise a no-op.
-void matmul_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool);
+void matmul_prefetch_hint(std::span<const MatmulOut> outs, int64_t T, ThreadPool& pool);
 
 // While a RowInvariantScope lives on a thread, matmul / matmul_multi / attention_chunk called from it
 // use kernels whose arithmetic for a row does not depend on how many rows the call has (no AMX

@@ -436,7 +436,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   auto qkv_of = [&](const DharaLayer& L) {
     return std::array<MatmulOut, 3>{{{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}}};
   };
-  matmul_prefetch_hint(qkv_of(layers_[0]), pool);
+  matmul_prefetch_hint(qkv_of(layers_[0]), T, pool);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const DharaLayer& L = layers_[l];
     const MatmulOut o_proj[] = {{tmp, &L.o_proj}};
@@ -446,7 +446,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvA, h, T, write, pool);
     matmul_multi(qkv_of(L), h, T, pool);
-    matmul_prefetch_hint(o_proj, pool);
+    matmul_prefetch_hint(o_proj, T, pool);
     canon(c, l, kConvBq, q, T, write, pool);
     canon(c, l, kConvBk, kk, T, write, pool);
     canon(c, l, kConvBv, vv, T, write, pool);
@@ -461,23 +461,23 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
     attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
     matmul_multi(o_proj, att, T, pool);
-    matmul_prefetch_hint(gate_up, pool);
+    matmul_prefetch_hint(gate_up, T, pool);
     add_inplace(x, tmp, T * C);
     // MLP block.
     rms_norm(h, x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvC, h, T, write, pool);
     matmul_multi(gate_up, h, T, pool);
-    matmul_prefetch_hint(down_proj, pool);
+    matmul_prefetch_hint(down_proj, T, pool);
     // Elementwise ops of block forwards (T·F = 70K at dhara-250m) use both cores; decode stays inline.
     parallel_elementwise(pool, T * F, kMinElementwisePerThread,
                          [&](int64_t b, int64_t e) { silu_mul(g + b, g + b, u + b, e - b); });
     canon(c, l, kConvD, g, T, write, pool);
     matmul_multi(down_proj, g, T, pool);
     if (l + 1 < cfg_.num_hidden_layers) {
-      matmul_prefetch_hint(qkv_of(layers_[l + 1]), pool);
+      matmul_prefetch_hint(qkv_of(layers_[l + 1]), T, pool);
     } else {
       const MatmulOut head[] = {{logits, &embed_tokens_}};
-      matmul_prefetch_hint(head, pool);
+      matmul_prefetch_hint(head, b.last_logits_only ? 1 : T, pool);
     }
     add_inplace(x, tmp, T * C);
   }

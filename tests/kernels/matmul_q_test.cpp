@@ -363,7 +363,7 @@ TEST(MatmulQPacked, ClaimsCoverEveryRowForAnyThreadCount) {
       for (bool hint : {false, true}) {
         std::vector<float> ya(ra.size(), NAN), yb(rb.size(), NAN);
         const MatmulOut outs[] = {{ya.data(), &a->w}, {yb.data(), &b->w}};
-        if (hint) matmul_prefetch_hint(outs, pool);
+        if (hint) matmul_prefetch_hint(outs, T, pool);
         matmul_q_packed(outs, x.data(), T, pool);
         for (size_t i = 0; i < ra.size(); ++i) ASSERT_EQ(ya[i], ra[i]) << threads << " threads, T " << T << " i " << i;
         for (size_t i = 0; i < rb.size(); ++i) ASSERT_EQ(yb[i], rb[i]) << threads << " threads, T " << T << " i " << i;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <hwy/targets.h>
@@ -122,6 +123,35 @@ TEST(Ops, Conv1dDwMatchesReference) {
         }
       });
     }
+  }
+}
+
+// rope_qk keeps the last call's angles: a call with other positions, another inv_freq or another
+// length must still rotate exactly as the formula says.
+TEST(Ops, RopeMatchesFormulaAcrossCalls) {
+  const int64_t D = 8, half = D / 2, Hq = 3, Hk = 1;
+  const std::vector<float> f1 = {1.0f, 0.1f, 0.01f, 0.001f}, f2 = {0.5f, 0.1f, 0.01f, 0.001f};
+  struct Call {
+    std::vector<int64_t> pos;
+    const std::vector<float>* inv_freq;
+  };
+  const Call calls[] = {{{7}, &f1}, {{7}, &f1}, {{8}, &f1}, {{8}, &f2}, {{8, 9}, &f2}, {{8}, &f2}, {{8}, &f1}};
+  for (const Call& c : calls) {
+    const int64_t T = static_cast<int64_t>(c.pos.size());
+    auto q = randn(T * Hq * D, 31), k = randn(T * Hk * D, 32);
+    std::vector<float> gq = q, gk = k;
+    rope_qk(gq.data(), Hq, gk.data(), Hk, T, D, c.pos.data(), c.inv_freq->data(), half);
+    for (auto [x, got, H] : {std::tuple{&q, &gq, Hq}, std::tuple{&k, &gk, Hk}})
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t i = 0; i < half; ++i) {
+            const float a = static_cast<float>(c.pos[t]) * (*c.inv_freq)[i];
+            const float* r = x->data() + (t * H + h) * D;
+            const float* g = got->data() + (t * H + h) * D;
+            // A stale angle is off by O(1); the tolerance only absorbs fma contraction.
+            ASSERT_NEAR(g[i], r[i] * std::cos(a) - r[i + half] * std::sin(a), 1e-5) << "pos " << c.pos[t] << " i " << i;
+            ASSERT_NEAR(g[i + half], r[i + half] * std::cos(a) + r[i] * std::sin(a), 1e-5) << "pos " << c.pos[t] << " i " << i;
+          }
   }
 }
 

@@ -30,6 +30,11 @@ struct ConvTaps {
   bool bf16 = false;
   ConvTaps() = default;
   ConvTaps(const float* p) : data(p) {}  // NOLINT(google-explicit-constructor): fp32 taps read as before
+  ConvTaps at(int64_t channel) const {  // the taps from `channel` on (tap rows keep their stride)
+    ConvTaps t = *this;
+    t.data = static_cast<const uint8_t*>(data) + channel * (bf16 ? 2 : 4);
+    return t;
+  }
   static ConvTaps from_bf16(const uint16_t* p) {
     ConvTaps t;
     t.data = p;
@@ -54,7 +59,11 @@ inline constexpr int64_t kMaxConvKernel = 16;
 // One step of the same conv from row pointers: y[c] = rows[Kw-1][c] + Σ_j w[c, j] · rows[j][c]. Decode
 // steps read their state rows in place (a ring in the model's cache) instead of copying a window.
 // Bit-identical to conv1d_dw on the same rows. `y` may alias rows[Kw-1].
-void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw);
+// `tap_stride` (0: C) lets a call convolve channels [c0, c0 + C) of a wider conv: rows and taps offset
+// by c0 (ConvTaps::at), the taps' row stride the full width. Each channel's result is the same
+// whatever slice it is computed in.
+void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw,
+                   int64_t tap_stride = 0);
 
 // out[T, F] = silu(gate[T, F]) * up[T, F]. `out` may alias either input.
 void silu_mul(float* out, const float* gate, const float* up, int64_t n);
@@ -73,6 +82,12 @@ void add_inplace(float* x, const float* y, int64_t n);
 // Softmax in fp32 with max subtraction; `scale` multiplies q·k.
 void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
                int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, ThreadPool& pool);
+
+// One query row (a decode step), query heads [h_begin, h_end) only, on the calling thread: the same
+// arithmetic per head as attention() with T = 1. Lets a decode step fuse a KV group's attention with
+// the work that produces its queries and keys.
+void attention_heads(float* out, const float* q, const float* k, const float* v, int64_t H, int64_t Hkv, int64_t D,
+                     int64_t key_begin, int64_t key_end, float scale, int64_t h_begin, int64_t h_end);
 
 // One attention row over a score buffer of n entries: row[j] = softmax_j(scale · row[lo, hi)) for j in
 // [lo, hi), 0 elsewhere (max-subtracted, fp32). hi <= lo gives all zeros.

@@ -139,23 +139,35 @@ HWY_INLINE VF load_taps(DF df, const uint16_t* p) {
 HWY_INLINE float tap_value(const float* p) { return *p; }
 HWY_INLINE float tap_value(const uint16_t* p) { return bf16_to_f32(*p); }
 
-// xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, C].
+// xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, tap_stride].
 // One output row from Kw input rows (rows[Kw-1] is the current one, also the residual).
 template <typename Tap>
-HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t Kw) {
+HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t tap_stride,
+                         int64_t Kw) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const float* cur = rows[Kw - 1];
   int64_t c = 0;
   for (; c + L <= C; c += L) {
     VF acc = hn::Zero(df);
-    for (int64_t j = 0; j < Kw; ++j) acc = hn::MulAdd(load_taps(df, wt + j * C + c), hn::LoadU(df, rows[j] + c), acc);
+    for (int64_t j = 0; j < Kw; ++j)
+      acc = hn::MulAdd(load_taps(df, wt + j * tap_stride + c), hn::LoadU(df, rows[j] + c), acc);
     hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
   }
-  for (; c < C; ++c) {
-    float s = 0.f;
-    for (int64_t j = 0; j < Kw; ++j) s += tap_value(wt + j * C + c) * rows[j][c];
-    yr[c] = cur[c] + s;
+  if (c < C) {  // the tail through the same vector math: a channel's result never depends on where a
+                // call's channel range starts or ends (decode steps convolve slices of a row)
+    HWY_ALIGN float tw[hn::MaxLanes(df)] = {}, tx[hn::MaxLanes(df)] = {};
+    VF acc = hn::Zero(df);
+    for (int64_t j = 0; j < Kw; ++j) {
+      for (int64_t i = c; i < C; ++i) {
+        tw[i - c] = tap_value(wt + j * tap_stride + i);
+        tx[i - c] = rows[j][i];
+      }
+      acc = hn::MulAdd(hn::Load(df, tw), hn::Load(df, tx), acc);
+    }
+    std::copy(cur + c, cur + C, tx);
+    hn::Store(hn::Add(hn::Load(df, tx), acc), df, tx);
+    std::copy(tx, tx + (C - c), yr + c);
   }
 }
 
@@ -164,7 +176,7 @@ void conv_rows(float* y, const float* xp, int64_t T, int64_t C, const Tap* wt, i
   const float* rows[kMaxConvKernel];
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t j = 0; j < Kw; ++j) rows[j] = xp + (t + j) * C;
-    conv_row(y + t * C, rows, C, wt, Kw);
+    conv_row(y + t * C, rows, C, wt, C, Kw);
   }
 }
 
@@ -175,11 +187,11 @@ void ConvRows(float* y, const float* xp, int64_t T, int64_t C, ConvTaps wt, int6
     conv_rows(y, xp, T, C, static_cast<const float*>(wt.data), Kw);
 }
 
-void ConvRowPtrs(float* y, const float* const* rows, int64_t C, ConvTaps wt, int64_t Kw) {
+void ConvRowPtrs(float* y, const float* const* rows, int64_t C, ConvTaps wt, int64_t tap_stride, int64_t Kw) {
   if (wt.bf16)
-    conv_row(y, rows, C, static_cast<const uint16_t*>(wt.data), Kw);
+    conv_row(y, rows, C, static_cast<const uint16_t*>(wt.data), tap_stride, Kw);
   else
-    conv_row(y, rows, C, static_cast<const float*>(wt.data), Kw);
+    conv_row(y, rows, C, static_cast<const float*>(wt.data), tap_stride, Kw);
 }
 
 constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention
@@ -514,9 +526,10 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
   HWY_DYNAMIC_DISPATCH(RmsNorm)(y, x, T, C, wf, eps);
 }
 
-void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw) {
+void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw,
+                   int64_t tap_stride) {
   OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
-  HWY_DYNAMIC_DISPATCH(ConvRowPtrs)(y, rows, C, w_tap_major, Kw);
+  HWY_DYNAMIC_DISPATCH(ConvRowPtrs)(y, rows, C, w_tap_major, tap_stride > 0 ? tap_stride : C, Kw);
 }
 
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_major, int64_t Kw, float* state,
@@ -541,6 +554,13 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
     HWY_DYNAMIC_DISPATCH(ConvRows)(y, xp, T, C, w_tap_major, Kw);
   }
   if (update_state) std::copy(xp + T * C, xp + (T + P) * C, state);
+}
+
+void attention_heads(float* out, const float* q, const float* k, const float* v, int64_t H, int64_t Hkv, int64_t D,
+                     int64_t key_begin, int64_t key_end, float scale, int64_t h_begin, int64_t h_end) {
+  HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, 1, H, Hkv, D, &key_begin, &key_end, scale,
+                                       key_end > key_begin ? key_begin : 0, key_end > key_begin ? key_end : 0,
+                                       h_begin, h_end, !row_invariant());
 }
 
 void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,

@@ -266,6 +266,18 @@ class DharaModel final : public Model {
     if (write) c.scatter_state(layer, slot, state);
   }
 
+  // One decode step of a conv on channels [c0, c0 + n) of its row x: the slice's input goes to the
+  // ring's free row, and each channel's result is what the whole-row step computes.
+  void canon_step(DharaCache& c, int64_t layer, int slot, float* x, int64_t c0, int64_t n) const {
+    const ConvTaps taps = layers_[layer].conv[slot];
+    if (!taps.data) return;
+    const int64_t Kw = cfg_.canon_kernel;
+    const float* rows[kMaxConvKernel];
+    for (int64_t i = 0; i < Kw; ++i) rows[i] = c.ring_row(layer, slot, i) + c0;
+    std::copy_n(x + c0, n, c.ring_row(layer, slot, Kw - 1) + c0);
+    conv1d_dw_row(x + c0, rows, n, taps.at(c0), Kw, widths_[slot]);
+  }
+
   DharaConfig cfg_;
   std::shared_ptr<ModelDir> dir_;
   Weight embed_tokens_;  // [V, C]; also the tied head
@@ -447,19 +459,44 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     canon(c, l, kConvA, h, T, write, pool);
     matmul_multi(qkv_of(L), h, T, pool);
     matmul_prefetch_hint(o_proj, T, pool);
-    canon(c, l, kConvBq, q, T, write, pool);
-    canon(c, l, kConvBk, kk, T, write, pool);
-    canon(c, l, kConvBv, vv, T, write, pool);
-    rope_qk(q, H, kk, Hkv, T, D, pos, L.inv_freq.data(), D / 2);
-    if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
-      rms_norm(q, q, T * H, D, L.q_norm, cfg_.rms_norm_eps);
-      rms_norm(kk, kk, T * Hkv, D, L.k_norm, cfg_.rms_norm_eps);
+    if (T == 1 && write) {
+      // A decode step: from the projections to o_proj everything is per KV group, so one pass per
+      // group on both threads does its convs, RoPE, norms, K/V row and attention, with no serial
+      // code left between the two matmuls. Per head, the same arithmetic as the chunk path below.
+      const int64_t G = H / Hkv;
+      pool.parallel_for(Hkv, [&](int64_t gb, int64_t ge, int) {
+        for (int64_t g = gb; g < ge; ++g) {
+          float* qg = q + g * G * D;
+          float* kg = kk + g * D;
+          float* vg = vv + g * D;
+          canon_step(c, l, kConvBq, q, g * G * D, G * D);
+          canon_step(c, l, kConvBk, kk, g * D, D);
+          canon_step(c, l, kConvBv, vv, g * D, D);
+          rope_qk(qg, G, kg, 1, 1, D, pos, L.inv_freq.data(), D / 2);
+          if (cfg_.use_qk_norm) {
+            rms_norm(qg, qg, G, D, L.q_norm, cfg_.rms_norm_eps);
+            rms_norm(kg, kg, 1, D, L.k_norm, cfg_.rms_norm_eps);
+          }
+          std::memcpy(c.k(l) + S0 * Hkv * D + g * D, kg, sizeof(float) * D);
+          std::memcpy(c.v(l) + S0 * Hkv * D + g * D, vg, sizeof(float) * D);
+          attention_heads(att, q, c.k(l), c.v(l), H, Hkv, D, kb[0], ke[0], scale, g * G, (g + 1) * G);
+        }
+      }, 1);
+    } else {
+      canon(c, l, kConvBq, q, T, write, pool);
+      canon(c, l, kConvBk, kk, T, write, pool);
+      canon(c, l, kConvBv, vv, T, write, pool);
+      rope_qk(q, H, kk, Hkv, T, D, pos, L.inv_freq.data(), D / 2);
+      if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
+        rms_norm(q, q, T * H, D, L.q_norm, cfg_.rms_norm_eps);
+        rms_norm(kk, kk, T * Hkv, D, L.k_norm, cfg_.rms_norm_eps);
+      }
+      // Rows past the cache length are written even for read-only forwards: they are scratch
+      // until length() advances, and the next appending forward overwrites them.
+      std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
+      std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
+      attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
     }
-    // Rows past the cache length are written even for read-only forwards: they are scratch
-    // until length() advances, and the next appending forward overwrites them.
-    std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
-    std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
-    attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
     matmul_multi(o_proj, att, T, pool);
     matmul_prefetch_hint(gate_up, T, pool);
     add_inplace(x, tmp, T * C);

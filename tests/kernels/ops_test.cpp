@@ -126,6 +126,32 @@ TEST(Ops, Conv1dDwMatchesReference) {
   }
 }
 
+// Decode steps convolve slices of a row (a KV group's channels): each channel's result must not depend
+// on the slice, including channels that fall in a slice's vector tail.
+TEST(Ops, Conv1dDwRowSlicesEqualWholeRow) {
+  const int64_t C = 81, Kw = 4;
+  auto x = randn(C, 41), w = randn(C * Kw, 42, 0.3f), st = randn((Kw - 1) * C, 43);
+  std::vector<uint16_t> wb(C * Kw);
+  for (size_t i = 0; i < wb.size(); ++i) wb[i] = f32_to_bf16(w[i]);
+  for (ConvTaps taps : {ConvTaps(w.data()), ConvTaps::from_bf16(wb.data())}) {
+    for_each_target([&](const std::string& tn) {
+      const float* rows[4] = {st.data(), st.data() + C, st.data() + 2 * C, x.data()};
+      std::vector<float> whole(C);
+      conv1d_dw_row(whole.data(), rows, C, taps, Kw);
+      for (int64_t c0 : {0, 3, 16, 17, 64}) {
+        for (int64_t n : {1, 5, 16, 17}) {
+          if (c0 + n > C) continue;
+          const float* srows[4] = {rows[0] + c0, rows[1] + c0, rows[2] + c0, rows[3] + c0};
+          std::vector<float> part(n);
+          conv1d_dw_row(part.data(), srows, n, taps.at(c0), Kw, C);
+          for (int64_t i = 0; i < n; ++i)
+            ASSERT_EQ(part[i], whole[c0 + i]) << tn << (taps.bf16 ? " bf16" : " f32") << " c0 " << c0 << " n " << n;
+        }
+      }
+    });
+  }
+}
+
 // rope_qk keeps the last call's angles: a call with other positions, another inv_freq or another
 // length must still rotate exactly as the formula says.
 TEST(Ops, RopeMatchesFormulaAcrossCalls) {

@@ -46,8 +46,8 @@ bool packable(const Weight& w);
 std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& arena);
 
 // out = x[T, K] · dequant(W)ᵀ for every (out, W); every W has `packed` set and all share K and
-// group size. Multithreaded: the caller claims 128 KB chunks of blocks from the front, the workers
-// from the back.
+// group size. Multithreaded: the caller claims runs of blocks (128 KB, shorter near the end) from
+// the front, the workers from the back.
 void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
 // Hands worker 1 the packed bytes it will stream first in matmul_q_packed(outs, ...), to prefetch

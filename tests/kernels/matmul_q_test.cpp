@@ -337,7 +337,7 @@ TEST(MatmulQPacked, RowsAndWeightsAreIndependent) {
   }
 }
 
-// Threads claim 128 KB chunks from both ends of the call's work; every output is written once and
+// Threads claim runs of rows from both ends of the call's work, shorter near the end; every output is written once and
 // the same whatever the thread count, with or without a prefetch hint posted to the pool first.
 TEST(MatmulQPacked, ClaimsCoverEveryRowForAnyThreadCount) {
   if (!vnni_available()) {

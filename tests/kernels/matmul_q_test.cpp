@@ -337,8 +337,8 @@ TEST(MatmulQPacked, RowsAndWeightsAreIndependent) {
   }
 }
 
-// Threads claim runs of rows from both ends of the call's work, shorter near the end; every output is written once and
-// the same whatever the thread count, with or without a prefetch hint posted to the pool first.
+// Threads claim runs of rows from both ends of the call's work, shorter near the end; every output
+// is written once and the same whatever the thread count, with or without a prefetch hint first.
 TEST(MatmulQPacked, ClaimsCoverEveryRowForAnyThreadCount) {
   if (!vnni_available()) {
     ASSERT_FALSE(packable(make_qweight(32, 128, 4, 64, DType::kBF16, 1)->w));

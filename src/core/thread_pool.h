@@ -37,7 +37,8 @@ class ThreadPool {
   // it will stream in that job. A decode step runs serial code on the caller between matmuls (convs,
   // norms, attention) that leaves most of the memory bandwidth idle; this spends it. At most
   // kMaxPrefetchSpans spans, in the order the worker will read them. The worker stops as soon as a
-  // job arrives; a later call replaces an unfinished hint. No-op for a one-thread pool.
+  // job arrives; a later call replaces an unfinished hint. No-op for a one-thread pool. Prefetches
+  // never fault, so a span whose memory is freed before the worker gets to it is harmless.
   struct Span {
     const void* p;
     size_t bytes;

@@ -384,6 +384,59 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
   }, 1);
 }
 
+bool packed_slices_ok(std::span<const RowSlice> slices) {
+  if (slices.empty()) return false;
+  const Weight& w0 = *slices[0].w;
+  for (const RowSlice& sl : slices) {
+    const Weight& w = *sl.w;
+    if (!w.packed || w.n_in != w0.n_in || w.quant.group_size != w0.quant.group_size) return false;
+    if (sl.row_begin < 0 || sl.row_begin >= sl.row_end || sl.row_end > w.n_out) return false;
+    if (sl.row_begin % kPackedSliceRows != 0) return false;
+    if (sl.row_end % kPackedSliceRows != 0 && sl.row_end != w.n_out) return false;
+  }
+  return true;
+}
+
+void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T) {
+  OPTIQ_CHECK_MSG(packed_slices_ok(slices), "matmul_q_packed_slices: slices must be packed, aligned, and share K");
+  static_assert(kPackedSliceRows % (kUnitBlocks * kRows) == 0, "slices must start on a work unit");
+  const Weight& w0 = *slices[0].w;
+  const int64_t K = w0.n_in, gs = w0.quant.group_size;
+  // The activations, prepared once per input per thread: a decode step's groups share one input.
+  struct Prepared {
+    PackedX px;
+    std::vector<float> x;
+    int64_t K = 0, gs = 0;
+  };
+  thread_local Prepared prep;
+  const size_t n = static_cast<size_t>(T * K);
+  if (prep.K != K || prep.gs != gs || prep.x.size() != n || std::memcmp(prep.x.data(), x, sizeof(float) * n) != 0) {
+    prep.x.assign(x, x + n);
+    prep.K = K;
+    prep.gs = gs;
+    prepare(x, T, K, gs, &prep.px);
+  }
+  constexpr int64_t kUnitRows = kUnitBlocks * kRows;
+  for (const RowSlice& sl : slices) {
+    const Weight& w = *sl.w;
+    const Args a{w.packed->bytes, w.packed->group_stride, w.packed->block_stride, K / gs, K, &prep.px};
+    const UnitFn fn = unit_fn(w);
+    for (int64_t u = sl.row_begin / kUnitRows; u * kUnitRows < sl.row_end; ++u) fn(a, u, blocks_of(w), T, sl.out, w.n_out);
+  }
+}
+
+void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& pool) {
+  ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
+  size_t n = 0;
+  for (const RowSlice& sl : slices) {
+    if (n == ThreadPool::kMaxPrefetchSpans || !sl.w->packed) break;
+    const int64_t b0 = sl.row_begin / kRows, b1 = (sl.row_end + kRows - 1) / kRows;
+    spans[n++] = {sl.w->packed->bytes + b0 * sl.w->packed->block_stride,
+                  static_cast<size_t>((b1 - b0) * sl.w->packed->block_stride)};
+  }
+  pool.prefetch_while_idle({spans, n});
+}
+
 #else  // !OPTIQ_HAVE_PACKED_CODE
 
 void matmul_q_packed(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
@@ -391,6 +444,11 @@ void matmul_q_packed(std::span<const MatmulOut>, const float*, int64_t, ThreadPo
 }
 
 void matmul_q_packed_prefetch_hint(std::span<const MatmulOut>, ThreadPool&) {}
+bool packed_slices_ok(std::span<const RowSlice>) { return false; }
+void matmul_q_packed_slices(std::span<const RowSlice>, const float*, int64_t) {
+  OPTIQ_CHECK_MSG(false, "matmul_q_packed_slices: built without AVX512-VNNI support");
+}
+void matmul_q_packed_slices_hint(std::span<const RowSlice>, ThreadPool&) {}
 
 #endif
 

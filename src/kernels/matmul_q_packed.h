@@ -50,6 +50,23 @@ std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& aren
 // the front, the workers from the back.
 void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
+// Rows [row_begin, row_end) of out = x[T, K] · dequant(W)ᵀ: a slice of a packed matmul, computed on
+// the calling thread, each row exactly as matmul_q_packed computes it. Decode steps that split their
+// work by KV group call it from inside their own parallel pass. `out` points at the matmul's whole
+// output ([T, n_out]). All slices share K and group size.
+struct RowSlice {
+  float* out;
+  const Weight* w;
+  int64_t row_begin, row_end;
+};
+inline constexpr int64_t kPackedSliceRows = 64;  // slices start at multiples of this
+// True when every slice can be computed this way: packed, sharing K and group size, and bounds at
+// multiples of kPackedSliceRows (or the matrix end).
+bool packed_slices_ok(std::span<const RowSlice> slices);
+void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T);
+// The slices' packed bytes, for ThreadPool::prefetch_while_idle (at most kMaxPrefetchSpans).
+void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& pool);
+
 // Hands worker 1 the packed bytes it will stream first in matmul_q_packed(outs, ...), to prefetch
 // while the caller runs the serial code before that call (ThreadPool::prefetch_while_idle).
 void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool);

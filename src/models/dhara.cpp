@@ -18,6 +18,7 @@
 #include "core/aligned.h"
 #include "core/huge_pages.h"
 #include "kernels/attention_gemm.h"
+#include "kernels/matmul_q_packed.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
 #include "models/kv_store.h"
@@ -448,7 +449,25 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   auto qkv_of = [&](const DharaLayer& L) {
     return std::array<MatmulOut, 3>{{{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}}};
   };
-  matmul_prefetch_hint(qkv_of(layers_[0]), T, pool);
+  // A decode step computes each KV group's q/k/v rows inside the group's pass (below) when the
+  // packed layout allows slicing them: one pool round trip fewer per layer.
+  const bool decode_step = T == 1 && write;
+  const int64_t G = H / Hkv;
+  auto group_qkv = [&](const DharaLayer& L, int64_t grp) {
+    return std::array<RowSlice, 3>{{{q, &L.q_proj, grp * G * D, (grp + 1) * G * D},
+                                    {kk, &L.k_proj, grp * D, (grp + 1) * D},
+                                    {vv, &L.v_proj, grp * D, (grp + 1) * D}}};
+  };
+  auto sliced_qkv = [&](const DharaLayer& L) {
+    return decode_step && packed_slices_ok(group_qkv(L, 0)) && packed_slices_ok(group_qkv(L, Hkv - 1));
+  };
+  auto hint_qkv = [&](const DharaLayer& L) {  // the worker's first group is group 1
+    if (sliced_qkv(L))
+      matmul_q_packed_slices_hint(group_qkv(L, std::min<int64_t>(1, Hkv - 1)), pool);
+    else
+      matmul_prefetch_hint(qkv_of(L), T, pool);
+  };
+  hint_qkv(layers_[0]);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const DharaLayer& L = layers_[l];
     const MatmulOut o_proj[] = {{tmp, &L.o_proj}};
@@ -457,15 +476,16 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     // Attention block.
     rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvA, h, T, write, pool);
-    matmul_multi(qkv_of(L), h, T, pool);
+    const bool sliced = sliced_qkv(L);
+    if (!sliced) matmul_multi(qkv_of(L), h, T, pool);
     matmul_prefetch_hint(o_proj, T, pool);
-    if (T == 1 && write) {
+    if (decode_step) {
       // A decode step: from the projections to o_proj everything is per KV group, so one pass per
-      // group on both threads does its convs, RoPE, norms, K/V row and attention, with no serial
-      // code left between the two matmuls. Per head, the same arithmetic as the chunk path below.
-      const int64_t G = H / Hkv;
+      // group on both threads does its q/k/v rows (when sliced), convs, RoPE, norms, K/V row and
+      // attention. Per head, the same arithmetic as the chunk path below.
       pool.parallel_for(Hkv, [&](int64_t gb, int64_t ge, int) {
         for (int64_t g = gb; g < ge; ++g) {
+          if (sliced) matmul_q_packed_slices(group_qkv(L, g), h, 1);
           float* qg = q + g * G * D;
           float* kg = kk + g * D;
           float* vg = vv + g * D;
@@ -511,7 +531,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     canon(c, l, kConvD, g, T, write, pool);
     matmul_multi(down_proj, g, T, pool);
     if (l + 1 < cfg_.num_hidden_layers) {
-      matmul_prefetch_hint(qkv_of(layers_[l + 1]), T, pool);
+      hint_qkv(layers_[l + 1]);
     } else {
       const MatmulOut head[] = {{logits, &embed_tokens_}};
       matmul_prefetch_hint(head, b.last_logits_only ? 1 : T, pool);

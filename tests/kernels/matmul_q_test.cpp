@@ -372,6 +372,44 @@ TEST(MatmulQPacked, ClaimsCoverEveryRowForAnyThreadCount) {
   }
 }
 
+// A decode step computes each KV group's q/k/v rows as slices on its own thread: every slice row
+// equals the whole matmul's, and slices that do not start on a 64-row boundary are refused.
+TEST(MatmulQPacked, SlicesEqualTheWholeMatmul) {
+  if (!vnni_available()) {
+    ASSERT_FALSE(packable(make_qweight(32, 128, 4, 64, DType::kBF16, 1)->w));
+    return;
+  }
+  const int64_t K = 384, Na = 200, Nb = 128;  // a ends in a partial block
+  HugePageArena arena;
+  auto a = make_qweight(Na, K, 4, 64, DType::kBF16, 31);
+  auto b = make_qweight(Nb, K, 8, 64, DType::kBF16, 32);
+  a->w.packed = pack_rows(a->w, arena);
+  b->w.packed = pack_rows(b->w, arena);
+  ThreadPool pool(2);
+  for (int64_t T : {1, 2}) {
+    const std::vector<float> x = random_x(T, K, 40u + static_cast<uint32_t>(T));
+    std::vector<float> ra(static_cast<size_t>(T * Na)), rb(static_cast<size_t>(T * Nb));
+    const MatmulOut whole[] = {{ra.data(), &a->w}, {rb.data(), &b->w}};
+    matmul_q_packed(whole, x.data(), T, pool);
+    std::vector<float> ya(ra.size(), NAN), yb(rb.size(), NAN);
+    for (int64_t r0 : {0, 64, 128}) {  // a in three slices (the last one to the end), b in two
+      const int64_t r1 = r0 == 128 ? Na : r0 + 64;
+      std::vector<RowSlice> slices = {{ya.data(), &a->w, r0, r1}};
+      if (r0 < Nb) slices.push_back({yb.data(), &b->w, r0, r0 + 64});
+      ASSERT_TRUE(packed_slices_ok(slices));
+      matmul_q_packed_slices(slices, x.data(), T);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t n = 0; n < Na; ++n) ASSERT_EQ(ya[t * Na + n], ra[t * Na + n]) << "T " << T << " a row " << n;
+      for (int64_t n = 0; n < Nb; ++n) ASSERT_EQ(yb[t * Nb + n], rb[t * Nb + n]) << "T " << T << " b row " << n;
+    }
+  }
+  const RowSlice misaligned[] = {{nullptr, &a->w, 16, 64}};
+  EXPECT_FALSE(packed_slices_ok(misaligned));
+  const RowSlice short_end[] = {{nullptr, &a->w, 64, 100}};
+  EXPECT_FALSE(packed_slices_ok(short_end));
+}
+
 // matmul() on a matrix above the exact-path size: decode (T = 1) and block (T = 9) shapes through
 // the dispatching entry point, against the oracle; and a tiny matrix through the exact path, which
 // must match dequantize-then-fp32 to fp32 rounding.

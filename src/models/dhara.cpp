@@ -484,22 +484,22 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
       // group on both threads does its q/k/v rows (when sliced), convs, RoPE, norms, K/V row and
       // attention. Per head, the same arithmetic as the chunk path below.
       pool.parallel_for(Hkv, [&](int64_t gb, int64_t ge, int) {
-        for (int64_t g = gb; g < ge; ++g) {
-          if (sliced) matmul_q_packed_slices(group_qkv(L, g), h, 1);
-          float* qg = q + g * G * D;
-          float* kg = kk + g * D;
-          float* vg = vv + g * D;
-          canon_step(c, l, kConvBq, q, g * G * D, G * D);
-          canon_step(c, l, kConvBk, kk, g * D, D);
-          canon_step(c, l, kConvBv, vv, g * D, D);
+        for (int64_t grp = gb; grp < ge; ++grp) {
+          if (sliced) matmul_q_packed_slices(group_qkv(L, grp), h, 1);
+          float* qg = q + grp * G * D;
+          float* kg = kk + grp * D;
+          float* vg = vv + grp * D;
+          canon_step(c, l, kConvBq, q, grp * G * D, G * D);
+          canon_step(c, l, kConvBk, kk, grp * D, D);
+          canon_step(c, l, kConvBv, vv, grp * D, D);
           rope_qk(qg, G, kg, 1, 1, D, pos, L.inv_freq.data(), D / 2);
           if (cfg_.use_qk_norm) {
             rms_norm(qg, qg, G, D, L.q_norm, cfg_.rms_norm_eps);
             rms_norm(kg, kg, 1, D, L.k_norm, cfg_.rms_norm_eps);
           }
-          std::memcpy(c.k(l) + S0 * Hkv * D + g * D, kg, sizeof(float) * D);
-          std::memcpy(c.v(l) + S0 * Hkv * D + g * D, vg, sizeof(float) * D);
-          attention_heads(att, q, c.k(l), c.v(l), H, Hkv, D, kb[0], ke[0], scale, g * G, (g + 1) * G);
+          std::memcpy(c.k(l) + S0 * Hkv * D + grp * D, kg, sizeof(float) * D);
+          std::memcpy(c.v(l) + S0 * Hkv * D + grp * D, vg, sizeof(float) * D);
+          attention_heads(att, q, c.k(l), c.v(l), H, Hkv, D, kb[0], ke[0], scale, grp * G, (grp + 1) * G);
         }
       }, 1);
     } else {

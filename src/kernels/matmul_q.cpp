@@ -419,9 +419,7 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
 
 void matmul_prefetch_hint(std::span<const MatmulOut> outs, int64_t T, ThreadPool& pool) {
   if (T >= kAmxMinRows && amx_available() && !row_invariant()) return;  // block forwards: AMX on the file layout
-  for (const MatmulOut& o : outs)
-    if (!o.w->packed) return;
-  matmul_q_packed_prefetch_hint(outs, pool);
+  matmul_q_packed_prefetch_hint(outs, pool);  // a no-op unless every weight is packed
 }
 
 void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {

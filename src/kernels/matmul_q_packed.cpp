@@ -276,7 +276,7 @@ PackedX& scratch() {
 // the call (ThreadPool::prefetch_while_idle).
 struct Plan {
   std::vector<int64_t> first_unit;  // per weight, and the total at the end
-  int64_t units_per_chunk = 1, n_chunks = 1;
+  int64_t units_per_chunk = 1;
 };
 
 // Claims of 128 KB. AR decode on dhara-250m shapes (4-bit, 2 threads, alternating in-process
@@ -301,12 +301,18 @@ Plan make_plan(std::span<const MatmulOut> outs, int64_t nt) {
   const int64_t n_units = p.first_unit.back();
   const int64_t unit_bytes = kUnitBlocks * outs[0].w->packed->block_stride;
   p.units_per_chunk = std::max<int64_t>(1, kClaimBytes / unit_bytes);
-  p.n_chunks = (n_units + p.units_per_chunk - 1) / p.units_per_chunk;
-  if (p.n_chunks < nt) {  // every thread gets at least one chunk when there are enough units
+  // Every thread gets at least one chunk when there are enough units.
+  if ((n_units + p.units_per_chunk - 1) / p.units_per_chunk < nt)
     p.units_per_chunk = std::max<int64_t>(1, (n_units + nt - 1) / nt);
-    p.n_chunks = (n_units + p.units_per_chunk - 1) / p.units_per_chunk;
-  }
   return p;
+}
+
+// The packed bytes of units [u0, u1) of `w` (the last unit may hold fewer than kUnitBlocks blocks).
+ThreadPool::Span unit_span(const Weight& w, int64_t u0, int64_t u1) {
+  const int64_t unit_bytes = kUnitBlocks * w.packed->block_stride;
+  const int64_t total = blocks_of(w) * w.packed->block_stride;
+  const int64_t begin = u0 * unit_bytes, end = std::min(total, u1 * unit_bytes);
+  return {w.packed->bytes + begin, static_cast<size_t>(end - begin)};
 }
 
 }  // namespace
@@ -325,12 +331,7 @@ void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& 
     back = u0;
     for (size_t wi = 0; wi < outs.size() && n < ThreadPool::kMaxPrefetchSpans; ++wi) {
       const int64_t b = std::max(u0, p.first_unit[wi]), e = std::min(u1, p.first_unit[wi + 1]);
-      if (b >= e) continue;
-      const Weight& w = *outs[wi].w;
-      const int64_t unit_bytes = kUnitBlocks * w.packed->block_stride;
-      const int64_t total = blocks_of(w) * w.packed->block_stride;
-      const int64_t off = (b - p.first_unit[wi]) * unit_bytes;
-      spans[n++] = {w.packed->bytes + off, static_cast<size_t>(std::min(total, (e - p.first_unit[wi]) * unit_bytes) - off)};
+      if (b < e) spans[n++] = unit_span(*outs[wi].w, b - p.first_unit[wi], e - p.first_unit[wi]);
     }
   }
   pool.prefetch_while_idle({spans, static_cast<size_t>(n)});
@@ -357,7 +358,7 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
       unit_fn(w)(a, u - p.first_unit[wi], blocks_of(w), T, outs[wi].out, w.n_out);
     }
   };
-  if (nt == 1 || p.n_chunks == 1) {
+  if (nt == 1 || n_units <= p.units_per_chunk) {
     run_units(0, n_units);
     return;
   }
@@ -428,11 +429,10 @@ void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, in
 void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& pool) {
   ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
   size_t n = 0;
+  constexpr int64_t kUnitRows = kUnitBlocks * kRows;
   for (const RowSlice& sl : slices) {
     if (n == ThreadPool::kMaxPrefetchSpans || !sl.w->packed) break;
-    const int64_t b0 = sl.row_begin / kRows, b1 = (sl.row_end + kRows - 1) / kRows;
-    spans[n++] = {sl.w->packed->bytes + b0 * sl.w->packed->block_stride,
-                  static_cast<size_t>((b1 - b0) * sl.w->packed->block_stride)};
+    spans[n++] = unit_span(*sl.w, sl.row_begin / kUnitRows, (sl.row_end + kUnitRows - 1) / kUnitRows);
   }
   pool.prefetch_while_idle({spans, n});
 }

@@ -90,6 +90,7 @@ struct DharaLayer {
   Weight gate_proj, up_proj, down_proj;                              // [F, C] ×2, [C, F]
   ConvTaps conv[kNumConv];                                           // [Kw, width] taps; data null if absent
   std::vector<float> inv_freq;                                       // [D/2], from the checkpoint
+  bool qkv_by_group = false;  // packed and 64-row aligned: decode steps compute q/k/v per KV group
 };
 
 class DharaCache final : public Cache {
@@ -253,10 +254,7 @@ class DharaModel final : public Model {
     if (!taps.data) return;
     const int64_t width = widths_[slot], Kw = cfg_.canon_kernel;
     if (T == 1 && write) {  // decode step: the input goes to the ring's free row, read in place
-      const float* rows[kMaxConvKernel];
-      for (int64_t i = 0; i < Kw; ++i) rows[i] = c.ring_row(layer, slot, i);
-      std::copy_n(x, width, c.ring_row(layer, slot, Kw - 1));
-      conv1d_dw_row(x, rows, width, taps, Kw);
+      canon_step(c, layer, slot, x, 0, width);
       return;
     }
     float* state = grow(c.conv_state_tmp, (Kw - 1) * width);
@@ -265,6 +263,13 @@ class DharaModel final : public Model {
     float* window = write ? c.window(layer, slot, T) : grow(c.conv_window_tmp, (Kw - 1 + T) * width);
     conv1d_dw(x, x, T, width, taps, Kw, state, write, window, &pool);
     if (write) c.scatter_state(layer, slot, state);
+  }
+
+  // Layer L's q/k/v rows of KV group grp, as row slices of its projections writing into q, k, v.
+  std::array<RowSlice, 3> group_qkv(const DharaLayer& L, int64_t grp, float* q, float* k, float* v) const {
+    const int64_t D = cfg_.head_dim, GD = cfg_.num_attention_heads / cfg_.num_key_value_heads * D;
+    return {{{q, &L.q_proj, grp * GD, (grp + 1) * GD}, {k, &L.k_proj, grp * D, (grp + 1) * D},
+             {v, &L.v_proj, grp * D, (grp + 1) * D}}};
   }
 
   // One decode step of a conv on channels [c0, c0 + n) of its row x: the slice's input goes to the
@@ -347,24 +352,24 @@ Status DharaModel::load_weights() {
       OPTIQ_ASSIGN_OR_RETURN(std::vector<float> taps, wl.f32(name, {widths_[s], 1, Kw}));
       const TensorView* tv = dir_->tensors->find(name);
       const int64_t width = widths_[s];
-      if (tv && tv->dtype == DType::kBF16) {  // to tap-major, once, for the kernel; bf16 round-trips exactly
-        auto* tm = reinterpret_cast<uint16_t*>(next_taps);
+      // To tap-major, once, for the kernel, in the checkpoint's precision (bf16 round-trips exactly).
+      auto to_tap_major = [&](auto* tm, auto convert) {
         for (int64_t c = 0; c < width; ++c)
-          for (int64_t j = 0; j < Kw; ++j) tm[j * width + c] = f32_to_bf16(taps[c * Kw + j]);
-        L.conv[s] = ConvTaps::from_bf16(tm);
-        conv_tap_bytes_ += sizeof(uint16_t) * taps.size();
-        next_taps += (sizeof(uint16_t) * taps.size() + 63) / 64 * 64;
-      } else {
-        auto* tm = reinterpret_cast<float*>(next_taps);
-        for (int64_t c = 0; c < width; ++c)
-          for (int64_t j = 0; j < Kw; ++j) tm[j * width + c] = taps[c * Kw + j];
-        L.conv[s] = ConvTaps(tm);
-        conv_tap_bytes_ += sizeof(float) * taps.size();
-        next_taps += (sizeof(float) * taps.size() + 63) / 64 * 64;
-      }
+          for (int64_t j = 0; j < Kw; ++j) tm[j * width + c] = convert(taps[c * Kw + j]);
+        const size_t bytes = sizeof(*tm) * taps.size();
+        conv_tap_bytes_ += bytes;
+        next_taps += (bytes + 63) / 64 * 64;
+        return tm;
+      };
+      if (tv && tv->dtype == DType::kBF16)
+        L.conv[s] = ConvTaps::from_bf16(to_tap_major(reinterpret_cast<uint16_t*>(next_taps), f32_to_bf16));
+      else
+        L.conv[s] = ConvTaps(to_tap_major(reinterpret_cast<float*>(next_taps), [](float v) { return v; }));
     }
     // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
     OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));
+    L.qkv_by_group = packed_slices_ok(group_qkv(L, 0, nullptr, nullptr, nullptr)) &&
+                     packed_slices_ok(group_qkv(L, Hkv - 1, nullptr, nullptr, nullptr));
   }
   return Status::Ok();
 }
@@ -453,17 +458,9 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   // packed layout allows slicing them: one pool round trip fewer per layer.
   const bool decode_step = T == 1 && write;
   const int64_t G = H / Hkv;
-  auto group_qkv = [&](const DharaLayer& L, int64_t grp) {
-    return std::array<RowSlice, 3>{{{q, &L.q_proj, grp * G * D, (grp + 1) * G * D},
-                                    {kk, &L.k_proj, grp * D, (grp + 1) * D},
-                                    {vv, &L.v_proj, grp * D, (grp + 1) * D}}};
-  };
-  auto sliced_qkv = [&](const DharaLayer& L) {
-    return decode_step && packed_slices_ok(group_qkv(L, 0)) && packed_slices_ok(group_qkv(L, Hkv - 1));
-  };
   auto hint_qkv = [&](const DharaLayer& L) {  // the worker's first group is group 1
-    if (sliced_qkv(L))
-      matmul_q_packed_slices_hint(group_qkv(L, std::min<int64_t>(1, Hkv - 1)), pool);
+    if (decode_step && L.qkv_by_group)
+      matmul_q_packed_slices_hint(group_qkv(L, std::min<int64_t>(1, Hkv - 1), q, kk, vv), pool);
     else
       matmul_prefetch_hint(qkv_of(L), T, pool);
   };
@@ -476,7 +473,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
     // Attention block.
     rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
     canon(c, l, kConvA, h, T, write, pool);
-    const bool sliced = sliced_qkv(L);
+    const bool sliced = decode_step && L.qkv_by_group;
     if (!sliced) matmul_multi(qkv_of(L), h, T, pool);
     matmul_prefetch_hint(o_proj, T, pool);
     if (decode_step) {
@@ -485,7 +482,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
       // attention. Per head, the same arithmetic as the chunk path below.
       pool.parallel_for(Hkv, [&](int64_t gb, int64_t ge, int) {
         for (int64_t grp = gb; grp < ge; ++grp) {
-          if (sliced) matmul_q_packed_slices(group_qkv(L, grp), h, 1);
+          if (sliced) matmul_q_packed_slices(group_qkv(L, grp, q, kk, vv), h, 1);
           float* qg = q + grp * G * D;
           float* kg = kk + grp * D;
           float* vg = vv + grp * D;

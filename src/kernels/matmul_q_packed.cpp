@@ -277,10 +277,10 @@ PackedX& scratch() {
 
 // How one call's work is split. Work items ("units") are 4-block slices of each weight in order, so
 // consecutive units are consecutive memory. Threads claim runs of units from the two ends of the
-// list (claim_units long): the caller from the front, the workers from the back. Each thread's claims
-// then continue one forward stream (the caller's) or restart rarely, and worker 1 knows before the
-// call what it takes first, so it can prefetch that while the caller runs the serial code before
-// the call (ThreadPool::prefetch_while_idle).
+// list (claim_units long): the caller from the front, walking forward, the workers from the back,
+// walking backward. Each thread's claims then continue one stream (forward for the caller, backward
+// for a worker) or restart rarely, and worker 1 knows before the call what it takes first, so it can
+// prefetch that while the caller runs the serial code before the call (ThreadPool::prefetch_while_idle).
 struct Plan {
   std::vector<int64_t> first_unit;  // per weight, and the total at the end
   int64_t units_per_chunk = 1;

@@ -47,7 +47,7 @@ std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& aren
 
 // out = x[T, K] · dequant(W)ᵀ for every (out, W); every W has `packed` set and all share K and
 // group size. Multithreaded: the caller claims runs of blocks (128 KB, shorter near the end) from
-// the front, the workers from the back.
+// the front and walks them forward, the workers claim from the back and walk backward.
 void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
 
 // Rows [row_begin, row_end) of out = x[T, K] · dequant(W)ᵀ: a slice of a packed matmul, computed on

@@ -141,19 +141,34 @@ HWY_INLINE float tap_value(const uint16_t* p) { return bf16_to_f32(*p); }
 
 // xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, tap_stride].
 // One output row from Kw input rows (rows[Kw-1] is the current one, also the residual).
+// Channels [0, C − C % L) of one output row; kKw > 0 fixes the tap count at compile time (the
+// common Canon kernel of 4), so the tap loop unrolls; the sums are the same either way.
+template <int kKw, typename Tap>
+HWY_INLINE int64_t conv_row_vectors(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t tap_stride,
+                                    int64_t Kw) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t kw = kKw > 0 ? kKw : Kw;
+  const float* r[kMaxConvKernel];
+  for (int64_t j = 0; j < kw; ++j) r[j] = rows[j];
+  const float* cur = r[kw - 1];
+  int64_t c = 0;
+  for (; c + L <= C; c += L) {
+    VF acc = hn::Zero(df);
+#pragma GCC unroll 16
+    for (int64_t j = 0; j < kw; ++j) acc = hn::MulAdd(load_taps(df, wt + j * tap_stride + c), hn::LoadU(df, r[j] + c), acc);
+    hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
+  }
+  return c;
+}
+
 template <typename Tap>
 HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t tap_stride,
                          int64_t Kw) {
   const DF df;
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const float* cur = rows[Kw - 1];
-  int64_t c = 0;
-  for (; c + L <= C; c += L) {
-    VF acc = hn::Zero(df);
-    for (int64_t j = 0; j < Kw; ++j)
-      acc = hn::MulAdd(load_taps(df, wt + j * tap_stride + c), hn::LoadU(df, rows[j] + c), acc);
-    hn::StoreU(hn::Add(hn::LoadU(df, cur + c), acc), df, yr + c);
-  }
+  const int64_t c = Kw == 4 ? conv_row_vectors<4>(yr, rows, C, wt, tap_stride, Kw)
+                            : conv_row_vectors<0>(yr, rows, C, wt, tap_stride, Kw);
   if (c < C) {  // the tail through the same vector math: a channel's result never depends on where a
                 // call's channel range starts or ends (decode steps convolve slices of a row)
     HWY_ALIGN float tw[hn::MaxLanes(df)] = {}, tx[hn::MaxLanes(df)] = {};

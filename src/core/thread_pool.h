@@ -36,7 +36,7 @@ class ThreadPool {
   // Memory that worker 1, while it waits for the next job, pulls into its cache (L2): the first data
   // it will stream in that job. A decode step runs serial code on the caller between matmuls (convs,
   // norms, attention) that leaves most of the memory bandwidth idle; this spends it. At most
-  // kMaxPrefetchSpans spans, in the order the worker will read them. The worker stops as soon as a
+  // kMaxPrefetchSpans spans, fetched in the order given. The worker stops as soon as a
   // job arrives; a later call replaces an unfinished hint. No-op for a one-thread pool. Prefetches
   // never fault, so a span whose memory is freed before the worker gets to it is harmless.
   struct Span {

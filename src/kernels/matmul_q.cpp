@@ -394,13 +394,18 @@ void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, Th
 }
 
 
+namespace {
+// Chunks of many rows go to AMX on the file layout, unless row-invariant arithmetic is required.
+bool uses_amx(int64_t T) { return T >= kAmxMinRows && amx_available() && !row_invariant(); }
+}  // namespace
+
 void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
   OPTIQ_CHECK(w.quantized());
   if (w.n_out * w.n_in <= kExactMaxWeights) {
     mq::matmul_q_exact(out, x, T, w, pool);
     return;
   }
-  if (T >= kAmxMinRows && amx_available() && !row_invariant()) {
+  if (uses_amx(T)) {
     matmul_q_amx(out, x, T, w, pool);
     return;
   }
@@ -418,12 +423,12 @@ void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool
 }
 
 void matmul_prefetch_hint(std::span<const MatmulOut> outs, int64_t T, ThreadPool& pool) {
-  if (T >= kAmxMinRows && amx_available() && !row_invariant()) return;  // block forwards: AMX on the file layout
+  if (uses_amx(T)) return;  // block forwards: AMX reads the file layout
   matmul_q_packed_prefetch_hint(outs, pool);  // a no-op unless every weight is packed
 }
 
 void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
-  const bool amx = T >= kAmxMinRows && amx_available() && !row_invariant();
+  const bool amx = uses_amx(T);
   bool shared = amx || vnni_available();
   bool packed = !amx;  // packed copies may differ in bit width; they share K and group size
   const Weight& w0 = *outs[0].w;

@@ -231,6 +231,7 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
 }
 
 constexpr int64_t kUnitBlocks = 4;  // blocks per work item; a T = 1 item streams 4 blocks at once
+constexpr int64_t kUnitRows = kUnitBlocks * kRows;
 
 // Work item `u` of one matrix: blocks [4u, min(4u + 4, n_blocks)), all T rows.
 template <int BITS, int GS, bool kF32Scales>
@@ -424,7 +425,7 @@ bool packed_slices_ok(std::span<const RowSlice> slices) {
 
 void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T) {
   OPTIQ_CHECK_MSG(packed_slices_ok(slices), "matmul_q_packed_slices: slices must be packed, aligned, and share K");
-  static_assert(kPackedSliceRows % (kUnitBlocks * kRows) == 0, "slices must start on a work unit");
+  static_assert(kPackedSliceRows % kUnitRows == 0, "slices must start on a work unit");
   const Weight& w0 = *slices[0].w;
   const int64_t K = w0.n_in, gs = w0.quant.group_size;
   // The activations, prepared once per input per thread: a decode step's groups share one input.
@@ -441,7 +442,6 @@ void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, in
     prep.gs = gs;
     prepare(x, T, K, gs, &prep.px);
   }
-  constexpr int64_t kUnitRows = kUnitBlocks * kRows;
   for (size_t i = 0; i < slices.size(); ++i) {
     const RowSlice& sl = slices[i];
     const Weight& w = *sl.w;
@@ -461,7 +461,6 @@ void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, in
 void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& pool) {
   ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
   size_t n = 0;
-  constexpr int64_t kUnitRows = kUnitBlocks * kRows;
   for (const RowSlice& sl : slices) {
     if (n == ThreadPool::kMaxPrefetchSpans || !sl.w->packed) break;
     spans[n++] = unit_span(*sl.w, sl.row_begin / kUnitRows, (sl.row_end + kUnitRows - 1) / kUnitRows);

@@ -139,10 +139,8 @@ HWY_INLINE VF load_taps(DF df, const uint16_t* p) {
 HWY_INLINE float tap_value(const float* p) { return *p; }
 HWY_INLINE float tap_value(const uint16_t* p) { return bf16_to_f32(*p); }
 
-// xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, tap_stride].
-// One output row from Kw input rows (rows[Kw-1] is the current one, also the residual).
-// Channels [0, C − C % L) of one output row; kKw > 0 fixes the tap count at compile time (the
-// common Canon kernel of 4), so the tap loop unrolls; the sums are the same either way.
+// conv_row's channels [0, C − C % L); kKw > 0 fixes the tap count at compile time (the common Canon
+// kernel of 4), so the tap loop unrolls; the sums are the same either way.
 template <int kKw, typename Tap>
 HWY_INLINE int64_t conv_row_vectors(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t tap_stride,
                                     int64_t Kw) {
@@ -162,6 +160,8 @@ HWY_INLINE int64_t conv_row_vectors(float* yr, const float* const* rows, int64_t
   return c;
 }
 
+// One output row from Kw input rows (rows[Kw-1] is the current one, also the residual), wt = taps
+// transposed to [Kw, tap_stride].
 template <typename Tap>
 HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const Tap* wt, int64_t tap_stride,
                          int64_t Kw) {
@@ -186,6 +186,7 @@ HWY_INLINE void conv_row(float* yr, const float* const* rows, int64_t C, const T
   }
 }
 
+// xp = state ‖ x ([Kw-1+T, C]), wt = taps transposed to [Kw, C].
 template <typename Tap>
 void conv_rows(float* y, const float* xp, int64_t T, int64_t C, const Tap* wt, int64_t Kw) {
   const float* rows[kMaxConvKernel];
@@ -195,18 +196,21 @@ void conv_rows(float* y, const float* xp, int64_t T, int64_t C, const Tap* wt, i
   }
 }
 
-void ConvRows(float* y, const float* xp, int64_t T, int64_t C, ConvTaps wt, int64_t Kw) {
+// Calls fn with the taps as the pointer type they are stored in.
+template <typename Fn>
+HWY_INLINE void with_taps(ConvTaps wt, Fn&& fn) {
   if (wt.bf16)
-    conv_rows(y, xp, T, C, static_cast<const uint16_t*>(wt.data), Kw);
+    fn(static_cast<const uint16_t*>(wt.data));
   else
-    conv_rows(y, xp, T, C, static_cast<const float*>(wt.data), Kw);
+    fn(static_cast<const float*>(wt.data));
+}
+
+void ConvRows(float* y, const float* xp, int64_t T, int64_t C, ConvTaps wt, int64_t Kw) {
+  with_taps(wt, [&](const auto* taps) { conv_rows(y, xp, T, C, taps, Kw); });
 }
 
 void ConvRowPtrs(float* y, const float* const* rows, int64_t C, ConvTaps wt, int64_t tap_stride, int64_t Kw) {
-  if (wt.bf16)
-    conv_row(y, rows, C, static_cast<const uint16_t*>(wt.data), tap_stride, Kw);
-  else
-    conv_row(y, rows, C, static_cast<const float*>(wt.data), tap_stride, Kw);
+  with_taps(wt, [&](const auto* taps) { conv_row(y, rows, C, taps, tap_stride, Kw); });
 }
 
 constexpr int64_t kKeyPrefetch = 8;  // key / value rows prefetched ahead in decode attention

@@ -31,7 +31,8 @@ namespace {
 constexpr int64_t kRows = 16;  // rows per block: the 16 int32 lanes of a vector
 
 bool scales_ok(DType t) { return t == DType::kBF16 || t == DType::kF32; }
-int64_t blocks_of(const Weight& w) { return (w.n_out + kRows - 1) / kRows; }
+int64_t blocks_for_rows(int64_t rows) { return (rows + kRows - 1) / kRows; }
+int64_t blocks_of(const Weight& w) { return blocks_for_rows(w.n_out); }
 }  // namespace
 
 bool packable(const Weight& w) {
@@ -127,8 +128,8 @@ struct Args {
   const uint8_t* blocks;  // the matrix's first block
   int64_t group_stride, block_stride, ng, K;
   const PackedX* px;
-  // The first block of the unit this thread reads after this one, if known: a T = 1 unit prefetches
-  // its records a unit ahead. Otherwise the blocks right after are prefetched.
+  // The first block of the piece this thread reads after this one, if known: a T = 1 piece
+  // prefetches its records a piece ahead. Otherwise the blocks right after are prefetched.
   const uint8_t* next = nullptr;
 };
 
@@ -164,7 +165,7 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
           #pragma GCC unroll 8
           for (int h = 0; h < kSplit; ++h) acc[i][t][p][h] = _mm512_setzero_si512();
     const uint8_t* rec = base + g * a.group_stride;
-    // The same record of the blocks read next, in each of the NB streams. Into L2, not L1: a unit
+    // The same record of the blocks read next, in each of the NB streams. Into L2, not L1: a piece
     // ahead is 28-78 KB at dhara-250m shapes, as much as L1 holds: AR decode ran 3.2-5.4% faster.
     #pragma GCC unroll 8
     for (int i = 0; i < NB; ++i)
@@ -230,17 +231,23 @@ OPTIQ_PACKED_TARGET void tile(const Args& a, int64_t blk, int64_t t0, float* out
   }
 }
 
-constexpr int64_t kUnitBlocks = 4;  // blocks per work item; a T = 1 item streams 4 blocks at once
-constexpr int64_t kUnitRows = kUnitBlocks * kRows;
+constexpr int64_t kPieceBlocks = 4;  // blocks per piece; a T = 1 piece streams up to 4 blocks at once
 
-// Work item `u` of one matrix: blocks [4u, min(4u + 4, n_blocks)), all T rows.
+// A piece: blocks [b0, b0 + nb) of one matrix (nb <= kPieceBlocks), all T rows. At T = 1 its blocks
+// stream side by side in one tile.
 template <int BITS, int GS, bool kF32Scales>
-OPTIQ_PACKED_TARGET void run_unit(const Args& a, int64_t u, int64_t n_blocks, int64_t T, float* out, int64_t N) {
-  const int64_t b0 = u * kUnitBlocks, b1 = std::min(n_blocks, b0 + kUnitBlocks);
+OPTIQ_PACKED_TARGET void run_piece(const Args& a, int64_t b0, int64_t nb, int64_t T, float* out, int64_t N) {
+  const int64_t b1 = b0 + nb;
   const auto block = [&](int64_t b) { return a.blocks + b * a.block_stride; };
-  if (T == 1 && b1 - b0 == kUnitBlocks) {
-    tile<BITS, GS, kF32Scales, kUnitBlocks, 1>(a, b0, 0, out, N, N, a.next ? a.next : block(b1));
-    return;
+  static_assert(kPieceBlocks == 4, "the T = 1 tiles below cover pieces of 1-4 blocks");
+  if (T == 1) {
+    const uint8_t* ahead = a.next ? a.next : block(b1);
+    switch (nb) {
+      case 4: return tile<BITS, GS, kF32Scales, 4, 1>(a, b0, 0, out, N, N, ahead);
+      case 3: return tile<BITS, GS, kF32Scales, 3, 1>(a, b0, 0, out, N, N, ahead);
+      case 2: return tile<BITS, GS, kF32Scales, 2, 1>(a, b0, 0, out, N, N, ahead);
+      default: return tile<BITS, GS, kF32Scales, 1, 1>(a, b0, 0, out, N, N, ahead);
+    }
   }
   for (int64_t b = b0; b < b1; ++b) {
     int64_t t = 0;
@@ -253,22 +260,22 @@ OPTIQ_PACKED_TARGET void run_unit(const Args& a, int64_t u, int64_t n_blocks, in
   }
 }
 
-using UnitFn = void (*)(const Args&, int64_t, int64_t, int64_t, float*, int64_t);
+using PieceFn = void (*)(const Args&, int64_t, int64_t, int64_t, float*, int64_t);
 
 template <int BITS, bool kF32Scales>
-UnitFn unit_for_group(int64_t gs) {
+PieceFn piece_for_group(int64_t gs) {
   switch (gs) {
-    case 32: return &run_unit<BITS, 32, kF32Scales>;
-    case 64: return &run_unit<BITS, 64, kF32Scales>;
-    default: return &run_unit<BITS, 128, kF32Scales>;
+    case 32: return &run_piece<BITS, 32, kF32Scales>;
+    case 64: return &run_piece<BITS, 64, kF32Scales>;
+    default: return &run_piece<BITS, 128, kF32Scales>;
   }
 }
 
-UnitFn unit_fn(const Weight& w) {
+PieceFn piece_fn(const Weight& w) {
   const bool f32 = w.quant.scale_dtype == DType::kF32;
   const int64_t gs = w.quant.group_size;
-  if (w.quant.bits == 4) return f32 ? unit_for_group<4, true>(gs) : unit_for_group<4, false>(gs);
-  return f32 ? unit_for_group<8, true>(gs) : unit_for_group<8, false>(gs);
+  if (w.quant.bits == 4) return f32 ? piece_for_group<4, true>(gs) : piece_for_group<4, false>(gs);
+  return f32 ? piece_for_group<8, true>(gs) : piece_for_group<8, false>(gs);
 }
 
 PackedX& scratch() {
@@ -276,15 +283,22 @@ PackedX& scratch() {
   return s;
 }
 
-// How one call's work is split. Work items ("units") are 4-block slices of each weight in order, so
-// consecutive units are consecutive memory. Threads claim runs of units from the two ends of the
-// list (claim_units long): the caller from the front, walking forward, the workers from the back,
-// walking backward. Each thread's claims then continue one stream (forward for the caller, backward
-// for a worker) or restart rarely, and worker 1 knows before the call what it takes first, so it can
-// prefetch that while the caller runs the serial code before the call (ThreadPool::prefetch_while_idle).
+// How one call's work is split. The blocks of all weights, in order, are one list, consecutive
+// blocks consecutive memory. Threads claim runs of blocks from the two ends of the list (claim_blocks
+// long): the caller from the front, walking forward, the workers from the back, walking backward, in
+// pieces of up to kPieceBlocks blocks that stream side by side. Each thread's claims then continue one
+// stream (forward for the caller, backward for a worker) or restart rarely, and worker 1 knows before
+// the call what it takes first, so it can prefetch that while the caller runs the serial code before
+// the call (ThreadPool::prefetch_while_idle).
 struct Plan {
-  std::vector<int64_t> first_unit;  // per weight, and the total at the end
-  int64_t units_per_chunk = 1;
+  std::vector<int64_t> first_block;  // per weight, and the total at the end
+  int64_t blocks_per_chunk = kPieceBlocks;
+
+  size_t weight_of(int64_t b) const {
+    size_t wi = 0;
+    while (b >= first_block[wi + 1]) ++wi;
+    return wi;
+  }
 };
 
 // Claims of 128 KB. AR decode on dhara-250m shapes (4-bit, 2 threads, alternating in-process
@@ -292,36 +306,38 @@ struct Plan {
 // hints, 128 KB beat 192, 256 and 384 KB by 1-7%. A thread that finishes early can take more.
 constexpr int64_t kClaimBytes = 128 << 10;
 
-// Units per claim with `rem` unclaimed: a whole chunk while plenty remain, then rem / (2·threads), so
+// Blocks per claim with `rem` unclaimed: a whole chunk while plenty remain, then rem / (2·threads), so
 // the threads finish together; a 128 KB claim is ~9 µs of one thread's streaming, and fixed-size
 // claims left one thread idle for half of that on average at the end of every matmul. Guided claims
 // ran AR decode 1.3-3.8% faster (dhara-250m shapes, 4-bit, 2 threads; rem / threads: 0-2.9%,
-// rem / (4·threads): 5% slower).
-int64_t claim_units(int64_t rem, int64_t units_per_chunk, int64_t nt) {
-  return std::clamp<int64_t>(rem / (2 * nt), 1, units_per_chunk);
+// rem / (4·threads): 5% slower). Claims stay whole pieces until the last few blocks, which go one
+// by one: a 4-block piece of a down projection (K = 2176) is 78 KB, ~6 µs. Against whole-piece
+// claims, the caller's wait at the end of o_proj, gate/up and down fell from ~105 to ~45 µs per
+// token, and AR decode steps took 0.8% less time (token-interleaved A/B, 2 × 640 pairs).
+int64_t claim_blocks(int64_t rem, int64_t blocks_per_chunk, int64_t nt) {
+  const int64_t n = std::clamp<int64_t>(rem / (2 * nt), 1, blocks_per_chunk);
+  return n > kPieceBlocks ? n - n % kPieceBlocks : n;
 }
 
 Plan make_plan(std::span<const MatmulOut> outs, int64_t nt) {
   Plan p;
-  p.first_unit.assign(outs.size() + 1, 0);
-  for (size_t i = 0; i < outs.size(); ++i)
-    p.first_unit[i + 1] = p.first_unit[i] + (blocks_of(*outs[i].w) + kUnitBlocks - 1) / kUnitBlocks;
-  const int64_t n_units = p.first_unit.back();
-  const int64_t unit_bytes = kUnitBlocks * outs[0].w->packed->block_stride;
-  p.units_per_chunk = std::max<int64_t>(1, kClaimBytes / unit_bytes);
-  // Every thread gets at least one chunk when there are enough units.
-  if ((n_units + p.units_per_chunk - 1) / p.units_per_chunk < nt)
-    p.units_per_chunk = std::max<int64_t>(1, (n_units + nt - 1) / nt);
+  p.first_block.assign(outs.size() + 1, 0);
+  for (size_t i = 0; i < outs.size(); ++i) p.first_block[i + 1] = p.first_block[i] + blocks_of(*outs[i].w);
+  const int64_t n_blocks = p.first_block.back();
+  const int64_t piece_bytes = kPieceBlocks * outs[0].w->packed->block_stride;
+  p.blocks_per_chunk = kPieceBlocks * std::max<int64_t>(1, kClaimBytes / piece_bytes);
+  // Every thread gets at least one chunk when there are enough blocks.
+  if ((n_blocks + p.blocks_per_chunk - 1) / p.blocks_per_chunk < nt)
+    p.blocks_per_chunk = std::max<int64_t>(1, (n_blocks + nt - 1) / nt);
   return p;
 }
 
-// The first packed byte of unit u of `w`.
-const uint8_t* unit_begin(const Weight& w, int64_t u) { return w.packed->bytes + u * kUnitBlocks * w.packed->block_stride; }
+// The first packed byte of block b of `w`.
+const uint8_t* block_begin(const Weight& w, int64_t b) { return w.packed->bytes + b * w.packed->block_stride; }
 
-// The packed bytes of units [u0, u1) of `w` (the last unit may hold fewer than kUnitBlocks blocks).
-ThreadPool::Span unit_span(const Weight& w, int64_t u0, int64_t u1) {
-  const uint8_t* end = std::min(w.packed->bytes + blocks_of(w) * w.packed->block_stride, unit_begin(w, u1));
-  return {unit_begin(w, u0), static_cast<size_t>(end - unit_begin(w, u0))};
+// The packed bytes of blocks [b0, b1) of `w`.
+ThreadPool::Span block_span(const Weight& w, int64_t b0, int64_t b1) {
+  return {block_begin(w, b0), static_cast<size_t>((b1 - b0) * w.packed->block_stride)};
 }
 
 }  // namespace
@@ -334,13 +350,13 @@ void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& 
   // Worker 1's first two claims from the back (the caller claims first).
   ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
   int n = 0;
-  int64_t front = claim_units(p.first_unit.back(), p.units_per_chunk, pool.size()), back = p.first_unit.back();
+  int64_t front = claim_blocks(p.first_block.back(), p.blocks_per_chunk, pool.size()), back = p.first_block.back();
   for (int k = 0; k < 2 && front < back; ++k) {
-    const int64_t u1 = back, u0 = back - claim_units(back - front, p.units_per_chunk, pool.size());
-    back = u0;
+    const int64_t b1 = back, b0 = back - claim_blocks(back - front, p.blocks_per_chunk, pool.size());
+    back = b0;
     for (size_t wi = 0; wi < outs.size() && n < ThreadPool::kMaxPrefetchSpans; ++wi) {
-      const int64_t b = std::max(u0, p.first_unit[wi]), e = std::min(u1, p.first_unit[wi + 1]);
-      if (b < e) spans[n++] = unit_span(*outs[wi].w, b - p.first_unit[wi], e - p.first_unit[wi]);
+      const int64_t b = std::max(b0, p.first_block[wi]), e = std::min(b1, p.first_block[wi + 1]);
+      if (b < e) spans[n++] = block_span(*outs[wi].w, b - p.first_block[wi], e - p.first_block[wi]);
     }
   }
   pool.prefetch_while_idle({spans, static_cast<size_t>(n)});
@@ -357,44 +373,51 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
   prepare(x, T, K, gs, &px);
   const int64_t nt = pool.size();
   const Plan p = make_plan(outs, nt);
-  const int64_t n_units = p.first_unit.back();
-  auto weight_of = [&](int64_t u) {
-    size_t wi = 0;
-    while (u >= p.first_unit[wi + 1]) ++wi;
-    return wi;
-  };
-  auto run_unit_at = [&](int64_t u, int64_t next_u) {
-    const size_t wi = weight_of(u);
+  const int64_t n_blocks = p.first_block.back();
+  // Blocks [b, b + nb) (within one weight), prefetching the piece that starts at block `next`.
+  auto run_piece_at = [&](int64_t b, int64_t nb, int64_t next) {
+    const size_t wi = p.weight_of(b);
     const Weight& w = *outs[wi].w;
     Args a{w.packed->bytes, w.packed->group_stride, w.packed->block_stride, K / gs, K, &px};
-    if (next_u >= 0 && next_u < n_units) {
-      const size_t nwi = weight_of(next_u);
-      a.next = unit_begin(*outs[nwi].w, next_u - p.first_unit[nwi]);
+    if (next >= 0 && next < n_blocks) {
+      const size_t nwi = p.weight_of(next);
+      a.next = block_begin(*outs[nwi].w, next - p.first_block[nwi]);
     }
-    unit_fn(w)(a, u - p.first_unit[wi], blocks_of(w), T, outs[wi].out, w.n_out);
+    piece_fn(w)(a, b - p.first_block[wi], nb, T, outs[wi].out, w.n_out);
   };
-  // Threads claiming from the back walk their claims backward: the unit each reads next, which its
+  // Threads claiming from the back walk their claims backward: the piece each reads next, which its
   // prefetches point at, is then the neighbour of the one it reads now, across claims too. Walking
-  // forward, a back claim's last unit prefetched memory another thread had already read, and the next
+  // forward, a back claim's last piece prefetched memory another thread had already read, and the next
   // claim started cold: AR decode ran 3.6-6.3% faster backward (dhara-250m shapes, 4-bit, 2 threads).
-  auto run_units = [&](int64_t b, int64_t e, bool backward) {
-    if (backward)
-      for (int64_t u = e - 1; u >= b; --u) run_unit_at(u, u - 1);
-    else
-      for (int64_t u = b; u < e; ++u) run_unit_at(u, u + 1);
+  // Pieces end at weight boundaries.
+  auto run_blocks = [&](int64_t b, int64_t e, bool backward) {
+    if (backward) {
+      for (int64_t hi = e; hi > b;) {
+        const int64_t lo = std::max({b, hi - kPieceBlocks, p.first_block[p.weight_of(hi - 1)]});
+        const int64_t next_lo = lo > 0 ? std::max(lo - kPieceBlocks, p.first_block[p.weight_of(lo - 1)]) : -1;
+        run_piece_at(lo, hi - lo, std::max(next_lo, lo > b ? b : next_lo));
+        hi = lo;
+      }
+    } else {
+      for (int64_t lo = b; lo < e;) {
+        const int64_t hi = std::min({e, lo + kPieceBlocks, p.first_block[p.weight_of(lo) + 1]});
+        run_piece_at(lo, hi - lo, hi);
+        lo = hi;
+      }
+    }
   };
-  if (nt == 1 || n_units <= p.units_per_chunk) {
-    run_units(0, n_units, false);
+  if (nt == 1 || n_blocks <= p.blocks_per_chunk) {
+    run_blocks(0, n_blocks, false);
     return;
   }
-  // [front:32 | back:32]: units [front, back) are unclaimed.
-  std::atomic<uint64_t> ends{static_cast<uint64_t>(n_units)};
+  // [front:32 | back:32]: blocks [front, back) are unclaimed.
+  std::atomic<uint64_t> ends{static_cast<uint64_t>(n_blocks)};
   auto claim = [&](bool from_back, int64_t* b0, int64_t* e0) -> bool {
     uint64_t e = ends.load(std::memory_order_relaxed);
     for (;;) {
       const int64_t f = static_cast<int64_t>(e >> 32), b = static_cast<int64_t>(e & 0xFFFFFFFFu);
       if (f >= b) return false;
-      const int64_t n = claim_units(b - f, p.units_per_chunk, nt);
+      const int64_t n = claim_blocks(b - f, p.blocks_per_chunk, nt);
       const uint64_t next = from_back ? (static_cast<uint64_t>(f) << 32) | static_cast<uint64_t>(b - n)
                                       : (static_cast<uint64_t>(f + n) << 32) | static_cast<uint64_t>(b);
       if (ends.compare_exchange_weak(e, next, std::memory_order_relaxed)) {
@@ -406,7 +429,7 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
   };
   pool.parallel_for(nt, [&](int64_t rb, int64_t re, int) {
     for (int64_t role = rb; role < re; ++role)
-      for (int64_t b, e; claim(role != 0, &b, &e);) run_units(b, e, role != 0);
+      for (int64_t b, e; claim(role != 0, &b, &e);) run_blocks(b, e, role != 0);
   }, 1);
 }
 
@@ -425,7 +448,7 @@ bool packed_slices_ok(std::span<const RowSlice> slices) {
 
 void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T) {
   OPTIQ_CHECK_MSG(packed_slices_ok(slices), "matmul_q_packed_slices: slices must be packed, aligned, and share K");
-  static_assert(kPackedSliceRows % kUnitRows == 0, "slices must start on a work unit");
+  static_assert(kPackedSliceRows % kRows == 0, "slices must start on a block");
   const Weight& w0 = *slices[0].w;
   const int64_t K = w0.n_in, gs = w0.quant.group_size;
   // The activations, prepared once per input per thread: a decode step's groups share one input.
@@ -446,14 +469,14 @@ void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, in
     const RowSlice& sl = slices[i];
     const Weight& w = *sl.w;
     Args a{w.packed->bytes, w.packed->group_stride, w.packed->block_stride, K / gs, K, &prep.px};
-    const UnitFn fn = unit_fn(w);
-    const int64_t u_end = (sl.row_end + kUnitRows - 1) / kUnitRows;
-    for (int64_t u = sl.row_begin / kUnitRows; u < u_end; ++u) {
-      // A slice's last unit prefetches the next slice's first, not the next group's rows of this matrix.
+    const PieceFn fn = piece_fn(w);
+    const int64_t b_end = blocks_for_rows(sl.row_end);
+    for (int64_t b = sl.row_begin / kRows; b < b_end; b += kPieceBlocks) {
+      const int64_t nb = std::min(kPieceBlocks, b_end - b);
+      // A slice's last piece prefetches the next slice's first, not the next group's rows of this matrix.
       a.next = nullptr;
-      if (u + 1 == u_end && i + 1 < slices.size())
-        a.next = unit_begin(*slices[i + 1].w, slices[i + 1].row_begin / kUnitRows);
-      fn(a, u, blocks_of(w), T, sl.out, w.n_out);
+      if (b + nb == b_end && i + 1 < slices.size()) a.next = block_begin(*slices[i + 1].w, slices[i + 1].row_begin / kRows);
+      fn(a, b, nb, T, sl.out, w.n_out);
     }
   }
 }
@@ -463,7 +486,7 @@ void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& p
   size_t n = 0;
   for (const RowSlice& sl : slices) {
     if (n == ThreadPool::kMaxPrefetchSpans || !sl.w->packed) break;
-    spans[n++] = unit_span(*sl.w, sl.row_begin / kUnitRows, (sl.row_end + kUnitRows - 1) / kUnitRows);
+    spans[n++] = block_span(*sl.w, sl.row_begin / kRows, blocks_for_rows(sl.row_end));
   }
   pool.prefetch_while_idle({spans, n});
 }

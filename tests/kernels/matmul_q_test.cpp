@@ -337,14 +337,15 @@ TEST(MatmulQPacked, RowsAndWeightsAreIndependent) {
   }
 }
 
-// Threads claim runs of rows from both ends of the call's work, shorter near the end; every output
-// is written once and the same whatever the thread count, with or without a prefetch hint first.
+// Threads claim runs of blocks from both ends of the call's work, shorter near the end (down to
+// single blocks, walked as pieces of 1-3); every output is written once and the same whatever the
+// thread count, with or without a prefetch hint first.
 TEST(MatmulQPacked, ClaimsCoverEveryRowForAnyThreadCount) {
   if (!vnni_available()) {
     ASSERT_FALSE(packable(make_qweight(32, 128, 4, 64, DType::kBF16, 1)->w));
     return;
   }
-  const int64_t K = 768, Na = 2000, Nb = 300;  // a: 32 units, 8 claims; b: a partial last unit
+  const int64_t K = 768, Na = 2000, Nb = 300;  // a: 125 blocks, ~8 claims; b: a partial last block
   HugePageArena arena;
   auto a = make_qweight(Na, K, 4, 64, DType::kBF16, 21);
   auto b = make_qweight(Nb, K, 8, 64, DType::kBF16, 22);

@@ -36,7 +36,6 @@ void rms_norm_reference(float* y, const float* x, int64_t T, int64_t C, const We
 
 void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, const int64_t* pos,
              const float* inv_freq, int64_t rot_pairs) {
-  const int64_t half = D / 2;
   // The angles' cos/sin, per thread, kept for the next call: every layer of a forward rotates the
   // same positions with (in every checkpoint we know) the same inv_freq, so a decode step computes
   // them once instead of once per layer (64 sin/cos instead of 2048 at dhara-250m). Reused only when
@@ -65,17 +64,8 @@ void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, c
   for (int64_t t = 0; t < T; ++t) {
     const float* cs = ang.cs.data() + t * rot_pairs;
     const float* sn = ang.sn.data() + t * rot_pairs;
-    for (auto [x, H] : {std::pair<float*, int64_t>{q, Hq}, std::pair<float*, int64_t>{k, Hk}}) {
-      if (!x) continue;
-      for (int64_t h = 0; h < H; ++h) {
-        float* r = x + (t * H + h) * D;
-        for (int64_t i = 0; i < rot_pairs; ++i) {
-          const float a = r[i], b = r[i + half];
-          r[i] = a * cs[i] - b * sn[i];
-          r[i + half] = b * cs[i] + a * sn[i];
-        }
-      }
-    }
+    if (q) rope_rows(q + t * Hq * D, Hq, D, cs, sn, rot_pairs);
+    if (k) rope_rows(k + t * Hk * D, Hk, D, cs, sn, rot_pairs);
   }
 }
 

@@ -21,6 +21,8 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const f
 // are computed once for both. Same results as two rope calls.
 void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, const int64_t* pos,
              const float* inv_freq, int64_t rot_pairs);
+// Rotates `rows` rows of length D (one position) by its angles' cos/sin (rot_pairs each), in SIMD.
+void rope_rows(float* x, int64_t rows, int64_t D, const float* cs, const float* sn, int64_t rot_pairs);
 
 // Conv taps, tap-major [Kw, C]: fp32, or bf16 as checkpoints store them. A decode step reads every
 // layer's taps once; bf16 halves those bytes, and widening bf16 to fp32 is exact, so the results equal

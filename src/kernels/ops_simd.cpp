@@ -99,6 +99,29 @@ void AddInplace(float* x, const float* y, int64_t n) {
   for (; i < n; ++i) x[i] += y[i];
 }
 
+// Rotate-half RoPE of `rows` rows of length D by one position's angles (cs, sn: rot_pairs each):
+// (r_i, r_{i+D/2}) <- (r_i·c_i − r_{i+D/2}·s_i, r_{i+D/2}·c_i + r_i·s_i) for i < rot_pairs.
+void RopeRows(float* x, int64_t rows, int64_t D, const float* cs, const float* sn, int64_t rot_pairs) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t half = D / 2;
+  for (int64_t h = 0; h < rows; ++h) {
+    float* r = x + h * D;
+    int64_t i = 0;
+    for (; i + L <= rot_pairs; i += L) {
+      const VF a = hn::LoadU(df, r + i), b = hn::LoadU(df, r + half + i);
+      const VF c = hn::LoadU(df, cs + i), sv = hn::LoadU(df, sn + i);
+      hn::StoreU(hn::Sub(hn::Mul(a, c), hn::Mul(b, sv)), df, r + i);
+      hn::StoreU(hn::Add(hn::Mul(b, c), hn::Mul(a, sv)), df, r + half + i);
+    }
+    for (; i < rot_pairs; ++i) {
+      const float a = r[i], b = r[i + half];
+      r[i] = a * cs[i] - b * sn[i];
+      r[i + half] = b * cs[i] + a * sn[i];
+    }
+  }
+}
+
 // wf: the norm weight as f32 (or null for weightless norms).
 void RmsNorm(float* y, const float* x, int64_t T, int64_t C, const float* wf, float eps) {
   const DF df;
@@ -516,6 +539,7 @@ HWY_EXPORT(Softcap);
 HWY_EXPORT(MaskedSoftmaxRow);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(RmsNorm);
+HWY_EXPORT(RopeRows);
 HWY_EXPORT(ConvRows);
 HWY_EXPORT(ConvRowPtrs);
 HWY_EXPORT(AttentionRange);
@@ -531,6 +555,10 @@ void masked_softmax_row(float* row, int64_t n, int64_t lo, int64_t hi, float sca
 }
 
 void add_inplace(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
+
+void rope_rows(float* x, int64_t rows, int64_t D, const float* cs, const float* sn, int64_t rot_pairs) {
+  HWY_DYNAMIC_DISPATCH(RopeRows)(x, rows, D, cs, sn, rot_pairs);
+}
 
 void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps) {
   const float* wf = nullptr;

@@ -181,6 +181,38 @@ TEST(Ops, RopeMatchesFormulaAcrossCalls) {
   }
 }
 
+// The SIMD rotation on every compiled target: whole vectors of pairs, a vector tail (partial rotary,
+// rot_pairs < D/2), and pairs past rot_pairs left untouched.
+TEST(Ops, RopeRowsMatchFormulaOnEveryTarget) {
+  const int64_t D = 64, half = D / 2, rows = 3;
+  for (int64_t rot_pairs : {32, 20, 3}) {
+    std::vector<float> cs(rot_pairs), sn(rot_pairs);
+    for (int64_t i = 0; i < rot_pairs; ++i) {
+      cs[i] = std::cos(0.37f * static_cast<float>(i + 1));
+      sn[i] = std::sin(0.37f * static_cast<float>(i + 1));
+    }
+    const auto x = randn(rows * D, 51);
+    for_each_target([&](const std::string& tn) {
+      std::vector<float> got = x;
+      rope_rows(got.data(), rows, D, cs.data(), sn.data(), rot_pairs);
+      for (int64_t h = 0; h < rows; ++h) {
+        const float* r = x.data() + h * D;
+        const float* g = got.data() + h * D;
+        for (int64_t i = 0; i < half; ++i) {
+          if (i >= rot_pairs) {
+            ASSERT_EQ(g[i], r[i]) << tn << " untouched pair " << i;
+            ASSERT_EQ(g[i + half], r[i + half]) << tn << " untouched pair " << i;
+            continue;
+          }
+          // The tolerance only absorbs fma contraction.
+          ASSERT_NEAR(g[i], r[i] * cs[i] - r[i + half] * sn[i], 1e-5) << tn << " rot " << rot_pairs << " i " << i;
+          ASSERT_NEAR(g[i + half], r[i + half] * cs[i] + r[i] * sn[i], 1e-5) << tn << " rot " << rot_pairs << " i " << i;
+        }
+      }
+    });
+  }
+}
+
 // bf16 taps (as checkpoints store them) give exactly what the same values in fp32 give.
 TEST(Ops, Conv1dDwBf16TapsEqualFp32Taps) {
   ThreadPool pool(2);

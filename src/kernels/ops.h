@@ -49,7 +49,8 @@ struct ConvTaps {
 //   y[t, c] = x[t, c] + Σ_{j<Kw} w[c, j] · xp[t + j, c],  xp = state[Kw-1, C] ‖ x[T, C].
 // `w_tap_major` is [Kw, C] (w[c, j] at j·C + c, the layout the SIMD loop reads; models transpose the
 // checkpoint's [C, 1, Kw] once at load). Tap Kw-1 multiplies the current row. `y` may alias `x`.
-// If `window` is non-null it receives xp ([Kw-1+T, C]) for later rollback.
+// If `window` is non-null it receives xp ([Kw-1+T, C]) for later rollback. Read-only calls in place
+// (y == x, no window, state kept) copy no window.
 // The state is updated to the last Kw-1 rows of xp when `update_state` is true.
 // With a pool, chunks of many rows (block forwards) are split across it by rows.
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_major, int64_t Kw, float* state,

@@ -583,6 +583,40 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
                bool update_state, float* window, ThreadPool* pool) {
   OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
   const int64_t P = Kw - 1;
+  const bool split = pool && T > 1 && T * C * Kw >= kMinParallelMacs / 4;
+  if (y == x && !update_state && !window) {
+    // Read-only, in place (diffusion steps): no window. Each part of the rows is rewritten last row
+    // first, so a row's inputs (itself and the P rows before it) are still inputs when it is computed;
+    // the P input rows before a part belong to the part before it and are copied first (the first
+    // part reads the state). A 32-row block's window copies took ~23 µs per dhara-250m layer.
+    const int64_t parts = split ? std::min<int64_t>(T, pool->size()) : 1;
+    std::vector<float> before(static_cast<size_t>((parts - 1) * P * C));
+    for (int64_t p = 1; p < parts; ++p)
+      for (int64_t i = 0; i < P; ++i) {
+        const int64_t r = p * T / parts - P + i;
+        const float* src = r >= 0 ? x + r * C : state + (r + P) * C;
+        std::copy(src, src + C, before.data() + ((p - 1) * P + i) * C);
+      }
+    auto run_part = [&](int64_t p) {
+      const int64_t b = p * T / parts, e = (p + 1) * T / parts;
+      const float* prev = p == 0 ? state : before.data() + (p - 1) * P * C;  // input rows b − P .. b − 1
+      const float* rows[kMaxConvKernel];
+      for (int64_t t = e - 1; t >= b; --t) {
+        for (int64_t j = 0; j < Kw; ++j) {
+          const int64_t r = t - P + j;
+          rows[j] = r >= b ? y + r * C : prev + (r - (b - P)) * C;
+        }
+        HWY_DYNAMIC_DISPATCH(ConvRowPtrs)(y + t * C, rows, C, w_tap_major, C, Kw);
+      }
+    };
+    if (parts == 1)
+      run_part(0);
+    else
+      pool->parallel_for(parts, [&](int64_t pb, int64_t pe, int) {
+        for (int64_t p = pb; p < pe; ++p) run_part(p);
+      }, 1);
+    return;
+  }
   // xp = state ‖ x, materialised once so that y may alias x.
   std::vector<float> local;
   float* xp = window;
@@ -593,7 +627,7 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
   std::copy(state, state + P * C, xp);
   std::copy(x, x + T * C, xp + P * C);
   // Output rows depend only on xp, so rows split freely (row t reads xp rows t .. t + Kw − 1).
-  if (pool && T > 1 && T * C * Kw >= kMinParallelMacs / 4) {
+  if (split) {
     pool->parallel_for(T, [&](int64_t b, int64_t e, int) {
       HWY_DYNAMIC_DISPATCH(ConvRows)(y + b * C, xp + b * C, e - b, C, w_tap_major, Kw);
     }, 1);

@@ -203,7 +203,7 @@ class DharaCache final : public Cache {
   }
 
   // Scratch, grown on demand and reused across forwards.
-  std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h, conv_state_tmp, conv_window_tmp;
+  std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h, conv_state_tmp;
   std::vector<int64_t> pos, key_begin, key_end;
   AttentionScratch attn;
 
@@ -259,8 +259,8 @@ class DharaModel final : public Model {
     }
     float* state = grow(c.conv_state_tmp, (Kw - 1) * width);
     c.gather_state(layer, slot, state);
-    // Read-only chunks (diffusion steps) still need xp: a reused scratch, not an allocation per conv.
-    float* window = write ? c.window(layer, slot, T) : grow(c.conv_window_tmp, (Kw - 1 + T) * width);
+    // Read-only chunks (diffusion steps) convolve in place without a window.
+    float* window = write ? c.window(layer, slot, T) : nullptr;
     conv1d_dw(x, x, T, width, taps, Kw, state, write, window, &pool);
     if (write) c.scatter_state(layer, slot, state);
   }

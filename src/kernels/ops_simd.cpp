@@ -588,7 +588,8 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
     // Read-only, in place (diffusion steps): no window. Each part of the rows is rewritten last row
     // first, so a row's inputs (itself and the P rows before it) are still inputs when it is computed;
     // the P input rows before a part belong to the part before it and are copied first (the first
-    // part reads the state). A 32-row block's window copies took ~23 µs per dhara-250m layer.
+    // part reads the state). Without the windows, a dhara-250m 32-row block forward spent ~1.9 ms
+    // less in the Canon convs of its 32 layers (instrumented, 2 threads).
     const int64_t parts = split ? std::min<int64_t>(T, pool->size()) : 1;
     std::vector<float> before(static_cast<size_t>((parts - 1) * P * C));
     for (int64_t p = 1; p < parts; ++p)

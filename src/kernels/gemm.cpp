@@ -1,6 +1,6 @@
-// fp32 GEMM micro-kernel: 8 (then 4) rows of A × 2 vectors of B columns per register tile; each A element is
-// broadcast once per k and feeds two FMAs, and B rows are read contiguously, so there are no
-// horizontal reductions (unlike the weight-matmul tiles, which reduce over K per output).
+// fp32 GEMM micro-kernel: 8 (then 4) rows of A × 2 vectors of B columns per register tile; each A
+// element is broadcast once per k and feeds two FMAs, and B rows are read contiguously, so there are
+// no horizontal reductions (unlike the weight-matmul tiles, which reduce over K per output).
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/gemm.cpp"

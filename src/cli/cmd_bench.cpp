@@ -28,7 +28,9 @@ Measures, on a fixed prompt of random token ids:
   AR effective weight bandwidth (weight bytes per forward × decode forwards/s; the first token comes
     from the prompt's forward) against the measured read bandwidth
     (a 1 GiB streaming read on huge pages, taken before and after each AR run; the fraction is the
-    median over runs of each run's against the higher of its two probes),
+    median over runs of each run's against the higher of its two probes), and the same for the
+    decode's whole memory roofline: weights plus the cache it reads (K/V of every attended position,
+    recurrent state), which at long prompts rivals the weights,
   the time of one 32-token block forward on a cached prefix (median of repeats).
 --no-repack keeps quantized weights in the checkpoint layout only (see optiq generate --help).
 )";
@@ -156,7 +158,8 @@ int cmd_bench(int argc, char** argv) {
   // within seconds, so a probe taken once, seconds away, made the fraction swing by 0.3 run to run.
   std::unique_ptr<BandwidthProbe> probe;
   if (!f.has("--no-bandwidth")) probe = std::make_unique<BandwidthProbe>(pool);
-  std::vector<double> fractions;
+  std::vector<double> fractions, roofline_fractions;
+  double roofline_bytes_per_forward = 0;
   double best_probe = 0;
   for (const auto& mr : modes) {
     GenerateOptions o;
@@ -181,6 +184,13 @@ int cmd_bench(int argc, char** argv) {
         const double after = probe->measure(3);
         const double bw = std::max(before, after);
         fractions.push_back(bytes_per_token * forwards_s / 1e9 / bw);
+        // Decode forward i (0-based) runs at position prompt + i and attends prompt + i + 1 keys.
+        const double n_fwd = static_cast<double>(r->forwards - 1);
+        const double positions = n_fwd * static_cast<double>(prompt.size() + 1) + n_fwd * (n_fwd - 1) / 2;
+        roofline_bytes_per_forward =
+            bytes_per_token + static_cast<double>(info.state_bytes_per_token) +
+            static_cast<double>(info.kv_bytes_per_position) * positions / std::max(1.0, n_fwd);
+        roofline_fractions.push_back(roofline_bytes_per_forward * forwards_s / 1e9 / bw);
         best_probe = std::max(best_probe, bw);
         before = after;
       }
@@ -199,6 +209,10 @@ int cmd_bench(int argc, char** argv) {
     out["measured_read_gbps"] = best_probe;
     out["ar_bandwidth_fraction"] = median(fractions);
     out["ar_bandwidth_fraction_runs"] = fractions;
+    if (info.kv_bytes_per_position > 0 || info.state_bytes_per_token > 0) {
+      out["ar_roofline_bytes_per_forward"] = roofline_bytes_per_forward;
+      out["ar_roofline_fraction"] = median(roofline_fractions);
+    }
   }
 
   // One 32-token block forward on a cached prefix (read-only, as a diffusion refinement step).
@@ -243,6 +257,9 @@ int cmd_bench(int argc, char** argv) {
   if (out.contains("measured_read_gbps"))
     std::printf(" of %.2f GB/s measured read bandwidth; per run %.0f%% (median)", out["measured_read_gbps"].get<double>(),
                 100 * out["ar_bandwidth_fraction"].get<double>());
+  if (out.contains("ar_roofline_fraction"))
+    std::printf("\n  AR with the cache it reads %.1f MiB/forward: %.0f%% of the measured read bandwidth (median)",
+                out["ar_roofline_bytes_per_forward"].get<double>() / (1 << 20), 100 * out["ar_roofline_fraction"].get<double>());
   std::printf("\n  32-token block forward on a %lld-token cached prefix: %.2f ms\n", static_cast<long long>(*prompt_len),
               out["block_forward_ms"].get<double>());
   return 0;

@@ -389,6 +389,13 @@ void DharaModel::fill_info() {
     per_token += L.q_proj.bytes() + L.k_proj.bytes() + L.v_proj.bytes() + L.o_proj.bytes() + L.gate_proj.bytes() +
                  L.up_proj.bytes() + L.down_proj.bytes() + L.input_layernorm.bytes() + L.post_attention_layernorm.bytes();
   info_.weight_bytes_per_token = per_token;
+  info_.kv_bytes_per_position =
+      sizeof(float) * static_cast<size_t>(2 * cfg_.num_hidden_layers * cfg_.num_key_value_heads * cfg_.head_dim);
+  int64_t state_floats = 0;  // a step reads the P = kernel - 1 state rows of each present conv
+  for (const DharaLayer& L : layers_)
+    for (int s = 0; s < kNumConv; ++s)
+      if (L.conv[s].data) state_floats += (cfg_.canon_kernel - 1) * widths_[s];
+  info_.state_bytes_per_token = sizeof(float) * static_cast<size_t>(state_floats);
   info_.total_weight_bytes = dir_->tensors->total_bytes();
 }
 

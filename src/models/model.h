@@ -85,6 +85,12 @@ struct ModelInfo {
   bool supports_block = false;
   // Weight bytes touched by one single-token forward (for bandwidth reporting).
   size_t weight_bytes_per_token = 0;
+  // Cache bytes one single-token forward reads besides the weights: K/V per cached position it
+  // attends (all layers), and recurrent state (dhara's Canon conv rows) per forward. The memory
+  // roofline of a decode step is weights + state + kv · positions; at long contexts the K/V term
+  // rivals the weights.
+  size_t kv_bytes_per_position = 0;
+  size_t state_bytes_per_token = 0;
   size_t total_weight_bytes = 0;
 };
 

@@ -417,5 +417,21 @@ TEST_P(DharaQuantizedFastPath, LoaderPacksLargeMatricesWhenAsked) {
 INSTANTIATE_TEST_SUITE_P(Repack, DharaQuantizedFastPath, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Packed" : "FileLayout"; });
 
+// The bytes a decode step reads besides the weights, for the bench's roofline: fp32 K and V per
+// attended position in every layer, and the kernel − 1 state rows of each Canon conv the config has.
+TEST(DharaInfo, CacheBytesFollowTheConfig) {
+  const int64_t C = 48, L = 3, F = 80, H = 6, Hkv = 3, D = 8, V = 101, P = 3;  // canon_kernel 4
+  for (const char* set : {"ABCD", "AC"}) {
+    nlohmann::json cfg = small_config(C, L, F, H, Hkv, D, V);
+    cfg["canon_set"] = set;
+    RandomModel rm(cfg);
+    ASSERT_NE(rm.model, nullptr);
+    const ModelInfo& info = rm.model->info();
+    EXPECT_EQ(info.kv_bytes_per_position, sizeof(float) * 2 * L * Hkv * D) << set;
+    const int64_t widths = std::string(set) == "ABCD" ? C + H * D + 2 * Hkv * D + C + F : 2 * C;
+    EXPECT_EQ(info.state_bytes_per_token, sizeof(float) * P * widths * L) << set;
+  }
+}
+
 }  // namespace
 }  // namespace optiq

@@ -40,6 +40,15 @@ int fail(const char* cmd, const Status& s) {
   return 1;
 }
 
+// Bytes one AR decode forward reads on average over `n_fwd` forwards after a `prompt`-token prefill:
+// the weights, the recurrent state, and K/V of every attended position (forward i attends
+// prompt + i + 1 of them).
+double roofline_bytes_per_forward(const ModelInfo& info, size_t prompt, double n_fwd) {
+  const double mean_positions = n_fwd > 0 ? static_cast<double>(prompt + 1) + (n_fwd - 1) / 2 : 0.0;
+  return static_cast<double>(info.weight_bytes_per_token + info.state_bytes_per_token) +
+         static_cast<double>(info.kv_bytes_per_position) * mean_positions;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -159,7 +168,7 @@ int cmd_bench(int argc, char** argv) {
   std::unique_ptr<BandwidthProbe> probe;
   if (!f.has("--no-bandwidth")) probe = std::make_unique<BandwidthProbe>(pool);
   std::vector<double> fractions, roofline_fractions;
-  double roofline_bytes_per_forward = 0;
+  double roofline_bytes = 0;
   double best_probe = 0;
   for (const auto& mr : modes) {
     GenerateOptions o;
@@ -177,20 +186,16 @@ int cmd_bench(int argc, char** argv) {
       if (rep == 0) continue;
       const double tok_s = static_cast<double>(r->tokens.size()) / r->decode_seconds;
       // The weights are read once per decode forward: n tokens take n - 1 of them after the prompt's.
-      const double forwards_s = static_cast<double>(r->forwards - 1) / r->decode_seconds;
+      const double decode_forwards = static_cast<double>(r->forwards - 1);
+      const double forwards_s = decode_forwards / r->decode_seconds;
       best = std::max(best, tok_s);
       best_forwards_s = std::max(best_forwards_s, forwards_s);
       if (paired) {
         const double after = probe->measure(3);
         const double bw = std::max(before, after);
         fractions.push_back(bytes_per_token * forwards_s / 1e9 / bw);
-        // Decode forward i (0-based) runs at position prompt + i and attends prompt + i + 1 keys.
-        const double n_fwd = static_cast<double>(r->forwards - 1);
-        const double positions = n_fwd * static_cast<double>(prompt.size() + 1) + n_fwd * (n_fwd - 1) / 2;
-        roofline_bytes_per_forward =
-            bytes_per_token + static_cast<double>(info.state_bytes_per_token) +
-            static_cast<double>(info.kv_bytes_per_position) * positions / std::max(1.0, n_fwd);
-        roofline_fractions.push_back(roofline_bytes_per_forward * forwards_s / 1e9 / bw);
+        roofline_bytes = roofline_bytes_per_forward(info, prompt.size(), decode_forwards);
+        roofline_fractions.push_back(roofline_bytes * forwards_s / 1e9 / bw);
         best_probe = std::max(best_probe, bw);
         before = after;
       }
@@ -210,7 +215,7 @@ int cmd_bench(int argc, char** argv) {
     out["ar_bandwidth_fraction"] = median(fractions);
     out["ar_bandwidth_fraction_runs"] = fractions;
     if (info.kv_bytes_per_position > 0 || info.state_bytes_per_token > 0) {
-      out["ar_roofline_bytes_per_forward"] = roofline_bytes_per_forward;
+      out["ar_roofline_bytes_per_forward"] = roofline_bytes;
       out["ar_roofline_fraction"] = median(roofline_fractions);
     }
   }

@@ -10,7 +10,7 @@
 #include "cli/text_codec.h"
 #include "decode/canvas.h"
 #include "decode/generate.h"
-#include "models/gemma4_vision.h"
+#include "io/image.h"
 #include "io/model_dir.h"
 
 namespace optiq::cli {

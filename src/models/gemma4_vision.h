@@ -11,32 +11,16 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "io/image.h"
 #include "kernels/weight.h"
 #include "models/model.h"
 #include "models/weight_loader.h"
 
 namespace optiq {
 
-// An 8-bit RGB image, [height, width, 3] row-major.
-struct RgbImage {
-  int width = 0;
-  int height = 0;
-  std::vector<uint8_t> rgb;
-};
-
-// Decodes JPEG / PNG / BMP / GIF (first frame) bytes with stb_image, converting to RGB.
-// InvalidArgument (with stb's reason) on malformed or unsupported data.
-Result<RgbImage> decode_image(std::span<const uint8_t> bytes);
-// Reads and decodes an image file; errors name the file.
-Result<RgbImage> load_image_file(const std::string& path);
-
 // Target size of the aspect-preserving resize (§3.1 step 2): multiples of patch·pool with at most
 // max_soft_tokens·pool² patches. Returns {height, width}.
 std::pair<int, int> vision_target_size(int height, int width, int patch, int pool, int max_soft_tokens);
-
-// Bicubic resize with antialiasing (PIL / torchvision antialias=True semantics: a = -0.5, the
-// kernel stretched by the downscale factor), rounded and clamped back to 8 bits.
-RgbImage resize_bicubic_aa(const RgbImage& img, int out_height, int out_width);
 
 struct Gemma4VisionConfig {
   int64_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;

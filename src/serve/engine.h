@@ -23,7 +23,7 @@
 #include "core/thread_pool.h"
 #include "decode/canvas.h"
 #include "decode/generate.h"
-#include "models/gemma4_vision.h"
+#include "io/image.h"
 #include "models/model.h"
 
 namespace optiq::serve {

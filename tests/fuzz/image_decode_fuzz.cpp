@@ -4,7 +4,8 @@
 #include <cstdint>
 #include <span>
 
-#include "models/gemma4_vision.h"
+#include "io/image.h"
+#include "models/gemma4_vision.h"  // vision_target_size
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto img = optiq::decode_image(std::span<const uint8_t>(data, size));

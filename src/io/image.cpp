@@ -1,0 +1,159 @@
+// Images: stb_image decoding with checks stb lacks, and PIL-style antialiased bicubic resizing.
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_NO_STDIO
+#define STBI_MAX_DIMENSIONS (1 << 15)
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "io/image.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace optiq {
+
+namespace {
+// stb sizes its PNG buffers from the chunk length fields before reading them, so a few bytes
+// claiming a 2 GB chunk cost a 2 GB allocation: check every chunk fits the data first. Also check the
+// chunks reach IEND: stb reads past the end as zero bytes and then reports a chunk type made of NULs,
+// an empty reason, for data cut at a chunk boundary.
+Status check_png_chunks(std::span<const uint8_t> b) {
+  static const uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || std::memcmp(b.data(), kSig, 8) != 0) return Status::Ok();  // not a PNG
+  size_t off = 8;
+  while (off + 8 <= b.size()) {
+    const uint32_t len = (uint32_t{b[off]} << 24) | (uint32_t{b[off + 1]} << 16) | (uint32_t{b[off + 2]} << 8) | b[off + 3];
+    if (len > b.size() - off - 8)
+      return Status::InvalidArgument("image: PNG chunk at byte " + std::to_string(off) + " claims " +
+                                     std::to_string(len) + " bytes, only " + std::to_string(b.size() - off - 8) +
+                                     " follow");
+    if (std::memcmp(b.data() + off + 4, "IEND", 4) == 0) return Status::Ok();
+    off += 12 + static_cast<size_t>(len);
+  }
+  return Status::InvalidArgument("image: PNG truncated: data ends at byte " + std::to_string(b.size()) +
+                                 " before the IEND chunk");
+}
+}  // namespace
+
+Result<RgbImage> decode_image(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return Status::InvalidArgument("image: empty data");
+  OPTIQ_RETURN_IF_ERROR(check_png_chunks(bytes));
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) return Status::InvalidArgument("image: larger than 2 GiB");
+  int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp))
+    return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");
+  // Refuse absurd sizes before stb allocates (the patch grid is capped anyway after resizing).
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 26))
+    return Status::InvalidArgument("image: size " + std::to_string(w) + "x" + std::to_string(h) + " out of range");
+  unsigned char* px = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp, 3);
+  if (!px) return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");
+  RgbImage img;
+  img.width = w;
+  img.height = h;
+  img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
+  stbi_image_free(px);
+  return img;
+}
+
+Result<RgbImage> load_image_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound(path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string s = ss.str();
+  auto r = decode_image(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+  if (!r.ok()) return r.status().WithContext(path);
+  return r;
+}
+
+namespace {
+
+double bicubic(double x) {
+  constexpr double a = -0.5;
+  x = std::fabs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+// PIL-style separable resampling weights: for each output index, [first input, count) and weights.
+struct Taps {
+  std::vector<int> first, count;
+  std::vector<double> w;  // [out, max_count]
+  int max_count = 0;
+};
+
+Taps make_taps(int in, int out) {
+  Taps t;
+  const double scale = static_cast<double>(in) / out;
+  const double fs = std::max(scale, 1.0);  // antialias: stretch the kernel when shrinking
+  const double support = 2.0 * fs;
+  t.max_count = static_cast<int>(std::ceil(support)) * 2 + 1;
+  t.first.resize(out);
+  t.count.resize(out);
+  t.w.assign(static_cast<size_t>(out) * t.max_count, 0.0);
+  for (int i = 0; i < out; ++i) {
+    const double center = (i + 0.5) * scale;
+    int lo = std::max(static_cast<int>(center - support + 0.5), 0);
+    int hi = std::min(static_cast<int>(center + support + 0.5), in);
+    hi = std::min(hi, lo + t.max_count);
+    double sum = 0;
+    for (int j = lo; j < hi; ++j) {
+      const double w = bicubic((j - center + 0.5) / fs);
+      t.w[static_cast<size_t>(i) * t.max_count + (j - lo)] = w;
+      sum += w;
+    }
+    if (sum != 0)
+      for (int j = 0; j < hi - lo; ++j) t.w[static_cast<size_t>(i) * t.max_count + j] /= sum;
+    t.first[i] = lo;
+    t.count[i] = hi - lo;
+  }
+  return t;
+}
+
+}  // namespace
+
+RgbImage resize_bicubic_aa(const RgbImage& img, int oh, int ow) {
+  if (img.height == oh && img.width == ow) return img;
+  const Taps th = make_taps(img.width, ow), tv = make_taps(img.height, oh);
+  // Horizontal pass into float, then vertical, rounding once at the end.
+  std::vector<float> mid(static_cast<size_t>(img.height) * ow * 3);
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < ow; ++x)
+      for (int c = 0; c < 3; ++c) {
+        double s = 0;
+        for (int j = 0; j < th.count[x]; ++j)
+          s += th.w[static_cast<size_t>(x) * th.max_count + j] *
+               img.rgb[(static_cast<size_t>(y) * img.width + th.first[x] + j) * 3 + c];
+        mid[(static_cast<size_t>(y) * ow + x) * 3 + c] = static_cast<float>(s);
+      }
+  RgbImage out;
+  out.width = ow;
+  out.height = oh;
+  out.rgb.resize(static_cast<size_t>(oh) * ow * 3);
+  for (int y = 0; y < oh; ++y)
+    for (int x = 0; x < ow; ++x)
+      for (int c = 0; c < 3; ++c) {
+        double s = 0;
+        for (int j = 0; j < tv.count[y]; ++j)
+          s += tv.w[static_cast<size_t>(y) * tv.max_count + j] * mid[(static_cast<size_t>(tv.first[y] + j) * ow + x) * 3 + c];
+        out.rgb[(static_cast<size_t>(y) * ow + x) * 3 + c] =
+            static_cast<uint8_t>(std::clamp(std::lround(s), 0L, 255L));
+      }
+  return out;
+}
+
+}  // namespace optiq

@@ -49,7 +49,6 @@ test::DgSynthSpec bench_spec() {
   s.top_k = 8;
   s.moe_ffn = 128;
   s.canvas = 256;
-  s.embed_std = 0.25f;
   s.seed = 7;
   return s;
 }

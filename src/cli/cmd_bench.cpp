@@ -1,6 +1,7 @@
 // optiq bench: tok/s per decoding mode, forwards per token, AR weight bandwidth against the
 // measured read bandwidth, and the time of one 32-token block forward on a cached prefix.
-// optiq init-random: writes a random-weight dhara checkpoint for a config (benchmark shapes).
+// optiq init-random: writes a random-weight checkpoint for a config of any registered architecture
+// (benchmark shapes).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +15,7 @@
 #include "decode/canvas.h"
 #include "decode/generate.h"
 #include "io/model_dir.h"
-#include "models/dhara.h"
+#include "models/registry.h"
 
 namespace optiq::cli {
 
@@ -277,7 +278,8 @@ int cmd_init_random(int argc, char** argv) {
   const std::string outdir = f.has("-o") ? f.str("-o") : f.str("--output");
   if (f.has("--help") || !f.has("--config") || outdir.empty()) {
     std::fputs("usage: optiq init-random --config CONFIG.json -o DIR [--dtype bf16|f32] [--seed S]\n"
-               "Writes a random-weight checkpoint (config.json, generation_config.json, model.safetensors).\n"
+               "Writes a random-weight checkpoint (config.json, generation_config.json, model.safetensors)\n"
+               "for the config's model_type (any architecture optiq loads).\n"
                "Example: optiq init-random --config bench/configs/dhara-250m.json -o /tmp/dhara-250m-random\n",
                f.has("--help") ? stdout : stderr);
     return f.has("--help") ? 0 : 2;
@@ -288,11 +290,8 @@ int cmd_init_random(int argc, char** argv) {
   if (dt != "bf16" && dt != "f32") return fail("init-random", Status::InvalidArgument("--dtype must be bf16 or f32"));
   auto seed = f.integer("--seed", 0);
   if (!seed.ok()) return fail("init-random", seed.status());
-  const std::string type = cfg->value("model_type", std::string());
-  if (type != "dhara_ar")
-    return fail("init-random", Status::Unsupported(f.str("--config") + ": model_type \"" + type + "\" (supported: dhara_ar)"));
-  Status s = write_random_dhara(*cfg, outdir, dt == "f32" ? DType::kF32 : DType::kBF16, static_cast<uint64_t>(*seed));
-  if (!s.ok()) return fail("init-random", s);
+  Status s = write_random_checkpoint(*cfg, outdir, dt == "f32" ? DType::kF32 : DType::kBF16, static_cast<uint64_t>(*seed));
+  if (!s.ok()) return fail("init-random", s.WithContext(f.str("--config")));
   std::fprintf(stderr, "wrote %s\n", outdir.c_str());
   return 0;
 }

@@ -563,80 +563,49 @@ Result<std::unique_ptr<Model>> make_dhara(std::shared_ptr<ModelDir> dir, const L
 }  // namespace optiq
 
 // ---- Random checkpoints (benchmarks and property tests) ----
-#include <filesystem>
-#include <random>
-
-#include "models/dhara.h"
+#include "models/random_checkpoint.h"
 
 namespace optiq {
 
 Status write_random_dhara(const nlohmann::json& config, const std::string& out_dir, DType dtype, uint64_t seed) {
   OPTIQ_ASSIGN_OR_RETURN(DharaConfig c, DharaConfig::from_json(config, "config"));
-  if (dtype != DType::kBF16 && dtype != DType::kF32) return Status::InvalidArgument("random dhara: dtype must be BF16 or F32");
+  OPTIQ_ASSIGN_OR_RETURN(RandomCheckpoint ck, RandomCheckpoint::create(dtype, seed, "random dhara"));
   if (c.vocab_size <= 0) return Status::InvalidArgument("random dhara: config needs vocab_size");
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
-  if (ec) return Status::IOError(out_dir + ": " + ec.message());
   const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim, H = c.num_attention_heads,
                 Hkv = c.num_key_value_heads, V = c.vocab_size, Kw = c.canon_kernel;
-  std::mt19937_64 rng(seed);
-  std::vector<std::vector<uint8_t>> storage;
-  std::vector<TensorToWrite> tensors;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, auto gen) {
-    int64_t n = 1;
-    for (auto d : shape) n *= d;
-    storage.emplace_back(static_cast<size_t>(n) * dtype_size(dtype));
-    auto& buf = storage.back();
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = gen(i);
-      if (dtype == DType::kF32) std::memcpy(buf.data() + i * 4, &v, 4);
-      else {
-        const uint16_t h = f32_to_bf16(v);
-        std::memcpy(buf.data() + i * 2, &h, 2);
-      }
-    }
-    tensors.push_back({name, dtype, std::move(shape), buf.data(), buf.size()});
-  };
-  auto normal = [&](float sd) {
-    return [&rng, sd](int64_t) { return std::normal_distribution<float>(0.f, sd)(rng); };
-  };
-  auto ones = [](int64_t) { return 1.0f; };
+  // Weights ~ N(0, 0.02), output projections scaled down by √(2·layers); norms 1; Canon taps ~ N(0, 0.1).
+  auto normal = [&](float sd) { return ck.normal(0.f, sd); };
+  const auto ones = RandomCheckpoint::constant(1.0f);
   const float out_sd = 0.02f / std::sqrt(2.0f * static_cast<float>(c.num_hidden_layers));
-  add("model.embed_tokens.weight", {V, C}, normal(0.02f));
-  add("model.norm.weight", {C}, ones);
+  ck.add("model.embed_tokens.weight", {V, C}, normal(0.02f));
+  ck.add("model.norm.weight", {C}, ones);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    add(p + "input_layernorm.weight", {C}, ones);
-    add(p + "post_attention_layernorm.weight", {C}, ones);
-    add(p + "self_attn.q_norm.weight", {D}, ones);
-    add(p + "self_attn.k_norm.weight", {D}, ones);
-    add(p + "self_attn.q_proj.weight", {H * D, C}, normal(0.02f));
-    add(p + "self_attn.k_proj.weight", {Hkv * D, C}, normal(0.02f));
-    add(p + "self_attn.v_proj.weight", {Hkv * D, C}, normal(0.02f));
-    add(p + "self_attn.o_proj.weight", {C, H * D}, normal(out_sd));
-    add(p + "mlp.gate_proj.weight", {F, C}, normal(0.02f));
-    add(p + "mlp.up_proj.weight", {F, C}, normal(0.02f));
-    add(p + "mlp.down_proj.weight", {C, F}, normal(out_sd));
-    add(p + "canon_a.conv.weight", {C, 1, Kw}, normal(0.1f));
-    add(p + "self_attn.canon_b_q.conv.weight", {H * D, 1, Kw}, normal(0.1f));
-    add(p + "self_attn.canon_b_k.conv.weight", {Hkv * D, 1, Kw}, normal(0.1f));
-    add(p + "self_attn.canon_b_v.conv.weight", {Hkv * D, 1, Kw}, normal(0.1f));
-    add(p + "canon_c.conv.weight", {C, 1, Kw}, normal(0.1f));
-    add(p + "mlp.canon_d.conv.weight", {F, 1, Kw}, normal(0.1f));
+    ck.add(p + "input_layernorm.weight", {C}, ones);
+    ck.add(p + "post_attention_layernorm.weight", {C}, ones);
+    ck.add(p + "self_attn.q_norm.weight", {D}, ones);
+    ck.add(p + "self_attn.k_norm.weight", {D}, ones);
+    ck.add(p + "self_attn.q_proj.weight", {H * D, C}, normal(0.02f));
+    ck.add(p + "self_attn.k_proj.weight", {Hkv * D, C}, normal(0.02f));
+    ck.add(p + "self_attn.v_proj.weight", {Hkv * D, C}, normal(0.02f));
+    ck.add(p + "self_attn.o_proj.weight", {C, H * D}, normal(out_sd));
+    ck.add(p + "mlp.gate_proj.weight", {F, C}, normal(0.02f));
+    ck.add(p + "mlp.up_proj.weight", {F, C}, normal(0.02f));
+    ck.add(p + "mlp.down_proj.weight", {C, F}, normal(out_sd));
+    ck.add(p + "canon_a.conv.weight", {C, 1, Kw}, normal(0.1f));
+    ck.add(p + "self_attn.canon_b_q.conv.weight", {H * D, 1, Kw}, normal(0.1f));
+    ck.add(p + "self_attn.canon_b_k.conv.weight", {Hkv * D, 1, Kw}, normal(0.1f));
+    ck.add(p + "self_attn.canon_b_v.conv.weight", {Hkv * D, 1, Kw}, normal(0.1f));
+    ck.add(p + "canon_c.conv.weight", {C, 1, Kw}, normal(0.1f));
+    ck.add(p + "mlp.canon_d.conv.weight", {F, 1, Kw}, normal(0.1f));
     const double theta = config.value("rope_theta", 10000.0);
-    add(p + "self_attn.rotary_emb.inv_freq", {D / 2}, [&](int64_t j) {
+    ck.add(p + "self_attn.rotary_emb.inv_freq", {D / 2}, [&](int64_t j) {
       return static_cast<float>(std::pow(theta, -2.0 * static_cast<double>(j) / static_cast<double>(D)));
     });
   }
   nlohmann::json cfg = config;
   cfg["model_type"] = "dhara_ar";
-  cfg["torch_dtype"] = dtype == DType::kF32 ? "float32" : "bfloat16";
-  const std::string dir = out_dir + "/";
-  OPTIQ_RETURN_IF_ERROR(write_safetensors(dir + "model.safetensors", tensors, {{"format", "pt"}}));
-  OPTIQ_RETURN_IF_ERROR(write_file_atomic(dir + "config.json", cfg.dump(2)));
-  nlohmann::json gen = nlohmann::json::object();
-  if (cfg.contains("eos_token_id")) gen["eos_token_id"] = cfg["eos_token_id"];
-  return write_file_atomic(dir + "generation_config.json", gen.dump(2));
+  return ck.write(out_dir, std::move(cfg));
 }
 
 }  // namespace optiq

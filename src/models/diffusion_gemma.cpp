@@ -644,3 +644,61 @@ Result<std::unique_ptr<Model>> make_diffusion_gemma(std::shared_ptr<ModelDir> di
 }
 
 }  // namespace optiq
+
+// ---- Random checkpoints (benchmarks and property tests) ----
+#include "models/random_checkpoint.h"
+
+namespace optiq {
+
+Status write_random_diffusion_gemma(const nlohmann::json& config, const std::string& out_dir, DType dtype,
+                                    uint64_t seed) {
+  OPTIQ_ASSIGN_OR_RETURN(DiffusionGemmaConfig c, DiffusionGemmaConfig::from_json(config, "config"));
+  OPTIQ_ASSIGN_OR_RETURN(RandomCheckpoint ck, RandomCheckpoint::create(dtype, seed, "random diffusion_gemma"));
+  const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size, E = c.num_experts,
+                Fe = c.moe_intermediate_size, H = c.num_attention_heads;
+  // Linears ~ N(0, 1/fan_in) keep activations O(1) through the layers; the tied embedding's std sets
+  // the logits' spread (≈ std·√C after the final norm): 4/√C puts it at ≈ 4, inside the soft-cap.
+  auto linear = [&](const std::string& module, int64_t n_out, int64_t n_in) {
+    ck.add(module + ".weight", {n_out, n_in}, ck.normal(0.f, 1.0f / std::sqrt(static_cast<float>(n_in))));
+  };
+  auto norm = [&](const std::string& name, int64_t n) { ck.add(name, {n}, ck.normal(1.f, 0.1f)); };
+  const std::string d = "model.decoder.";
+  ck.add(d + "embed_tokens.weight", {V, C}, ck.normal(0.f, 4.0f / std::sqrt(static_cast<float>(C))));
+  norm(d + "norm.weight", C);
+  norm(d + "self_conditioning.pre_norm.weight", C);
+  linear(d + "self_conditioning.gate_proj", F, C);
+  linear(d + "self_conditioning.up_proj", F, C);
+  linear(d + "self_conditioning.down_proj", C, F);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const bool full = c.full_attention[l];
+    const int64_t D = full ? c.global_head_dim : c.head_dim;
+    const int64_t Hkv = full ? c.num_global_key_value_heads : c.num_key_value_heads;
+    const std::string p = d + "layers." + std::to_string(l) + ".";
+    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                          "post_feedforward_layernorm", "pre_feedforward_layernorm_2", "post_feedforward_layernorm_1",
+                          "post_feedforward_layernorm_2"})
+      norm(p + n + ".weight", C);
+    linear(p + "self_attn.q_proj", H * D, C);
+    linear(p + "self_attn.k_proj", Hkv * D, C);
+    if (!full) linear(p + "self_attn.v_proj", Hkv * D, C);  // full layers use V = raw K, as released
+    linear(p + "self_attn.o_proj", C, H * D);
+    norm(p + "self_attn.q_norm.weight", D);
+    norm(p + "self_attn.k_norm.weight", D);
+    linear(p + "mlp.gate_proj", F, C);
+    linear(p + "mlp.up_proj", F, C);
+    linear(p + "mlp.down_proj", C, F);
+    ck.add(p + "router.proj.weight", {E, C}, ck.normal(0.f, 1.0f));  // spread router logits: varied experts
+    norm(p + "router.scale", C);
+    norm(p + "router.per_expert_scale", E);
+    // Expert stacks under HF's bare names, [E, N, K].
+    ck.add(p + "experts.gate_up_proj", {E, 2 * Fe, C}, ck.normal(0.f, 1.0f / std::sqrt(static_cast<float>(C))));
+    ck.add(p + "experts.down_proj", {E, C, Fe}, ck.normal(0.f, 1.0f / std::sqrt(static_cast<float>(Fe))));
+    ck.add(p + "layer_scalar", {1}, ck.uniform(0.9f, 1.1f));
+    ck.add("model.encoder.language_model.layers." + std::to_string(l) + ".layer_scalar", {1}, ck.uniform(0.9f, 1.1f));
+  }
+  nlohmann::json cfg = config;
+  cfg["model_type"] = "diffusion_gemma";
+  return ck.write(out_dir, std::move(cfg));
+}
+
+}  // namespace optiq

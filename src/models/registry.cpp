@@ -5,21 +5,41 @@
 namespace optiq {
 
 namespace {
-const std::pair<const char*, ModelFactory> kRegistry[] = {
-    {"dhara_ar", &make_dhara},
-    {"diffusion_gemma", &make_diffusion_gemma},
+
+struct Registration {
+  const char* model_type;
+  ModelFactory load;
+  RandomCheckpointWriter write_random;
 };
+
+const Registration kRegistry[] = {
+    {"dhara_ar", &make_dhara, &write_random_dhara},
+    {"diffusion_gemma", &make_diffusion_gemma, &write_random_diffusion_gemma},
+};
+
+const Registration* find(const std::string& model_type) {
+  for (const Registration& r : kRegistry)
+    if (model_type == r.model_type) return &r;
+  return nullptr;
+}
+
+// "(known: a, b)", for errors about unknown model types.
+std::string registered_list() {
+  std::string known;
+  for (auto& n : registered_model_types()) known += (known.empty() ? "" : ", ") + n;
+  return "(known: " + known + ")";
+}
+
 }  // namespace
 
 ModelFactory find_model_factory(const std::string& model_type) {
-  for (auto& [name, f] : kRegistry)
-    if (model_type == name) return f;
-  return nullptr;
+  const Registration* r = find(model_type);
+  return r ? r->load : nullptr;
 }
 
 std::vector<std::string> registered_model_types() {
   std::vector<std::string> out;
-  for (auto& [name, f] : kRegistry) out.push_back(name);
+  for (const Registration& r : kRegistry) out.push_back(r.model_type);
   return out;
 }
 
@@ -32,13 +52,20 @@ Result<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOpti
   if (it == md->config.end() || !it->is_string())
     return Status::Corruption(dir + "/config.json: missing string field model_type");
   const std::string type = it->get<std::string>();
-  ModelFactory f = find_model_factory(type);
-  if (!f) {
-    std::string known;
-    for (auto& n : registered_model_types()) known += (known.empty() ? "" : ", ") + n;
-    return Status::Unsupported(dir + "/config.json: model_type \"" + type + "\" is not supported (known: " + known + ")");
-  }
-  return f(std::move(md), opts);
+  const Registration* r = find(type);
+  if (!r)
+    return Status::Unsupported(dir + "/config.json: model_type \"" + type + "\" is not supported " + registered_list());
+  return r->load(std::move(md), opts);
+}
+
+Status write_random_checkpoint(const nlohmann::json& config, const std::string& out_dir, DType dtype, uint64_t seed) {
+  auto it = config.find("model_type");
+  if (it == config.end() || !it->is_string())
+    return Status::InvalidArgument("config: missing string field model_type " + registered_list());
+  const std::string type = it->get<std::string>();
+  const Registration* r = find(type);
+  if (!r) return Status::Unsupported("config: model_type \"" + type + "\" is not registered " + registered_list());
+  return r->write_random(config, out_dir, dtype, seed);
 }
 
 }  // namespace optiq

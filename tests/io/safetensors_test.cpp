@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
-#include "models/dhara.h"
 #include "models/model.h"
+#include "models/registry.h"
 #include "tests/test_util.h"
 
 namespace optiq {

@@ -10,6 +10,8 @@ namespace optiq::test {
 inline std::string shared_dir() { return OPTIQ_SHARED_DIR; }
 inline std::string fixture(const std::string& rel) { return shared_dir() + "/fixtures/" + rel; }
 inline std::string repo_dir() { return OPTIQ_SOURCE_DIR; }
+// The bundled calibration mix `optiq convert` defaults to.
+inline std::string default_calibration_mix() { return repo_dir() + "/data/calibration/default.jsonl"; }
 
 // A fresh empty temporary directory, removed by the destructor.
 struct TempDir {

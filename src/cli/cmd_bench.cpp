@@ -120,7 +120,9 @@ int cmd_bench(int argc, char** argv) {
     std::fputs(kBenchHelp, stdout);
     return 0;
   }
-  const std::string dir = f.str("--model", default_model_dir());
+  auto model_dir = model_dir_flag(f);
+  if (!model_dir.ok()) return fail("bench", model_dir.status());
+  const std::string dir = *model_dir;
   auto prompt_len = f.integer("--prompt-len", 64);
   auto gen_len = f.integer("--gen-len", 64);
   auto threads = f.integer("--threads", 0);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "quant/convert.h"
 
 namespace optiq::cli {
@@ -123,6 +124,14 @@ int cmd_convert(int argc, char** argv) {
   if (o.model_dir.empty() || o.out_dir.empty()) {
     std::fprintf(stderr, "convert: MODEL_DIR and -o OUT are required\n\n%s", kConvertUsage);
     return 2;
+  }
+  if (o.method == "optiq" && o.calibration_path.empty()) {
+    auto bundled = bundled_path("data/calibration/default.jsonl", "pass --calibration FILE");
+    if (!bundled.ok()) {
+      std::fprintf(stderr, "convert: %s\n", bundled.status().ToString().c_str());
+      return 1;
+    }
+    o.calibration_path = *bundled;
   }
   ThreadPool pool(threads);
   auto r = convert_model(o, pool);

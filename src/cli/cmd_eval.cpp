@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "quant/evaluate.h"
 
 namespace optiq::cli {
@@ -18,7 +19,7 @@ const char kEvalUsage[] =
     "  --task T            kl (needs --reference) or perplexity\n"
     "  --reference DIR     the reference model for KL (usually the bf16 source)\n"
     "  --baseline DIR      a second model evaluated the same way, shown side by side\n"
-    "  --text FILE         held-out text (default: ../shared/data/brown.txt)\n"
+    "  --text FILE         held-out text (default: the bundled data/heldout/brown-heldout.txt)\n"
     "  --heldout-bytes N   use the last N bytes of the text (default 200000; 0 = all)\n"
     "  --n-samples N       KL windows (default 16)\n"
     "  --seq-len N         tokens per window (default 512)\n"
@@ -36,7 +37,7 @@ bool to_int(const char* s, long long* out) {
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  std::string model, task, reference, baseline, text = default_heldout_text_path();
+  std::string model, task, reference, baseline, text;
   long long heldout = 200000, n_samples = 16, seq_len = 512, max_windows = 0, threads = 0;
   ProbeOptions probe;
   std::FILE* progress = stderr;
@@ -103,6 +104,11 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "eval: %s\n", s.ToString().c_str());
     return 1;
   };
+  if (text.empty()) {
+    auto bundled = bundled_path("data/heldout/brown-heldout.txt", "pass --text FILE");
+    if (!bundled.ok()) return fail(bundled.status());
+    text = *bundled;
+  }
   ThreadPool pool(static_cast<int>(threads));
   auto tokens = read_heldout_tokens(text, heldout, model);
   if (!tokens.ok()) return fail(tokens.status());

@@ -175,7 +175,9 @@ int cmd_generate(int argc, char** argv) {
     std::fputs(kGenerateHelp, stderr);
     return fail(Status::InvalidArgument("give exactly one of --prompt and --prompt-ids"));
   }
-  const std::string dir = f.str("--model", default_model_dir());
+  auto model_dir = model_dir_flag(f);
+  if (!model_dir.ok()) return fail(model_dir.status());
+  const std::string dir = *model_dir;
   LoadOptions lo;
   lo.repack = !f.has("--no-repack");
   auto model = load_model(dir, lo);

@@ -76,7 +76,9 @@ int cmd_serve(int argc, char** argv) {
     std::fputs(kServeHelp, stdout);
     return 0;
   }
-  const std::string dir = f.str("--model", default_model_dir());
+  auto model_dir = model_dir_flag(f);
+  if (!model_dir.ok()) return fail(model_dir.status());
+  const std::string dir = *model_dir;
   serve::ServerOptions o;
   o.host = f.str("--host", "127.0.0.1");
   o.model_id = f.str("--model-id", std::filesystem::path(dir).filename().string());

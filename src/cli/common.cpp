@@ -1,21 +1,27 @@
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "cli/flags.h"
 
 namespace optiq::cli {
 
-std::string default_model_dir() {
-  namespace fs = std::filesystem;
-  // Next to the binary first (build/optiq → ../models), then the source tree it was built from.
+namespace fs = std::filesystem;
+
+Result<std::string> bundled_path(const std::string& rel, const std::string& instead) {
+  // The executable's directory, not the working directory or the source tree: build/optiq and an
+  // installed bin/optiq both find their data one level up, from wherever they are run.
   std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    fs::path cand = exe.parent_path().parent_path() / "models" / "dhara-brown-tiny";
-    if (fs::exists(cand / "config.json", ec)) return cand.string();
-  }
-  return std::string(OPTIQ_SOURCE_DIR) + "/models/dhara-brown-tiny";
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return Status::IOError("/proc/self/exe: " + ec.message() + "; " + instead);
+  const fs::path cand = exe.parent_path().parent_path() / rel;
+  if (!fs::exists(cand, ec))
+    return Status::NotFound(cand.string() + ": not found (the bundled " + rel + ", looked up as ../" + rel +
+                            " from the executable " + exe.string() + "); " + instead);
+  return cand.string();
+}
+
+Result<std::string> model_dir_flag(const Flags& f) {
+  if (f.has("--model")) return f.str("--model");
+  return bundled_path("models/dhara-brown-tiny", "pass --model DIR");
 }
 
 }  // namespace optiq::cli

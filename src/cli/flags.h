@@ -73,7 +73,12 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
-// The bundled default model: models/dhara-brown-tiny in the source tree.
-std::string default_model_dir();
+// `rel` (e.g. "data/calibration/default.jsonl") under the directory above the executable's
+// (/proc/self/exe): build/optiq → the checkout's models/ and data/, wherever it is run from. NotFound
+// (naming the path looked at, then `instead`, e.g. "pass --model DIR") when it is missing.
+Result<std::string> bundled_path(const std::string& rel, const std::string& instead);
+
+// --model, or the bundled default model models/dhara-brown-tiny.
+Result<std::string> model_dir_flag(const Flags& f);
 
 }  // namespace optiq::cli

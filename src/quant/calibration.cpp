@@ -103,6 +103,4 @@ Result<std::vector<std::vector<int32_t>>> load_calibration(const std::string& js
   return chunks;
 }
 
-std::string default_calibration_path() { return std::string(OPTIQ_SOURCE_DIR) + "/data/calibration/default.jsonl"; }
-
 }  // namespace optiq

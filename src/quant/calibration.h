@@ -48,9 +48,6 @@ Result<std::vector<std::vector<int32_t>>> load_calibration(const std::string& js
                                                            const std::string& model_dir,
                                                            const CalibrationOptions& opts);
 
-// The repository's bundled default mix (data/calibration/default.jsonl).
-std::string default_calibration_path();
-
 // Deterministic RNG (splitmix64) for shuffles and mask positions: identical on every platform,
 // unlike std::shuffle.
 struct SplitMix64 {

@@ -20,6 +20,8 @@ Result<ConvertResult> convert_model(const ConvertOptions& opts, ThreadPool& pool
                                "for models too large for RAM)");
   if (opts.method != "optiq" && opts.method != "static")
     return Status::InvalidArgument("--method " + opts.method + ": expected optiq or static");
+  if (opts.method == "optiq" && opts.calibration_path.empty())
+    return Status::InvalidArgument("convert: method optiq needs a calibration file (calibration_path)");
   if (!mlx_group_size_supported(opts.group_size))
     return Status::InvalidArgument("--group-size " + std::to_string(opts.group_size) + ": expected 32, 64 or 128");
   if (opts.candidate_bits.empty()) return Status::InvalidArgument("--candidate-bits: empty");
@@ -43,7 +45,7 @@ Result<ConvertResult> convert_model(const ConvertOptions& opts, ThreadPool& pool
   std::error_code ec;
   fs::create_directories(opts.out_dir, ec);
   if (ec) return Status::IOError(opts.out_dir + ": " + ec.message());
-  const std::string calib_path = opts.calibration_path.empty() ? default_calibration_path() : opts.calibration_path;
+  const std::string& calib_path = opts.calibration_path;
   if (opts.method == "optiq") {
     CalibrationOptions co;
     co.n_samples = opts.n_calibration;

@@ -31,7 +31,7 @@ struct ConvertOptions {
   std::string method = "optiq";  // "optiq" (measured) or "static" (structural rules)
   int n_calibration = 24;
   int seq_len = 512;
-  std::string calibration_path;  // "" = the bundled default mix
+  std::string calibration_path;  // JSONL calibration mix; required by method "optiq"
   std::string reference = "bf16";  // only bf16 (and "auto", which resolves to bf16) are implemented
   bool skip_baselines = false;
   ProbeOptions probe;

@@ -9,8 +9,6 @@
 
 namespace optiq {
 
-std::string default_heldout_text_path() { return std::string(OPTIQ_SOURCE_DIR) + "/../shared/data/brown.txt"; }
-
 Result<std::vector<int32_t>> read_heldout_tokens(const std::string& text_path, int64_t tail_bytes,
                                                  const std::string& model_dir) {
   std::ifstream in(text_path, std::ios::binary);

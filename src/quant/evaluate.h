@@ -1,8 +1,8 @@
 // `optiq eval`: KL against a reference model and perplexity on held-out text.
 //
-// Held-out text: the last `tail_bytes` bytes of a text file (default: the last 200,000 bytes of
-// shared/data/brown.txt, the split dhara-tiny was not trained on), tokenized with the model's
-// tokenizer (no special tokens added).
+// Held-out text: the last `tail_bytes` bytes of a text file (the CLI's default is the bundled
+// data/heldout/brown-heldout.txt: the last 200,000 bytes of the Brown corpus, the split the bundled
+// models were not trained on), tokenized with the model's tokenizer (no special tokens added).
 // KL uses the probes of quant/kl.h on evenly spaced windows of that text: causal over every
 // position, and block-diffusion (masked positions of the last block at mask fractions
 // 1/0.75/0.5/0.25) when the model has that mode; reported as mean and p95 over positions.
@@ -20,8 +20,6 @@
 #include "quant/kl.h"
 
 namespace optiq {
-
-std::string default_heldout_text_path();
 
 Result<std::vector<int32_t>> read_heldout_tokens(const std::string& text_path, int64_t tail_bytes,
                                                  const std::string& model_dir);

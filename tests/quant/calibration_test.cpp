@@ -12,7 +12,7 @@ namespace optiq {
 namespace {
 
 TEST(Calibration, BundledDefaultParsesWithEveryDomain) {
-  auto s = read_calibration_jsonl(default_calibration_path());
+  auto s = read_calibration_jsonl(test::default_calibration_mix());
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   std::set<std::string> domains;
   for (auto& x : *s) domains.insert(x.domain);
@@ -79,12 +79,12 @@ TEST(Calibration, LoadForDharaTiny) {
   CalibrationOptions o;
   o.n_samples = 3;
   o.seq_len = 64;
-  auto c = load_calibration(default_calibration_path(), test::fixture("dhara-tiny"), o);
+  auto c = load_calibration(test::default_calibration_mix(), test::fixture("dhara-tiny"), o);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   ASSERT_EQ(c->size(), 3u);
   // The chat samples' ChatML markers become dhara-tiny's special ids somewhere in the full mix.
   o.n_samples = 1000;
-  auto all = load_calibration(default_calibration_path(), test::fixture("dhara-tiny"), o);
+  auto all = load_calibration(test::default_calibration_mix(), test::fixture("dhara-tiny"), o);
   ASSERT_TRUE(all.ok());
   int n_im_start = 0;
   for (auto& ch : *all)

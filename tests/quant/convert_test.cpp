@@ -22,6 +22,7 @@ ConvertOptions small_options(const std::string& out) {
   ConvertOptions o;
   o.model_dir = test::fixture("dhara-tiny");
   o.out_dir = out;
+  o.calibration_path = test::default_calibration_mix();
   o.n_calibration = 1;
   o.seq_len = 64;
   o.target_bpw = 4.5;
@@ -186,6 +187,13 @@ TEST(Convert, RejectsBadOptions) {
   o = small_options(tmp.str());
   o.model_dir = test::fixture("dhara-tiny-mlx");  // already quantized
   EXPECT_FALSE(convert_model(o, pool).ok());
+  // The library has no default calibration file (the CLI supplies the bundled one).
+  o = small_options(tmp.str());
+  o.calibration_path.clear();
+  auto r = convert_model(o, pool);
+  EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("calibration"), std::string::npos) << r.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(tmp.path / "optiq_mixed"));
 }
 
 }  // namespace

@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
 
 #include "io/model_dir.h"
+#include "tests/decode/fake_model.h"
 #include "tests/test_util.h"
 
 namespace optiq {
@@ -69,75 +71,40 @@ TEST(CanvasGolden, ConfidenceThresholdTrace) {
 namespace optiq {
 namespace {
 
-// A scripted canvas model: logits come from a callback; it records every forward it sees.
-class FakeCache final : public Cache {
+// A scripted canvas model (tests/decode/fake_model.h): decoder (kFull) steps get logits from a
+// callback given the step index within the run and the canvas tokens; encoder forwards get zeros.
+using LogitsFn = std::function<void(int, const std::vector<int32_t>&, float*)>;
+
+class FakeCanvasModel {
  public:
-  explicit FakeCache(int64_t cap) : cap_(cap) {}
-  int64_t length() const override { return len; }
-  int64_t capacity() const override { return cap_; }
-  struct S final : Snapshot {
-    int64_t len;
-  };
-  std::unique_ptr<Snapshot> snapshot() const override {
-    auto s = std::make_unique<S>();
-    s->len = len;
-    return s;
+  FakeCanvasModel(int L, int V, LogitsFn fn) : model_(info(L, V), script(V, std::move(fn))) {}
+  operator const Model&() const { return model_; }
+  const std::vector<test::FakeCall>& calls() const { return model_.calls; }
+  int64_t decoder_calls() const {
+    return std::count_if(calls().begin(), calls().end(), [](auto& c) { return c.mask == MaskMode::kFull; });
   }
-  void restore(const Snapshot& s) override { len = dynamic_cast<const S&>(s).len; }
-  Status truncate(int64_t n) override {
-    len = n;
-    return Status::Ok();
-  }
-  int64_t len = 0;
 
  private:
-  int64_t cap_;
-};
-
-struct Call {
-  MaskMode mask;
-  int64_t pos0;
-  bool write;
-  std::vector<int32_t> tokens;
-  std::vector<float> sc;
-};
-
-class FakeCanvasModel final : public Model {
- public:
-  // logits_fn(decoder step index within the run, tokens, out [T, V]) fills raw logits.
-  using LogitsFn = std::function<void(int, const std::vector<int32_t>&, float*)>;
-  FakeCanvasModel(int L, int V, LogitsFn fn) : fn_(std::move(fn)) {
-    info_.model_type = "fake_canvas";
-    info_.vocab_size = V;
-    info_.hidden_size = 4;
-    info_.canvas_length = L;
-    info_.max_position = 1 << 20;
-    info_.eos_ids = {1};
+  static ModelInfo info(int L, int V) {
+    ModelInfo i;
+    i.model_type = "fake_canvas";
+    i.vocab_size = V;
+    i.canvas_length = L;
+    i.eos_ids = {1};
+    return i;
   }
-  const ModelInfo& info() const override { return info_; }
-  std::unique_ptr<Cache> make_cache(int64_t n) const override { return std::make_unique<FakeCache>(n); }
-  Status forward(const ForwardBatch& b, Cache& c, float* logits, ThreadPool&) const override {
-    auto& fc = dynamic_cast<FakeCache&>(c);
-    Call call{b.mask, b.pos0, b.write_cache, {b.tokens.begin(), b.tokens.end()},
-              {b.self_condition.begin(), b.self_condition.end()}};
-    calls.push_back(call);
-    if (b.pos0 != fc.len) return Status::InvalidArgument("pos0 != length");
-    if (b.mask == MaskMode::kFull) {
-      EXPECT_FALSE(b.write_cache);
-      fn_(decoder_calls++, call.tokens, logits);
-    } else {
-      const int64_t rows = b.last_logits_only ? 1 : static_cast<int64_t>(b.tokens.size());
-      std::fill(logits, logits + rows * info_.vocab_size, 0.f);
-    }
-    if (b.write_cache) fc.len += static_cast<int64_t>(b.tokens.size());
-    return Status::Ok();
+  static test::FakeModel::ChunkScript script(int V, LogitsFn fn) {
+    auto step = std::make_shared<int>(0);
+    return [=](const test::FakeCall& c, float* out) {
+      if (c.mask == MaskMode::kFull) {
+        EXPECT_FALSE(c.write_cache);
+        fn((*step)++, c.tokens, out);
+      } else {
+        std::fill(out, out + c.tokens.size() * V, 0.f);
+      }
+    };
   }
-  mutable std::vector<Call> calls;
-  mutable int decoder_calls = 0;
-
- private:
-  ModelInfo info_;
-  LogitsFn fn_;
+  test::FakeModel model_;
 };
 
 // Row with a single dominant token `tok` (logit `hi`, others 0).
@@ -185,20 +152,20 @@ TEST(CanvasConfidence, RevealsAboveThresholdElseMostConfidentAndFreezes) {
   EXPECT_EQ(steps[2].accepted, (std::vector<int32_t>{1}));
   EXPECT_EQ(r->tokens, (std::vector<int32_t>{3, 6, 5, 7}));
   // Calls: prefill, then 3 decoder steps; revealed positions are frozen in later inputs.
-  ASSERT_EQ(m.calls.size(), 4u);
-  EXPECT_EQ(m.calls[0].mask, MaskMode::kCausal);
-  EXPECT_TRUE(m.calls[0].write);
-  EXPECT_EQ(m.calls[2].tokens[0], 3);
-  EXPECT_EQ(m.calls[2].tokens[2], 5);
-  EXPECT_EQ(m.calls[3].tokens[3], 7);
-  for (size_t i = 1; i < m.calls.size(); ++i) {
-    EXPECT_EQ(m.calls[i].mask, MaskMode::kFull);
-    EXPECT_EQ(m.calls[i].pos0, 2);
+  ASSERT_EQ(m.calls().size(), 4u);
+  EXPECT_EQ(m.calls()[0].mask, MaskMode::kCausal);
+  EXPECT_TRUE(m.calls()[0].write_cache);
+  EXPECT_EQ(m.calls()[2].tokens[0], 3);
+  EXPECT_EQ(m.calls()[2].tokens[2], 5);
+  EXPECT_EQ(m.calls()[3].tokens[3], 7);
+  for (size_t i = 1; i < m.calls().size(); ++i) {
+    EXPECT_EQ(m.calls()[i].mask, MaskMode::kFull);
+    EXPECT_EQ(m.calls()[i].pos0, 2);
   }
   // Self-conditioning: none at the first step, the previous step's z afterwards.
-  EXPECT_TRUE(m.calls[1].sc.empty());
-  ASSERT_EQ(m.calls[2].sc.size(), static_cast<size_t>(L * V));
-  EXPECT_EQ(m.calls[2].sc[0 * V + 3], 20.f);
+  EXPECT_TRUE(m.calls()[1].self_condition.empty());
+  ASSERT_EQ(m.calls()[2].self_condition.size(), static_cast<size_t>(L * V));
+  EXPECT_EQ(m.calls()[2].self_condition[0 * V + 3], 20.f);
   EXPECT_EQ(r->decoder_forwards, 3);
   EXPECT_EQ(r->retries, 0);
 }
@@ -221,7 +188,7 @@ TEST(CanvasEntropyBound, AcceptsLowEntropyWithinBudgetAndStopsWhenStableAndConfi
   EXPECT_EQ(steps[0].accepted, (std::vector<int32_t>{0, 1, 2, 3}));
   EXPECT_EQ(r->tokens, (std::vector<int32_t>{2, 3, 4, 5}));
   // Accepted positions keep their (here certain) samples as the next step's input.
-  EXPECT_EQ(m.calls[2].tokens, (std::vector<int32_t>{2, 3, 4, 5}));
+  EXPECT_EQ(m.calls()[2].tokens, (std::vector<int32_t>{2, 3, 4, 5}));
 }
 
 TEST(CanvasEntropyBound, BudgetStopsAfterSumOfLowerEntropiesExceedsGamma) {
@@ -242,6 +209,56 @@ TEST(CanvasEntropyBound, BudgetStopsAfterSumOfLowerEntropiesExceedsGamma) {
   ASSERT_TRUE(r.ok());
   // Ranked: 0, 2 (≈0), then 1 (sum before ≈ 0 ≤ γ → accepted), then 3 (sum before ≈ 2.08 > γ).
   EXPECT_EQ(r->canvases[0].steps[0].accepted, (std::vector<int32_t>{0, 1, 2}));
+}
+
+// The temperature falls from t_max to t_min over the steps (temp = t_min + (t_max − t_min) ·
+// remaining / max_steps), so the same raw logits grow more confident step by step: with τ = 0.9 and a
+// margin of 3 in 8 tokens, p_max is 0.74, 0.82, 0.89 at temperatures 1, 0.875, 0.75 (one position
+// revealed per step, the first most confident) and 0.95 at 0.625, which reveals the rest. Each
+// step's self-conditioning input is the previous step's scaled logits.
+TEST(CanvasConfidence, TemperatureScheduleScalesLogitsAndSelfConditioning) {
+  const int L = 4, V = 8;
+  FakeCanvasModel m(L, V, [&](int, const std::vector<int32_t>&, float* out) {
+    for (int i = 0; i < L; ++i) peaked(out + i * V, V, 2 + i, 3.f);
+  });
+  ThreadPool pool(1);
+  CanvasOptions o = fake_opts(CanvasSampler::kConfidenceThreshold);
+  o.t_min = 0.5;
+  o.t_max = 1.0;
+  o.max_steps = 4;
+  auto r = canvas_generate(m, pool, std::vector<int32_t>{2}, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const auto& steps = r->canvases[0].steps;
+  ASSERT_EQ(steps.size(), 4u);
+  EXPECT_EQ(steps[0].accepted, std::vector<int32_t>{0});
+  EXPECT_EQ(steps[1].accepted, std::vector<int32_t>{1});
+  EXPECT_EQ(steps[2].accepted, std::vector<int32_t>{2});
+  EXPECT_EQ(steps[3].accepted, std::vector<int32_t>{3});
+  ASSERT_EQ(m.calls().size(), 5u);
+  const double temps[] = {1.0, 0.875, 0.75};
+  for (int s = 0; s < 3; ++s)
+    for (int i = 0; i < L; ++i)
+      EXPECT_FLOAT_EQ(m.calls()[2 + s].self_condition[i * V + 2 + i], static_cast<float>(3.0 / temps[s]))
+          << "step " << s + 1 << " row " << i;
+}
+
+// stability_threshold counts consecutive unchanged argmax canvases: with 2, a canvas that is stable and
+// confident from its second step stops after its third.
+TEST(CanvasEntropyBound, StabilityThresholdCountsUnchangedSteps) {
+  const int L = 4, V = 8;
+  FakeCanvasModel m(L, V, [&](int, const std::vector<int32_t>&, float* out) {
+    for (int i = 0; i < L; ++i) peaked(out + i * V, V, 2 + i, 40.f);
+  });
+  ThreadPool pool(1);
+  CanvasOptions o = fake_opts(CanvasSampler::kEntropyBound);
+  o.stability_threshold = 2;
+  auto r = canvas_generate(m, pool, std::vector<int32_t>{2}, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const auto& steps = r->canvases[0].steps;
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_TRUE(steps[0].argmax_changed);
+  EXPECT_FALSE(steps[1].argmax_changed);
+  EXPECT_FALSE(steps[2].argmax_changed);
 }
 
 TEST(CanvasGenerate, CutsAtFirstEosWithoutCommitting) {
@@ -277,14 +294,14 @@ TEST(CanvasGenerate, SeveralCanvasesCommitArgmaxAndCutToMaxTokens) {
   ASSERT_EQ(r->canvases.size(), 2u);
   // One commit: kCausal, writing, the first argmax canvas at positions P..P+L−1.
   int commits = 0;
-  for (auto& c : m.calls)
+  for (auto& c : m.calls())
     if (c.mask == MaskMode::kCausal && c.pos0 == 3) {
       ++commits;
-      EXPECT_TRUE(c.write);
+      EXPECT_TRUE(c.write_cache);
       EXPECT_EQ(c.tokens, (std::vector<int32_t>{2, 3, 4, 5}));
     }
   EXPECT_EQ(commits, 1);
-  EXPECT_EQ(m.calls.back().pos0, 7);  // the second canvas decodes after the committed one
+  EXPECT_EQ(m.calls().back().pos0, 7);  // the second canvas decodes after the committed one
 }
 
 TEST(CanvasGenerate, RetriesEmptyRepliesWithNextSeeds) {
@@ -335,7 +352,7 @@ TEST(CanvasGenerate, CancelPollStopsBeforeTheNextDenoisingStep) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(polls, 4);
   EXPECT_EQ(r->decoder_forwards, 3);  // the fourth step never ran
-  EXPECT_EQ(m.decoder_calls, 3);
+  EXPECT_EQ(m.decoder_calls(), 3);
   EXPECT_TRUE(r->canvases.empty());   // the abandoned canvas is not reported
   EXPECT_TRUE(r->tokens.empty());
   EXPECT_EQ(r->retries, 0);           // an empty result after a cancel is not retried
@@ -357,7 +374,7 @@ TEST(CanvasGenerate, SameSeedSameRunDifferentSeedDifferentCanvas) {
   auto rc = canvas_generate(c, pool, prompt, o);
   ASSERT_TRUE(ra.ok() && rb.ok() && rc.ok());
   EXPECT_EQ(canvas_result_to_json(*ra), canvas_result_to_json(*rb));
-  EXPECT_NE(a.calls[1].tokens, c.calls[1].tokens);
+  EXPECT_NE(a.calls()[1].tokens, c.calls()[1].tokens);
 }
 
 TEST(CanvasOptionsTest, FromGenerationConfigAndErrors) {

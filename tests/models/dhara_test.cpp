@@ -1,4 +1,6 @@
-// Property tests for dhara and the decoders on random small configs.
+// dhara-specific properties on random small configs (block-mask chunks, the Canon conv ring, self-
+// speculation on real weights, the quantized fast paths). What every model must do is in the
+// conformance suite (tests/models/conformance_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,20 +13,13 @@
 #include "models/model.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
-#include "quant/writer.h"
+#include "tests/models/conformance.h"
 #include "tests/test_util.h"
 
 namespace optiq {
 namespace {
 
-nlohmann::json small_config(int64_t C, int64_t layers, int64_t F, int64_t H, int64_t Hkv, int64_t D, int64_t V) {
-  return {{"model_type", "dhara_ar"}, {"hidden_size", C}, {"num_hidden_layers", layers}, {"intermediate_size", F},
-          {"num_attention_heads", H}, {"num_key_value_heads", Hkv}, {"head_dim", D}, {"vocab_size", V},
-          {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"max_position_embeddings", 512},
-          {"tie_word_embeddings", true}, {"use_qk_norm", true}, {"use_logit_softcap", true}, {"logit_softcap", 30.0},
-          {"canon_set", "ABCD"}, {"canon_kernel", 4}, {"canon_residual", true}, {"mask_token_id", V - 1},
-          {"eos_token_id", V - 2}};
-}
+using test::dhara_small_config;
 
 struct RandomModel {
   test::TempDir dir;
@@ -69,43 +64,16 @@ std::vector<float> logits_after(const Model& m, std::span<const int32_t> prefix,
   return forward_rows(m, *c, y, MaskMode::kCausal, true, pool);
 }
 
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
-
 class DharaProperty : public ::testing::TestWithParam<int> {
  protected:
   nlohmann::json config() const {
     switch (GetParam()) {
-      case 0: return small_config(64, 2, 96, 4, 2, 16, 67);
-      case 1: return small_config(48, 3, 80, 6, 3, 8, 101);
-      default: return small_config(32, 1, 40, 2, 1, 16, 40);
+      case 0: return dhara_small_config(64, 2, 96, 4, 2, 16, 67);
+      case 1: return dhara_small_config(48, 3, 80, 6, 3, 8, 101);
+      default: return dhara_small_config(32, 1, 40, 2, 1, 16, 40);
     }
   }
 };
-
-TEST_P(DharaProperty, ChunkedCachedForwardEqualsFullForward) {
-  RandomModel rm(config(), 7 + GetParam());
-  ThreadPool pool(2);
-  const int64_t V = rm.model->info().vocab_size;
-  auto ids = random_ids(45, V, 3);
-  auto full_cache = rm.model->make_cache(128);
-  auto full = forward_rows(*rm.model, *full_cache, ids, MaskMode::kCausal, true, pool);
-  auto cache = rm.model->make_cache(128);
-  std::vector<float> chunked;
-  const int sizes[] = {5, 1, 7, 1, 1, 13, 17};
-  size_t at = 0;
-  for (int n : sizes) {
-    auto part = forward_rows(*rm.model, *cache, std::span<const int32_t>(ids).subspan(at, n), MaskMode::kCausal, true, pool);
-    chunked.insert(chunked.end(), part.begin(), part.end());
-    at += n;
-  }
-  ASSERT_EQ(at, ids.size());
-  EXPECT_LE(max_diff(full, chunked), 1e-4);
-}
 
 TEST_P(DharaProperty, BlockMaskChunksAlignedToBlocksEqualFullForward) {
   RandomModel rm(config(), 11 + GetParam());
@@ -119,41 +87,7 @@ TEST_P(DharaProperty, BlockMaskChunksAlignedToBlocksEqualFullForward) {
     auto part = forward_rows(*rm.model, *c2, std::span<const int32_t>(ids).subspan(at, 8), MaskMode::kBlock, true, pool, 8);
     chunked.insert(chunked.end(), part.begin(), part.end());
   }
-  EXPECT_LE(max_diff(full, chunked), 1e-4);
-}
-
-TEST_P(DharaProperty, RestoreThenReforwardEqualsNeverForwarded) {
-  RandomModel rm(config(), 13 + GetParam());
-  ThreadPool pool(2);
-  const int64_t V = rm.model->info().vocab_size;
-  auto a = random_ids(19, V, 1), x = random_ids(9, V, 2), y = random_ids(6, V, 3);
-  // Fresh: a then y.
-  const auto expect = logits_after(*rm.model, a, {}, y, pool);
-  // a, snapshot, x (written), restore, y.
-  auto c = rm.model->make_cache(128);
-  forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
-  auto snap = c->snapshot();
-  forward_rows(*rm.model, *c, x, MaskMode::kBlock, true, pool);
-  c->restore(*snap);
-  EXPECT_EQ(c->length(), 19);
-  auto got = forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool);
-  EXPECT_LE(max_diff(expect, got), 1e-5);
-}
-
-TEST_P(DharaProperty, TruncateInsideLastChunkEqualsForwardingThePrefix) {
-  RandomModel rm(config(), 17 + GetParam());
-  ThreadPool pool(2);
-  const int64_t V = rm.model->info().vocab_size;
-  auto a = random_ids(21, V, 4), x = random_ids(8, V, 5), y = random_ids(5, V, 6);
-  for (int m = 0; m <= 8; ++m) {
-    const auto expect = logits_after(*rm.model, a, std::span<const int32_t>(x).first(m), y, pool);
-    auto c = rm.model->make_cache(128);
-    forward_rows(*rm.model, *c, a, MaskMode::kCausal, true, pool);
-    forward_rows(*rm.model, *c, x, MaskMode::kCausal, true, pool);
-    ASSERT_TRUE(c->truncate(21 + m).ok());
-    auto got = forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool);
-    EXPECT_LE(max_diff(expect, got), 1e-4) << "m=" << m;
-  }
+  EXPECT_LE(test::max_abs_diff(full, chunked), 1e-4);
 }
 
 // Decode steps keep the conv state in a ring (models/dhara.cpp): steps, a snapshot taken at some ring
@@ -177,7 +111,7 @@ TEST_P(DharaProperty, OneTokenStepsSnapshotAndUndoEqualChunkedForward) {
     auto snap = c->snapshot();
     for (int i = 0; i < 3; ++i) step(*c, y[i]);
     c->restore(*snap);
-    EXPECT_LE(max_diff(expect, forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool)), 1e-4) << "k=" << k;
+    EXPECT_LE(test::max_abs_diff(expect, forward_rows(*rm.model, *c, y, MaskMode::kCausal, true, pool)), 1e-4) << "k=" << k;
     // Steps x[0, k] and undo the last one; then y.
     auto u = rm.model->make_cache(64);
     forward_rows(*rm.model, *u, a, MaskMode::kCausal, true, pool);
@@ -186,24 +120,8 @@ TEST_P(DharaProperty, OneTokenStepsSnapshotAndUndoEqualChunkedForward) {
       ASSERT_TRUE(u->truncate(10 + k).ok());
       EXPECT_FALSE(u->truncate(9 + k).ok()) << "only the last step can be undone";
     }
-    EXPECT_LE(max_diff(expect, forward_rows(*rm.model, *u, y, MaskMode::kCausal, true, pool)), 1e-4) << "k=" << k;
+    EXPECT_LE(test::max_abs_diff(expect, forward_rows(*rm.model, *u, y, MaskMode::kCausal, true, pool)), 1e-4) << "k=" << k;
   }
-}
-
-TEST_P(DharaProperty, ReadOnlyForwardLeavesCacheUnchanged) {
-  RandomModel rm(config(), 19 + GetParam());
-  ThreadPool pool(2);
-  const int64_t V = rm.model->info().vocab_size;
-  auto a = random_ids(10, V, 7), x = random_ids(8, V, 8), y = random_ids(4, V, 9);
-  auto c1 = rm.model->make_cache(64);
-  forward_rows(*rm.model, *c1, a, MaskMode::kCausal, true, pool);
-  auto expect = forward_rows(*rm.model, *c1, y, MaskMode::kCausal, true, pool);
-  auto c2 = rm.model->make_cache(64);
-  forward_rows(*rm.model, *c2, a, MaskMode::kCausal, true, pool);
-  forward_rows(*rm.model, *c2, x, MaskMode::kBlock, false, pool);
-  EXPECT_EQ(c2->length(), 10);
-  auto got = forward_rows(*rm.model, *c2, y, MaskMode::kCausal, true, pool);
-  EXPECT_LE(max_diff(expect, got), 1e-6);
 }
 
 TEST_P(DharaProperty, SelfSpeculationEqualsGreedyAR) {
@@ -246,89 +164,7 @@ TEST_P(DharaProperty, SelfSpeculationEqualsGreedyAR) {
   }
 }
 
-// Wraps a model and records the rows of every forward, to check what decoders ask for.
-class CountingModel final : public Model {
- public:
-  explicit CountingModel(const Model& m) : inner_(m) {}
-  const ModelInfo& info() const override { return inner_.info(); }
-  std::unique_ptr<Cache> make_cache(int64_t n) const override { return inner_.make_cache(n); }
-  Status forward(const ForwardBatch& b, Cache& c, float* logits, ThreadPool& pool) const override {
-    calls.push_back({static_cast<int64_t>(b.tokens.size()), b.write_cache, b.mask});
-    return inner_.forward(b, c, logits, pool);
-  }
-  struct Call {
-    int64_t rows;
-    bool write;
-    MaskMode mask;
-  };
-  mutable std::vector<Call> calls;
-
- private:
-  const Model& inner_;
-};
-
-TEST_P(DharaProperty, DiffusionStepForwardsOnlyTheBlock) {
-  RandomModel rm(config(), 29 + GetParam());
-  CountingModel counting(*rm.model);
-  ThreadPool pool(2);
-  auto prompt = random_ids(37, rm.model->info().vocab_size, 11);
-  GenerateOptions o;
-  o.mode = DecodeMode::kDiffusion;
-  o.max_new_tokens = 64;
-  o.sampling.repetition_penalty = 1.3f;
-  auto r = generate(counting, pool, prompt, o);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  ASSERT_GE(counting.calls.size(), 2u);
-  EXPECT_EQ(counting.calls[0].rows, 37);  // block-causal prefill
-  EXPECT_EQ(counting.calls[0].mask, MaskMode::kBlock);
-  size_t steps = 0;
-  for (size_t i = 1; i < counting.calls.size(); ++i) {
-    EXPECT_EQ(counting.calls[i].rows, 32) << "forward " << i;
-    EXPECT_EQ(counting.calls[i].mask, MaskMode::kBlock);
-    steps += counting.calls[i].write ? 0 : 1;
-  }
-  size_t recorded = 0;
-  for (auto& b : r->committed_per_step) recorded += b.size();
-  EXPECT_EQ(steps, recorded);  // one refinement forward per recorded step, plus one commit per block
-  EXPECT_EQ(counting.calls.size() - 1 - steps, r->committed_per_step.size());
-}
-
-TEST_P(DharaProperty, TwoCachesOnOneModelDoNotInteract) {
-  RandomModel rm(config(), 31 + GetParam());
-  ThreadPool pool(2);
-  const int64_t V = rm.model->info().vocab_size;
-  auto a = random_ids(12, V, 1), b = random_ids(9, V, 2);
-  auto ca = rm.model->make_cache(64), cb = rm.model->make_cache(64);
-  auto ra1 = forward_rows(*rm.model, *ca, a, MaskMode::kCausal, true, pool);
-  forward_rows(*rm.model, *cb, b, MaskMode::kCausal, true, pool);
-  auto ra2 = forward_rows(*rm.model, *ca, b, MaskMode::kCausal, true, pool);
-  const auto expect = logits_after(*rm.model, a, {}, b, pool);
-  EXPECT_LE(max_diff(expect, ra2), 1e-6);
-}
-
 INSTANTIATE_TEST_SUITE_P(Configs, DharaProperty, ::testing::Values(0, 1, 2));
-
-TEST(DharaForward, RejectsBadInputsWithoutChangingTheCache) {
-  RandomModel rm(small_config(32, 1, 40, 2, 1, 16, 40));
-  ThreadPool pool(1);
-  auto c = rm.model->make_cache(16);
-  std::vector<float> logits(40 * 40);
-  std::vector<int32_t> bad{1, 2, 40};
-  ForwardBatch b;
-  b.tokens = bad;
-  Status s = rm.model->forward(b, *c, logits.data(), pool);
-  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
-  EXPECT_NE(s.message().find("token id 40"), std::string::npos) << s.message();
-  std::vector<int32_t> too_long(17, 1);
-  b.tokens = too_long;
-  EXPECT_FALSE(rm.model->forward(b, *c, logits.data(), pool).ok());
-  std::vector<int32_t> ok{1, 2};
-  b.tokens = ok;
-  b.pos0 = 5;
-  EXPECT_FALSE(rm.model->forward(b, *c, logits.data(), pool).ok());
-  EXPECT_EQ(c->length(), 0);
-  EXPECT_FALSE(c->truncate(3).ok());
-}
 
 // A 4-bit model whose matrices are large enough for the int8-activation kernels (AMX tiles for
 // chunks of 8+ rows where the CPU has them; for decode and row-invariant chunks the packed copies
@@ -338,16 +174,8 @@ class DharaQuantizedFastPath : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     // q/o 384×384, gate/up/down 1024×384, head 1024×384: above the exact path's 2^17 weights.
-    const nlohmann::json cfg = small_config(384, 2, 1024, 6, 2, 64, 1024);
-    ASSERT_TRUE(write_random_dhara(cfg, src.str(), DType::kBF16, 77).ok());
-    QuantizedModelSpec spec;
-    spec.per_module_entries = false;
-    spec.modules["model.embed_tokens"] = {};
-    for (int l = 0; l < 2; ++l)
-      for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
-        spec.modules["model.layers." + std::to_string(l) + "." + m] = {};
-    Status s = write_quantized_model(src.str(), dst.str(), spec);
+    const nlohmann::json cfg = dhara_small_config(384, 2, 1024, 6, 2, 64, 1024);
+    Status s = test::write_random_dhara_4bit(cfg, src.str(), dst.str(), 77);
     ASSERT_TRUE(s.ok()) << s.ToString();
     LoadOptions lo;
     lo.repack = GetParam();
@@ -422,7 +250,7 @@ INSTANTIATE_TEST_SUITE_P(Repack, DharaQuantizedFastPath, ::testing::Bool(),
 TEST(DharaInfo, CacheBytesFollowTheConfig) {
   const int64_t C = 48, L = 3, F = 80, H = 6, Hkv = 3, D = 8, V = 101, P = 3;  // canon_kernel 4
   for (const char* set : {"ABCD", "AC"}) {
-    nlohmann::json cfg = small_config(C, L, F, H, Hkv, D, V);
+    nlohmann::json cfg = dhara_small_config(C, L, F, H, Hkv, D, V);
     cfg["canon_set"] = set;
     RandomModel rm(cfg);
     ASSERT_NE(rm.model, nullptr);

@@ -239,37 +239,6 @@ TEST(DiffusionGemmaCache, DecoderStepsNeverWriteTheCache) {
   EXPECT_EQ(c2->length(), P + L);
 }
 
-TEST(DiffusionGemmaCache, SnapshotRestoreAndTruncateRoundTrip) {
-  Fixture f = load_fixture();
-  ASSERT_TRUE(f.model);
-  const Model& m = *f.model;
-  ThreadPool pool(1);
-  const int64_t V = m.info().vocab_size, L = m.info().canvas_length;
-  const auto prompt = f.ids("prompt_ids"), canvas = f.ids("canvas_ids");
-  std::vector<float> a(L * V), b(L * V), scratch(L * V);
-  auto cache = m.make_cache(128);
-  ASSERT_TRUE(m.forward(encoder_batch(prompt, 0), *cache, scratch.data(), pool).ok());
-  const int64_t P = cache->length();
-  auto snap = cache->snapshot();
-  ASSERT_TRUE(m.forward(decoder_batch(canvas, P), *cache, a.data(), pool).ok());
-  ASSERT_TRUE(m.forward(encoder_batch(canvas, P), *cache, scratch.data(), pool).ok());
-  cache->restore(*snap);
-  EXPECT_EQ(cache->length(), P);
-  ASSERT_TRUE(m.forward(decoder_batch(canvas, P), *cache, b.data(), pool).ok());
-  EXPECT_EQ(a, b);
-  ASSERT_TRUE(cache->truncate(P - 3).ok());
-  EXPECT_FALSE(cache->truncate(P).ok());
-  std::vector<int32_t> tail(prompt.end() - 3, prompt.end());
-  ASSERT_TRUE(m.forward(encoder_batch(tail, P - 3), *cache, scratch.data(), pool).ok());
-  ASSERT_TRUE(m.forward(decoder_batch(canvas, P), *cache, b.data(), pool).ok());
-  EXPECT_EQ(a, b);
-  // pos0 must be the cache length; ids must be in the vocabulary.
-  EXPECT_FALSE(m.forward(decoder_batch(canvas, P + 1), *cache, b.data(), pool).ok());
-  std::vector<int32_t> bad_ids{0, static_cast<int32_t>(V)};
-  EXPECT_FALSE(m.forward(encoder_batch(bad_ids, P), *cache, b.data(), pool).ok());
-  EXPECT_EQ(cache->length(), P);
-}
-
 TEST(DiffusionGemmaCacheDeathTest, RestoringASnapshotWhoseRowsWereRewrittenAborts) {
   Fixture f = load_fixture();
   ASSERT_TRUE(f.model);

@@ -21,7 +21,7 @@
 #include "decode/canvas.h"
 #include "decode/rng.h"
 #include "io/model_dir.h"
-#include "kernels/moe.h"
+#include "kernels/kernels.h"
 #include "models/model.h"
 #include "tests/models/dgemma_synth.h"
 
@@ -207,17 +207,17 @@ void BM_MoeExperts(benchmark::State& state) {
   std::vector<int32_t> sel(T * K);
   for (auto& v : x) v = static_cast<float>(r.uniform() - 0.5);
   for (auto& v : logits) v = static_cast<float>(r.uniform() * 4);
-  moe_topk_softmax(logits.data(), T, E, K, sel.data(), w.data());
   ThreadPool pool(bench_threads());
-  MoeScratch scratch;
+  KernelScratch scratch;
+  const KernelContext ctx(pool, scratch);
+  moe_topk_softmax(logits.data(), T, E, K, sel.data(), w.data(), ctx);
   const bool grouped = state.range(0) != 0;
   for (auto _ : state) {
     if (grouped) {
-      moe_experts(out.data(), x.data(), T, C, sel.data(), w.data(), K, ex, scratch, pool);
+      moe_experts(out.data(), x.data(), T, C, sel.data(), w.data(), K, ex, ctx);
     } else {
       for (int64_t t = 0; t < T; ++t)
-        moe_experts(out.data() + t * C, x.data() + t * C, 1, C, sel.data() + t * K, w.data() + t * K, K, ex, scratch,
-                    pool);
+        moe_experts(out.data() + t * C, x.data() + t * C, 1, C, sel.data() + t * K, w.data() + t * K, K, ex, ctx);
     }
     benchmark::DoNotOptimize(out.data());
   }

@@ -24,8 +24,9 @@
 
 #include "bench/bench_util.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "kernels/matmul_q.h"
-#include "kernels/matmul_q_packed.h"
+#include "kernels/x86/matmul_q_packed.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -58,7 +59,7 @@ struct WeightSet {
 };
 
 // bits 16 = dense bf16; otherwise MLX affine with bf16 scales/biases, group size 64, and with
-// `packed` the decode copy the loader makes (kernels/matmul_q_packed.h) where the CPU has one.
+// `packed` the decode copy the loader makes (kernels/x86/matmul_q_packed.h) where the CPU has one.
 std::unique_ptr<WeightSet> make_weights(int bits, int64_t N, int64_t K, bool stream, bool packed = false) {
   auto ws = std::make_unique<WeightSet>();
   const int gs = 64;
@@ -109,6 +110,8 @@ const Shape kShapes[] = {
 // kernel's compute ceiling).
 void run_matmul(benchmark::State& state, int bits, const Shape& sh, int64_t T, bool stream, bool packed = false) {
   ThreadPool pool(env().threads);
+  KernelScratch scratch;
+  const KernelContext ctx(pool, scratch);
   auto ws = make_weights(bits, sh.N, sh.K, stream, packed);
   if (packed && !ws->w[0].packed) {
     state.SkipWithError("no packed decode kernel on this CPU (needs AVX512-VNNI)");
@@ -117,7 +120,7 @@ void run_matmul(benchmark::State& state, int bits, const Shape& sh, int64_t T, b
   std::vector<float> x(static_cast<size_t>(T * sh.K)), out(static_cast<size_t>(T * sh.N));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 201) / 100.f - 1.f;
   for (auto _ : state) {
-    matmul(out.data(), x.data(), T, ws->next(), pool);
+    matmul(out.data(), x.data(), T, ws->next(), ctx);
     benchmark::DoNotOptimize(out.data());
   }
   const double bytes = static_cast<double>(ws->w[0].bytes());

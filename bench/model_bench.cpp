@@ -26,7 +26,7 @@
 #include "bench/bench_util.h"
 #include "core/tensor.h"
 #include "io/safetensors.h"
-#include "kernels/matmul_q_amx.h"
+#include "kernels/x86/matmul_q_amx.h"
 #include "models/model.h"
 
 namespace optiq {

@@ -1,11 +1,11 @@
 #include "decode/generate.h"
-#include "kernels/weight.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 
-#include "kernels/ops.h"
+#include "core/softmax.h"
+#include "decode/sampler.h"
 
 namespace optiq {
 
@@ -52,7 +52,8 @@ struct Run {
   int64_t V;
   bool cancelled = false;
 
-  Status forward(std::span<const int32_t> toks, MaskMode mask, bool write, bool last_only, float* logits, int block_len) {
+  Status forward(std::span<const int32_t> toks, MaskMode mask, bool write, bool last_only, float* logits, int block_len,
+                 bool row_invariant = false) {
     ForwardBatch b;
     b.tokens = toks;
     b.pos0 = cache->length();
@@ -60,6 +61,7 @@ struct Run {
     b.block_len = block_len;
     b.write_cache = write;
     b.last_logits_only = last_only;
+    b.row_invariant = row_invariant;
     result.forwards++;
     result.rows_forwarded += static_cast<int64_t>(toks.size());
     return model.forward(b, *cache, logits, pool);
@@ -135,7 +137,7 @@ Status decode_diffusion(Run& r, std::span<const int32_t> prompt) {
       for (int j : masked) {
         float* z = logits.data() + static_cast<size_t>(j) * V;
         apply_repetition_penalty(z, seen.ids(), penalty);
-        pred[j] = static_cast<int32_t>(softmax(z, probs.data(), V));
+        pred[j] = static_cast<int32_t>(softmax_row(z, probs.data(), V));
         conf[j] = probs[pred[j]];
         if (conf[j] >= r.opts.threshold) take.push_back(j);
         if (best < 0 || conf[j] > conf[best]) best = j;
@@ -184,11 +186,9 @@ Status decode_selfspec(Run& r, std::span<const int32_t> prompt) {
       draft[j] = argmax(z.data(), V);
     }
     // Verify: one causal forward that writes the cache; position j predicts the token after draft[j].
-    // Row-invariant kernels: each row computes exactly what an AR step computes (kernels/weight.h).
-    {
-      RowInvariantScope same_as_ar;
-      OPTIQ_RETURN_IF_ERROR(r.forward(draft, MaskMode::kCausal, true, false, logits.data(), r.opts.block_len));
-    }
+    // Row-invariant numerics: each row computes exactly what an AR step computes.
+    OPTIQ_RETURN_IF_ERROR(
+        r.forward(draft, MaskMode::kCausal, true, false, logits.data(), r.opts.block_len, /*row_invariant=*/true));
     for (int j = 0; j < k; ++j) {
       std::memcpy(z.data(), logits.data() + static_cast<size_t>(j) * V, sizeof(float) * V);
       apply_repetition_penalty(z.data(), seen, std::span<const int32_t>(draft.data(), static_cast<size_t>(j) + 1),

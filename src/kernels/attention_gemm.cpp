@@ -17,11 +17,15 @@ T* grow(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 int64_t round_up(int64_t n, int64_t a) { return (n + a - 1) / a * a; }
+// A worker's buffers, grown on demand and kept in the context's scratch.
+struct AttentionBuffers {
+  std::vector<float> kt, vh, qg, s, o;
+};
 }  // namespace
 
 void attention_gemm(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
-                    int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, AttentionScratch& sc,
-                    ThreadPool& pool) {
+                    int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale,
+                    const KernelContext& ctx) {
   const int64_t G = H / Hkv, stride = Hkv * D;
   int64_t span_all = 0;
   for (int64_t t = 0; t < T; ++t) span_all = std::max(span_all, key_end[t] - key_begin[t]);
@@ -29,17 +33,16 @@ void attention_gemm(float* out, const float* q, const float* k, const float* v, 
   // the pool at least two items per thread when there are few KV heads.
   int64_t block = std::clamp<int64_t>((int64_t{2} << 20) / std::max<int64_t>(1, G * std::max<int64_t>(span_all, 1)),
                                       1, T);
-  const int64_t want_items = 2 * pool.size();
+  const int64_t want_items = 2 * ctx.threads();
   if (Hkv * ((T + block - 1) / block) < want_items)
     block = std::max<int64_t>(16, (T * Hkv + want_items - 1) / want_items);
   block = std::min(block, T);
   const int64_t n_blocks = (T + block - 1) / block;
-  if (static_cast<int>(sc.per_thread.size()) < pool.size()) sc.per_thread.resize(static_cast<size_t>(pool.size()));
   const int64_t align = gemm_f32_n_align();
   const int64_t Dp = round_up(D, align);
 
-  pool.parallel_for(Hkv * n_blocks, [&](int64_t b, int64_t e, int thread) {
-    AttentionScratch::Buffers& buf = sc.per_thread[static_cast<size_t>(thread)];
+  ctx.parallel_for(Hkv * n_blocks, [&](int64_t b, int64_t e, int thread) {
+    AttentionBuffers& buf = ctx.scratch().get<AttentionBuffers>(thread);
     for (int64_t item = b; item < e; ++item) {
       const int64_t hk = item / n_blocks, t0 = (item % n_blocks) * block;
       const int64_t tb = std::min(block, T - t0);
@@ -85,13 +88,12 @@ void attention_gemm(float* out, const float* q, const float* k, const float* v, 
   }, 1);
 }
 
-void attention_chunk(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
-                     int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale,
-                     AttentionScratch& scratch, ThreadPool& pool) {
-  if (T >= kAttentionGemmMinRows && !row_invariant())
-    attention_gemm(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, scratch, pool);
+void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+               int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, const KernelContext& ctx) {
+  if (T >= kAttentionGemmMinRows && !ctx.numerics().row_invariant)
+    attention_gemm(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, ctx);
   else
-    attention(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, pool);
+    attention_rows(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, ctx);
 }
 
 }  // namespace optiq

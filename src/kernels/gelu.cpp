@@ -1,4 +1,5 @@
 #include "kernels/gelu.h"
+#include "kernels/kernels.h"
 
 #include <cmath>
 
@@ -9,7 +10,7 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
-void gelu_tanh_mul(float* out, const float* gate, const float* up, int64_t n) {
+void gelu_tanh_mul(float* out, const float* gate, const float* up, int64_t n, const KernelContext&) {
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh(gate[i]) * up[i];
 }
 

@@ -1,4 +1,5 @@
-// GELU (tanh approximation, torch's "gelu_pytorch_tanh") and its gated form, fp32.
+// GELU (tanh approximation, torch's "gelu_pytorch_tanh"), fp32: the scalar function and the fused
+// gated form the MoE experts use (kernel internals; models call gelu_tanh_mul in kernels/kernels.h).
 #pragma once
 
 #include <cstdint>
@@ -7,9 +8,6 @@ namespace optiq {
 
 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
 float gelu_tanh(float x);
-
-// out[i] = gelu_tanh(gate[i]) * up[i]. `out` may alias either input.
-void gelu_tanh_mul(float* out, const float* gate, const float* up, int64_t n);
 
 // Gated MLP on a fused [T, 2F] buffer whose rows are gate ‖ up (chunk(2) order):
 // out[T, F] = gelu_tanh(gu[:, :F]) * gu[:, F:]. `out` must not alias `gu` unless equal rows line up

@@ -1,4 +1,6 @@
-// Dense matmul out[T, N] = x[T, K] · Wᵀ for f32 / bf16 weights, Highway with runtime dispatch.
+// The linear layers of the kernel seam (matmul, matmul_multi, matmul_grouped): which kernel runs
+// each call is decided here, in path_of / shared_path, and nowhere else. Also the dense kernel:
+// out[T, N] = x[T, K] · Wᵀ for f32 / bf16 weights, Highway with runtime dispatch.
 // bf16 weights are widened to f32 in registers (shift left 16); accumulation is fp32.
 // Register tile: 4 activation rows × 4 weight rows, so each loaded weight vector feeds 4 FMAs and
 // a block forward (T = 32) re-reads each weight row from L1 rather than from memory.
@@ -9,10 +11,17 @@
 #include <hwy/highway.h>
 #include <hwy/cache_control.h>
 
+#include <algorithm>
+
 #include "core/status.h"
+#include "kernels/dispatch.h"
+#include "kernels/kernels.h"
 #include "kernels/matmul_q.h"
 #include "kernels/parallel.h"
 #include "kernels/weight.h"
+#include "kernels/x86/matmul_q_amx.h"
+#include "kernels/x86/matmul_q_packed.h"
+#include "kernels/x86/matmul_q_vnni.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace optiq {
@@ -109,30 +118,23 @@ size_t Weight::bytes() const {
   return packed + 2 * groups * dtype_size(quant.scale_dtype);
 }
 
+// Weights per matmul_multi / matmul_grouped call that a trace entry or group holds (q/k/v: 3).
+constexpr size_t kMaxGroupedWeights = 4;
+
 namespace {
-thread_local bool tl_row_invariant = false;
-}  // namespace
 
-RowInvariantScope::RowInvariantScope() : prev_(tl_row_invariant) { tl_row_invariant = true; }
-RowInvariantScope::~RowInvariantScope() { tl_row_invariant = prev_; }
-bool row_invariant() { return tl_row_invariant; }
-
-void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  if (w.quantized()) {
-    matmul_q(out, x, T, w, pool);
-    return;
-  }
+void matmul_dense(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
   const int64_t N = w.n_out, K = w.n_in;
   // Grain of 16 rows keeps each thread's weight slice contiguous and tile-aligned.
   const int64_t grain = parallel_grain(N, T * K, 16);
   switch (w.dtype) {
     case DType::kF32:
-      pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+      ctx.parallel_for(N, [&](int64_t b, int64_t e, int) {
         HWY_DYNAMIC_DISPATCH(DenseF32)(out, x, T, K, N, static_cast<const float*>(w.data), b, e);
       }, grain);
       return;
     case DType::kBF16:
-      pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+      ctx.parallel_for(N, [&](int64_t b, int64_t e, int) {
         HWY_DYNAMIC_DISPATCH(DenseBF16)(out, x, T, K, N, static_cast<const uint16_t*>(w.data), b, e);
       }, grain);
       return;
@@ -141,14 +143,189 @@ void matmul(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& 
   }
 }
 
-void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
-  bool all_quantized = true;
-  for (const MatmulOut& o : outs) all_quantized = all_quantized && o.w->quantized();
-  if (all_quantized && !outs.empty()) {
-    matmul_q_multi(outs, x, T, pool);
-    return;
+// ---- Which kernel runs a call: decided here, once per call, for every linear layer. ----
+
+enum class Path {
+  kDense,    // f32 / bf16 weights: the Highway tile kernel above
+  kExact,    // tiny quantized matrices: dequantize, fp32 dot products (matmul_q.h)
+  kAmx,      // chunks of many rows on AMX tiles (x86/matmul_q_amx.h)
+  kPacked,   // the row-interleaved decode copy (x86/matmul_q_packed.h)
+  kVnni,     // AVX-512 VNNI on the file layout (x86/matmul_q_vnni.h)
+  kHighway,  // the portable quantized kernel (matmul_q.cpp)
+};
+
+Path path_of(const Weight& w, int64_t T, const Numerics& num) {
+  if (!w.quantized()) return Path::kDense;
+  if (w.n_out * w.n_in <= kExactMaxWeights) return Path::kExact;
+  // AMX tiles sum in another order than a one-row call: not under row-invariant numerics.
+  if (T >= kAmxMinRows && !num.row_invariant && amx_available()) return Path::kAmx;
+  if (w.packed) return Path::kPacked;
+  if (vnni_available()) return Path::kVnni;
+  return Path::kHighway;
+}
+
+// The path that computes all of `outs` in one pass (activations prepared once), or kDense when
+// they take one call each. Packed copies may differ in bit width but share K and group size; AMX
+// and VNNI passes also need one bit width (a VNNI pass reads packed weights' file layout).
+Path shared_path(std::span<const MatmulOut> outs, int64_t T, const Numerics& num) {
+  const Weight& w0 = *outs[0].w;
+  const Path p0 = path_of(w0, T, num);
+  bool all_packed = true, one_pass = p0 == Path::kAmx || p0 == Path::kPacked || p0 == Path::kVnni;
+  for (const MatmulOut& o : outs) {
+    const Weight& w = *o.w;
+    const Path p = path_of(w, T, num);
+    const bool same_k_groups = w.n_in == w0.n_in && w.quant.group_size == w0.quant.group_size;
+    all_packed = all_packed && p == Path::kPacked && same_k_groups;
+    one_pass = one_pass && same_k_groups && w.quant.bits == w0.quant.bits &&
+               (p0 == Path::kAmx ? p == Path::kAmx : p == Path::kPacked || p == Path::kVnni);
   }
-  for (const MatmulOut& o : outs) matmul(o.out, x, T, *o.w, pool);
+  if (all_packed) return Path::kPacked;
+  if (one_pass) return p0 == Path::kAmx ? Path::kAmx : Path::kVnni;
+  return Path::kDense;
+}
+
+void matmul_one(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
+  const MatmulOut o{out, &w};
+  switch (path_of(w, T, ctx.numerics())) {
+    case Path::kDense: return matmul_dense(out, x, T, w, ctx);
+    case Path::kExact: return matmul_q_exact(out, x, T, w, ctx);
+    case Path::kAmx: return matmul_q_amx({&o, 1}, x, T, ctx);
+    case Path::kPacked: return matmul_q_packed({&o, 1}, x, T, ctx);
+    case Path::kVnni: return matmul_q_vnni({&o, 1}, x, T, ctx);
+    case Path::kHighway: return matmul_q_highway(out, x, T, w, ctx);
+  }
+}
+
+// The slices of group g of n_groups: every output's rows split into n_groups equal parts.
+struct GroupSlices {
+  RowSlice s[kMaxGroupedWeights];
+  size_t n = 0;
+  std::span<const RowSlice> span() const { return {s, n}; }
+};
+GroupSlices group_slices(std::span<const MatmulOut> outs, int64_t g, int64_t n_groups) {
+  GroupSlices gs;
+  for (const MatmulOut& o : outs) {
+    const int64_t rows = o.w->n_out / n_groups;
+    gs.s[gs.n++] = {o.out, o.w, g * rows, (g + 1) * rows};
+  }
+  return gs;
+}
+
+// Whether matmul_grouped can compute each group's slices inside its pass: packed weights whose
+// group boundaries fall on the packed layout's slice boundaries.
+bool grouped_by_slices(std::span<const MatmulOut> outs, int64_t n_groups, const KernelContext& ctx) {
+  if (outs.size() > kMaxGroupedWeights || shared_path(outs, 1, ctx.numerics()) != Path::kPacked) return false;
+  for (const MatmulOut& o : outs)
+    if (o.w->n_out % n_groups != 0) return false;
+  return packed_slices_ok(group_slices(outs, 0, n_groups).span()) &&
+         packed_slices_ok(group_slices(outs, n_groups - 1, n_groups).span());
+}
+
+// ---- Prefetch ahead: the matmul trace of a forward (see KernelContext) ----
+
+// One recorded call: the spans an idle worker should prefetch before it (empty when its path
+// streams nothing worth prefetching), and what identifies it.
+struct TracedCall {
+  const void* weights[kMaxGroupedWeights] = {};
+  size_t n_weights = 0;
+  int64_t rows = 0, groups = 0;
+  ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
+  int n_spans = 0;
+  bool same_call(const TracedCall& o) const {
+    return n_weights == o.n_weights && rows == o.rows && groups == o.groups &&
+           std::equal(weights, weights + n_weights, o.weights);
+  }
+};
+struct MatmulTrace {
+  std::vector<TracedCall> calls;
+  size_t next = 0;  // index of the current forward's next call
+};
+// Calls a trace holds (~2 MB): a dhara-250m forward makes ~120, a 128-expert MoE forward thousands;
+// a context used for more (a benchmark loop) stops recording there.
+constexpr size_t kMaxTracedCalls = size_t{1} << 14;
+
+void hint(const MatmulTrace& tr, size_t i, const KernelContext& ctx) {
+  if (i < tr.calls.size() && tr.calls[i].n_spans > 0)
+    ctx.pool().prefetch_while_idle({tr.calls[i].spans, static_cast<size_t>(tr.calls[i].n_spans)});
+}
+
+// Records the call about to run as the forward's next, and once it has run (`after` = true) hands the
+// worker what the call after it read last time. Only the context's own thread records; calls with
+// more weights than a trace entry holds are not traced.
+void trace(std::span<const MatmulOut> outs, int64_t T, int64_t groups, const KernelContext& ctx) {
+  if (!ctx.can_parallelize() || ctx.pool().size() < 2 || outs.size() > kMaxGroupedWeights) return;
+  MatmulTrace& tr = ctx.buffers<MatmulTrace>();
+  if (tr.next >= kMaxTracedCalls) return;
+  TracedCall c;
+  for (const MatmulOut& o : outs) c.weights[c.n_weights++] = o.w;
+  c.rows = T;
+  c.groups = groups;
+  if (tr.next >= tr.calls.size() || !tr.calls[tr.next].same_call(c)) {
+    // A new sequence from here on: record this call's spans.
+    if (groups > 0 && grouped_by_slices(outs, groups, ctx))
+      c.n_spans = matmul_q_packed_slices_spans(group_slices(outs, std::min<int64_t>(1, groups - 1), groups).span(),
+                                               c.spans);  // the worker's first group is group 1
+    else if (shared_path(outs, T, ctx.numerics()) == Path::kPacked)
+      c.n_spans = matmul_q_packed_prefetch_spans(outs, ctx.pool().size(), c.spans);
+    tr.calls.resize(tr.next);
+    tr.calls.push_back(c);
+  }
+  ++tr.next;
+  hint(tr, tr.next, ctx);
+}
+
+}  // namespace
+
+void matmul_trace_begin(const KernelContext& ctx) {
+  if (ctx.pool().size() < 2) return;
+  MatmulTrace& tr = ctx.buffers<MatmulTrace>();
+  tr.next = 0;
+  hint(tr, 0, ctx);
+}
+
+void matmul(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
+  matmul_one(out, x, T, w, ctx);
+  const MatmulOut o{out, &w};
+  trace({&o, 1}, T, 0, ctx);
+}
+
+void matmul_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx) {
+  if (outs.empty()) return;
+  switch (shared_path(outs, T, ctx.numerics())) {
+    case Path::kPacked: matmul_q_packed(outs, x, T, ctx); break;
+    case Path::kAmx: matmul_q_amx(outs, x, T, ctx); break;
+    case Path::kVnni: matmul_q_vnni(outs, x, T, ctx); break;
+    default:
+      for (const MatmulOut& o : outs) matmul_one(o.out, x, T, *o.w, ctx);
+  }
+  trace(outs, T, 0, ctx);
+}
+
+void matmul_grouped(std::span<const MatmulOut> outs, const float* x, int64_t n_groups, const GroupFn& fn,
+                    const KernelContext& ctx) {
+  OPTIQ_CHECK(n_groups > 0 && !outs.empty());
+  if (grouped_by_slices(outs, n_groups, ctx)) {
+    ctx.parallel_for(n_groups, [&](int64_t gb, int64_t ge, int thread) {
+      const KernelContext wctx = ctx.for_worker(thread);
+      for (int64_t g = gb; g < ge; ++g) {
+        matmul_q_packed_slices(group_slices(outs, g, n_groups).span(), x, 1, wctx);
+        fn(g, wctx);
+      }
+    }, 1);
+  } else {
+    matmul_multi(outs, x, 1, ctx);
+    ctx.parallel_for(n_groups, [&](int64_t gb, int64_t ge, int thread) {
+      const KernelContext wctx = ctx.for_worker(thread);
+      for (int64_t g = gb; g < ge; ++g) fn(g, wctx);
+    }, 1);
+  }
+  trace(outs, 1, n_groups, ctx);
+}
+
+bool add_decode_layout(Weight& w, HugePageArena& arena) {
+  if (!w.quantized() || w.n_out * w.n_in <= kExactMaxWeights || !packable(w)) return false;
+  w.packed = pack_rows(w, arena);
+  return true;
 }
 
 void matmul_reference(float* out, const float* x, int64_t T, const Weight& w) {

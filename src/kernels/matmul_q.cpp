@@ -9,8 +9,8 @@
 // The bias term uses exact fp32 group sums of x. (This portable path keeps the activations in int16
 // lanes; the VNNI and AMX kernels hold the same values as bytes.)
 //
-// This file is the matvec (AR decode) path and the fallback for every T; blocks of T >= 8 rows go
-// to AMX tiles where the CPU has them (matmul_q_amx.cpp, same numerics).
+// This file is the portable matvec (AR decode) path and the fallback for every T; matmul.cpp decides
+// which path a call takes (AMX tiles, VNNI, the packed decode layout: kernels/x86/, same numerics).
 //
 // Layout trick: a 32-bit lane of packed codes holds cpl = 32/bits consecutive codes (4, 8, 16 for
 // 8, 4, 2 bits). Word vector v = (lane >> bits·v) & (m | m<<16) holds codes v and v + cpl/2 of every
@@ -34,9 +34,6 @@
 
 #include "core/status.h"
 #include "kernels/matmul_q.h"
-#include "kernels/matmul_q_amx.h"
-#include "kernels/matmul_q_packed.h"
-#include "kernels/matmul_q_vnni.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -69,7 +66,7 @@ inline std::vector<int32_t> step_permutation(int64_t cpl, int64_t lanes) {
 // Quantizes x[T, K] to int8 values (kActQMax) with one scale per (row, group): an outlier only coarsens its own
 // group. Rows are split across the pool.
 inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t lanes, int64_t gs, PreparedX* px,
-                      ThreadPool& pool) {
+                      const KernelContext& ctx) {
   const int64_t step = cpl * lanes;
   const int64_t Kp = (K + step - 1) / step * step;
   const int64_t ng = K / gs;
@@ -112,13 +109,13 @@ inline void prepare_x(const float* x, int64_t T, int64_t K, int64_t cpl, int64_t
       for (int64_t l = 0; l < n_sl; ++l) sl[l] = sxg[std::min(ng, l * cpl / gs)];
     }
   };
-  pool.parallel_for(T, rows, parallel_grain(T, 4 * K, 1));
+  ctx.parallel_for(T, rows, parallel_grain(T, 4 * K, 1));
 }
 
 // Dequantize each row, then fp32 dot products (row-parallel).
-inline void matmul_q_exact(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+inline void matmul_q_exact(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
   const int64_t N = w.n_out, K = w.n_in;
-  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+  ctx.parallel_for(N, [&](int64_t b, int64_t e, int) {
     std::vector<float> row(static_cast<size_t>(K));
     for (int64_t n = b; n < e; ++n) {
       dequantize_row(w, n, row.data());
@@ -151,8 +148,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 #if HWY_TARGET == HWY_SCALAR
 // The static baseline target (single lanes, no int16 pairs): the dequantize-and-dot exact path. It
 // only runs on x86-64 CPUs without SSSE3.
-void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  mq::matmul_q_exact(out, x, T, w, pool);
+void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
+  mq::matmul_q_exact(out, x, T, w, ctx);
 }
 #else
 using DI32 = hn::ScalableTag<int32_t>;
@@ -320,7 +317,7 @@ void rows_all_t(const QArgs& a, int64_t T, const uint8_t* rows, const float* sc,
   }
 }
 
-void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
   const int bits = w.quant.bits;
   const int64_t gs = w.quant.group_size, K = w.n_in, N = w.n_out;
   const int64_t ng = K / gs;
@@ -329,7 +326,7 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
   const int B = direct ? bits : 8;
   const int64_t cpl = 32 / B;
   mq::PreparedX px;
-  mq::prepare_x(x, T, K, cpl, kLanes, gs, &px, pool);
+  mq::prepare_x(x, T, K, cpl, kLanes, gs, &px, ctx);
   QArgs a;
   a.K = K;
   a.N = N;
@@ -346,7 +343,7 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, ThreadPool&
   const int64_t src_row_bytes = K * bits / 8;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   const size_t ssz = dtype_size(w.quant.scale_dtype);
-  pool.parallel_for(N, [&](int64_t b, int64_t e, int) {
+  ctx.parallel_for(N, [&](int64_t b, int64_t e, int) {
     std::vector<float> sc(static_cast<size_t>(kBlockN * ng + kLanes), 0.f);
     std::vector<float> bc(static_cast<size_t>(kBlockN * ng + px.ngp), 0.f);
     hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
@@ -388,69 +385,13 @@ HWY_AFTER_NAMESPACE();
 namespace optiq {
 HWY_EXPORT(MatmulQ);
 
-void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
   OPTIQ_CHECK(w.quantized());
-  HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
+  HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, ctx);
 }
 
-
-namespace {
-// Chunks of many rows go to AMX on the file layout, unless row-invariant arithmetic is required.
-bool uses_amx(int64_t T) { return T >= kAmxMinRows && amx_available() && !row_invariant(); }
-}  // namespace
-
-void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
-  OPTIQ_CHECK(w.quantized());
-  if (w.n_out * w.n_in <= kExactMaxWeights) {
-    mq::matmul_q_exact(out, x, T, w, pool);
-    return;
-  }
-  if (uses_amx(T)) {
-    matmul_q_amx(out, x, T, w, pool);
-    return;
-  }
-  if (w.packed) {
-    const MatmulOut o{out, &w};
-    matmul_q_packed({&o, 1}, x, T, pool);
-    return;
-  }
-  if (vnni_available()) {
-    const MatmulOut o{out, &w};
-    matmul_q_vnni({&o, 1}, x, T, pool);
-    return;
-  }
-  HWY_DYNAMIC_DISPATCH(MatmulQ)(out, x, T, w, pool);
-}
-
-void matmul_prefetch_hint(std::span<const MatmulOut> outs, int64_t T, ThreadPool& pool) {
-  if (uses_amx(T)) return;  // block forwards: AMX reads the file layout
-  matmul_q_packed_prefetch_hint(outs, pool);  // a no-op unless every weight is packed
-}
-
-void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
-  const bool amx = uses_amx(T);
-  bool shared = amx || vnni_available();
-  bool packed = !amx;  // packed copies may differ in bit width; they share K and group size
-  const Weight& w0 = *outs[0].w;
-  for (const MatmulOut& o : outs) {
-    const Weight& w = *o.w;
-    const bool same_k_groups = w.n_in == w0.n_in && w.quant.group_size == w0.quant.group_size;
-    shared = shared && w.quantized() && w.n_out * w.n_in > kExactMaxWeights && same_k_groups &&
-             w.quant.bits == w0.quant.bits;
-    packed = packed && w.packed && same_k_groups;
-  }
-  if (packed) {
-    matmul_q_packed(outs, x, T, pool);
-    return;
-  }
-  if (shared) {
-    if (amx)
-      matmul_q_amx(outs, x, T, pool);
-    else
-      matmul_q_vnni(outs, x, T, pool);
-    return;
-  }
-  for (const MatmulOut& o : outs) matmul_q(o.out, x, T, *o.w, pool);
+void matmul_q_exact(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
+  mq::matmul_q_exact(out, x, T, w, ctx);
 }
 
 void dequantize_row_reference(const Weight& w, int64_t row, float* out) {

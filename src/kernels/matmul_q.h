@@ -1,19 +1,21 @@
-// Quantized (MLX affine) matmul and row dequantization, dispatched from matmul() / weight_row().
-// specs/mlx-format.md: w = scale · q + bias per group of `group_size` inputs.
+// Quantized (MLX affine) matmul internals and row dequantization: the portable Highway kernel, the
+// exact path for tiny matrices, and the numerics every quantized path shares. matmul() in
+// kernels/kernels.h picks the path (matmul.cpp). specs/mlx-format.md: w = scale · q + bias per group
+// of `group_size` inputs. Kernel internals, not for models.
 #pragma once
 
 #include <span>
 
+#include "kernels/context.h"
 #include "kernels/weight.h"
 
 namespace optiq {
 
-// out[T, N] = x[T, K] · dequant(W)ᵀ. Requires w.quantized(), K a multiple of the group size.
-// Activations are quantized to int8 per (row, group) internally (error <= the group's max |x| / (2·kActQMax));
-// accumulation is exact int32 per step, fp32 across steps. Multithreaded over N on `pool`.
-// Uses AMX tiles for T >= kAmxMinRows where available (matmul_q_amx.h), else the Highway kernel.
-// Tiny matrices (<= 2^17 weights) instead dequantize and use fp32 activations: exact to fp32
-// rounding, so tiny models equal their fake-quantized fp32 twins.
+// Quantized matmuls compute out[T, N] = x[T, K] · dequant(W)ᵀ (K a multiple of the group size) with
+// activations quantized to int8 per (row, group) (error <= the group's max |x| / (2·kActQMax)),
+// exact int32 sums per step and fp32 across steps. Tiny matrices (<= kExactMaxWeights) instead
+// dequantize and use fp32 activations: exact to fp32 rounding, so tiny models equal their
+// fake-quantized fp32 twins.
 // Activations are quantized to round(x / s) with s = max|x_g| / kActQMax per (row, group), as
 // llama.cpp's Q8 activations: one u8 × s8 dot product per code on VNNI and AMX. (int16 activations,
 // split into two byte planes, were MLX-exact to ~1e-4 but cost every block forward twice the tile
@@ -27,15 +29,12 @@ inline constexpr float kActQMax = 127.f;
 // up to 0.18 and greedy traces diverge; KL to bf16 of a uniform 4-bit dhara-tiny rises 4-9%).
 inline constexpr int64_t kExactMaxWeights = int64_t{1} << 17;
 
-void matmul_q(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+// The Highway (AVX-512 VNNI / AVX-512 / AVX2 / SSE4 / NEON / SVE / scalar) kernel, whatever T: the
+// portable path, and for tests and benchmarks that compare paths. Requires w.quantized().
+void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx);
 
-// matmul_q for several weights on one input (see matmul_multi): one activation preparation and one
-// parallel pass when they share bits, group size and K on the VNNI decode path.
-void matmul_q_multi(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
-
-// The Highway (AVX-512 VNNI / AVX-512 / AVX2 / SSE4 / scalar) kernel alone, whatever T: for tests
-// and benchmarks that compare paths.
-void matmul_q_highway(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+// The exact path (dequantize each row, fp32 dot products), any size. Requires w.quantized().
+void matmul_q_exact(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx);
 
 // Dequantizes row `row` of a quantized weight to fp32 [K] (w = scale · q + bias, multiply then add,
 // bit-identical to dequantize_row_reference).

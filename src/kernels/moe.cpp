@@ -10,7 +10,8 @@
 
 namespace optiq {
 
-void moe_topk_softmax(const float* logits, int64_t T, int64_t E, int64_t K, int32_t* sel, float* w) {
+void moe_topk_softmax(const float* logits, int64_t T, int64_t E, int64_t K, int32_t* sel, float* w,
+                      const KernelContext&) {
   std::vector<float> p(static_cast<size_t>(E));
   std::vector<int32_t> idx(static_cast<size_t>(E));
   for (int64_t t = 0; t < T; ++t) {
@@ -38,7 +39,8 @@ void moe_topk_softmax(const float* logits, int64_t T, int64_t E, int64_t K, int3
 }
 
 void moe_experts(float* out, const float* x, int64_t T, int64_t C, const int32_t* sel, const float* w, int64_t K,
-                 std::span<const ExpertFfn> experts, MoeScratch& s, ThreadPool& pool) {
+                 std::span<const ExpertFfn> experts, const KernelContext& ctx) {
+  MoeScratch& s = ctx.buffers<MoeScratch>();
   const int64_t E = static_cast<int64_t>(experts.size());
   const int64_t slots = T * K;
   int32_t* count = grow(s.count, E);
@@ -67,9 +69,9 @@ void moe_experts(float* out, const float* x, int64_t T, int64_t C, const int32_t
     float* act = grow(s.act, n * F);
     const int32_t* r = rows + offset[e];
     for (int64_t i = 0; i < n; ++i) std::memcpy(xg + i * C, x + (r[i] / K) * C, sizeof(float) * C);
-    matmul(gu, xg, n, ex.gate_up, pool);
+    matmul(gu, xg, n, ex.gate_up, ctx);
     gelu_tanh_mul_fused(act, gu, n, F);
-    matmul(xg, act, n, ex.down, pool);  // xg is free again: reuse it for the [n, C] outputs
+    matmul(xg, act, n, ex.down, ctx);  // xg is free again: reuse it for the [n, C] outputs
     for (int64_t i = 0; i < n; ++i) std::memcpy(y + static_cast<int64_t>(r[i]) * C, xg + i * C, sizeof(float) * C);
   }
   for (int64_t t = 0; t < T; ++t) {

@@ -1,6 +1,8 @@
 // Scalar references for the kernels in ops.h (the test oracles); the fast versions are in
-// ops_simd.cpp. rope and softmax have no SIMD version yet, so their names here are the public ones.
+// ops_simd.cpp. rope and softmax have no SIMD version of their own, so the seam's ops are here.
 #include "kernels/ops.h"
+
+#include "core/softmax.h"
 
 #include <algorithm>
 #include <cstring>
@@ -34,17 +36,20 @@ void rms_norm_reference(float* y, const float* x, int64_t T, int64_t C, const We
   }
 }
 
+namespace {
+// The angles' cos/sin of the last rope call, in the worker's scratch: every layer of a forward rotates
+// the same positions with (in every checkpoint we know) the same inv_freq, so a decode step computes
+// them once instead of once per layer (64 sin/cos instead of 2048 at dhara-250m). Reused only when
+// positions and inv_freq are equal bit for bit, so the results are those of a fresh computation.
+struct RopeAngles {
+  std::vector<int64_t> pos;
+  std::vector<float> inv_freq, cs, sn;
+};
+}  // namespace
+
 void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, const int64_t* pos,
-             const float* inv_freq, int64_t rot_pairs) {
-  // The angles' cos/sin, per thread, kept for the next call: every layer of a forward rotates the
-  // same positions with (in every checkpoint we know) the same inv_freq, so a decode step computes
-  // them once instead of once per layer (64 sin/cos instead of 2048 at dhara-250m). Reused only when
-  // positions and inv_freq are equal bit for bit, so the results are those of a fresh computation.
-  struct Angles {
-    std::vector<int64_t> pos;
-    std::vector<float> inv_freq, cs, sn;
-  };
-  thread_local Angles ang;
+             const float* inv_freq, int64_t rot_pairs, const KernelContext& ctx) {
+  RopeAngles& ang = ctx.buffers<RopeAngles>();
   const size_t P = static_cast<size_t>(rot_pairs), TT = static_cast<size_t>(T);
   const bool same = ang.pos.size() == TT && ang.inv_freq.size() == P &&
                     std::equal(pos, pos + T, ang.pos.begin()) &&
@@ -69,8 +74,9 @@ void rope_qk(float* q, int64_t Hq, float* k, int64_t Hk, int64_t T, int64_t D, c
   }
 }
 
-void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq, int64_t rot_pairs) {
-  rope_qk(x, H, nullptr, 0, T, D, pos, inv_freq, rot_pairs);
+void rope(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq, int64_t rot_pairs,
+          const KernelContext& ctx) {
+  rope_qk(x, H, nullptr, 0, T, D, pos, inv_freq, rot_pairs, ctx);
 }
 
 void conv1d_dw_reference(float* y, const float* x, int64_t T, int64_t C, const float* w, int64_t Kw, float* state,
@@ -153,22 +159,6 @@ void attention_reference(float* out, const float* q, const float* k, const float
   });
 }
 
-int64_t softmax(const float* z, float* p, int64_t n) {
-  int64_t best = 0;
-  float mx = z[0];
-  for (int64_t i = 1; i < n; ++i)
-    if (z[i] > mx) {
-      mx = z[i];
-      best = i;
-    }
-  float sum = 0.f;
-  for (int64_t i = 0; i < n; ++i) {
-    p[i] = std::exp(z[i] - mx);
-    sum += p[i];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t i = 0; i < n; ++i) p[i] *= inv;
-  return best;
-}
+int64_t softmax(const float* z, float* p, int64_t n, const KernelContext&) { return softmax_row(z, p, n); }
 
 }  // namespace optiq

@@ -544,28 +544,42 @@ HWY_EXPORT(ConvRows);
 HWY_EXPORT(ConvRowPtrs);
 HWY_EXPORT(AttentionRange);
 
-void silu_mul(float* out, const float* gate, const float* up, int64_t n) {
-  HWY_DYNAMIC_DISPATCH(SiluMul)(out, gate, up, n);
+void silu_mul(float* out, const float* gate, const float* up, int64_t n, const KernelContext& ctx) {
+  // Block forwards' gated MLPs (T·F = 70K at dhara-250m) use every thread; decode rows stay inline.
+  parallel_elementwise(ctx, n, kMinElementwisePerThread, [&](int64_t b, int64_t e) {
+    HWY_DYNAMIC_DISPATCH(SiluMul)(out + b, gate + b, up + b, e - b);
+  });
 }
 
-void softcap_inplace(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(Softcap)(x, n, cap); }
+void softcap_inplace(float* x, int64_t n, float cap, const KernelContext& ctx) {
+  parallel_elementwise(ctx, n, kMinElementwisePerThread,
+                       [&](int64_t b, int64_t e) { HWY_DYNAMIC_DISPATCH(Softcap)(x + b, e - b, cap); });
+}
 
 void masked_softmax_row(float* row, int64_t n, int64_t lo, int64_t hi, float scale) {
   HWY_DYNAMIC_DISPATCH(MaskedSoftmaxRow)(row, n, lo, hi, scale);
 }
 
-void add_inplace(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
+void add_inplace(float* x, const float* y, int64_t n, const KernelContext&) {
+  HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n);
+}
 
 void rope_rows(float* x, int64_t rows, int64_t D, const float* cs, const float* sn, int64_t rot_pairs) {
   HWY_DYNAMIC_DISPATCH(RopeRows)(x, rows, D, cs, sn, rot_pairs);
 }
 
-void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps) {
+namespace {
+struct NormWeights {  // a bf16 / f16 norm weight widened to f32 (decode: 4 calls per layer per token)
+  std::vector<float> f32;
+};
+}  // namespace
+
+void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, float eps, const KernelContext& ctx) {
   const float* wf = nullptr;
   if (w.data && w.dtype == DType::kF32) {
     wf = static_cast<const float*>(w.data);
   } else if (w.data) {
-    thread_local std::vector<float> buf;  // decode calls this 4 times per layer per token
+    std::vector<float>& buf = ctx.buffers<NormWeights>().f32;
     buf.resize(static_cast<size_t>(C));
     convert_to_f32(w.dtype, w.data, buf.data(), buf.size());
     wf = buf.data();
@@ -574,23 +588,23 @@ void rms_norm(float* y, const float* x, int64_t T, int64_t C, const Weight& w, f
 }
 
 void conv1d_dw_row(float* y, const float* const* rows, int64_t C, ConvTaps w_tap_major, int64_t Kw,
-                   int64_t tap_stride) {
+                   int64_t tap_stride, const KernelContext&) {
   OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
   HWY_DYNAMIC_DISPATCH(ConvRowPtrs)(y, rows, C, w_tap_major, tap_stride > 0 ? tap_stride : C, Kw);
 }
 
 void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_major, int64_t Kw, float* state,
-               bool update_state, float* window, ThreadPool* pool) {
+               bool update_state, float* window, const KernelContext& ctx) {
   OPTIQ_CHECK(Kw >= 1 && Kw <= kMaxConvKernel);
   const int64_t P = Kw - 1;
-  const bool split = pool && T > 1 && T * C * Kw >= kMinParallelMacs / 4;
+  const bool split = ctx.can_parallelize() && T > 1 && T * C * Kw >= kMinParallelMacs / 4;
   if (y == x && !update_state && !window) {
     // Read-only, in place (diffusion steps): no window. Each part of the rows is rewritten last row
     // first, so a row's inputs (itself and the P rows before it) are still inputs when it is computed;
     // the P input rows before a part belong to the part before it and are copied first (the first
     // part reads the state). Without the windows, a dhara-250m 32-row block forward spent ~1.9 ms
     // less in the Canon convs of its 32 layers (instrumented, 2 threads).
-    const int64_t parts = split ? std::min<int64_t>(T, pool->size()) : 1;
+    const int64_t parts = split ? std::min<int64_t>(T, ctx.threads()) : 1;
     std::vector<float> before(static_cast<size_t>((parts - 1) * P * C));
     for (int64_t p = 1; p < parts; ++p)
       for (int64_t i = 0; i < P; ++i) {
@@ -613,7 +627,7 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
     if (parts == 1)
       run_part(0);
     else
-      pool->parallel_for(parts, [&](int64_t pb, int64_t pe, int) {
+      ctx.parallel_for(parts, [&](int64_t pb, int64_t pe, int) {
         for (int64_t p = pb; p < pe; ++p) run_part(p);
       }, 1);
     return;
@@ -629,7 +643,7 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
   std::copy(x, x + T * C, xp + P * C);
   // Output rows depend only on xp, so rows split freely (row t reads xp rows t .. t + Kw − 1).
   if (split) {
-    pool->parallel_for(T, [&](int64_t b, int64_t e, int) {
+    ctx.parallel_for(T, [&](int64_t b, int64_t e, int) {
       HWY_DYNAMIC_DISPATCH(ConvRows)(y + b * C, xp + b * C, e - b, C, w_tap_major, Kw);
     }, 1);
   } else {
@@ -639,14 +653,15 @@ void conv1d_dw(float* y, const float* x, int64_t T, int64_t C, ConvTaps w_tap_ma
 }
 
 void attention_heads(float* out, const float* q, const float* k, const float* v, int64_t H, int64_t Hkv, int64_t D,
-                     int64_t key_begin, int64_t key_end, float scale, int64_t h_begin, int64_t h_end) {
+                     int64_t key_begin, int64_t key_end, float scale, int64_t h_begin, int64_t h_end,
+                     const KernelContext& ctx) {
   HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, 1, H, Hkv, D, &key_begin, &key_end, scale,
                                        key_end > key_begin ? key_begin : 0, key_end > key_begin ? key_end : 0,
-                                       h_begin, h_end, !row_invariant());
+                                       h_begin, h_end, !ctx.numerics().row_invariant);
 }
 
-void attention(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
-               int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, ThreadPool& pool) {
+void attention_rows(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H, int64_t Hkv,
+                    int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale, const KernelContext& ctx) {
   if (T <= 0) return;
   int64_t jmin = INT64_MAX, jmax = 0;
   for (int64_t t = 0; t < T; ++t)
@@ -655,8 +670,8 @@ void attention(float* out, const float* q, const float* k, const float* v, int64
       jmax = std::max(jmax, key_end[t]);
     }
   if (jmax == 0) jmin = 0;
-  const bool allow_transpose = !row_invariant();
-  pool.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
+  const bool allow_transpose = !ctx.numerics().row_invariant;
+  ctx.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
     HWY_DYNAMIC_DISPATCH(AttentionRange)(out, q, k, v, T, H, Hkv, D, key_begin, key_end, scale, jmin, jmax, b, e,
                                          allow_transpose);
   },

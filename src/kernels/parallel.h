@@ -1,10 +1,10 @@
-// When kernels hand work to the thread pool.
+// When kernels hand work to the thread pool (kernel internals).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
-#include "core/thread_pool.h"
+#include "kernels/context.h"
 
 namespace optiq {
 
@@ -21,12 +21,12 @@ inline int64_t parallel_grain(int64_t n, int64_t macs_per_item, int64_t grain) {
 // Runs fn(begin, end) over [0, n) elements of an elementwise op, split across the pool when there
 // are at least `min_per_thread` elements per thread (below that a pool round trip costs more).
 template <typename Fn>
-void parallel_elementwise(ThreadPool& pool, int64_t n, int64_t min_per_thread, Fn&& fn) {
-  if (pool.size() == 1 || n < min_per_thread * pool.size()) {
+void parallel_elementwise(const KernelContext& ctx, int64_t n, int64_t min_per_thread, Fn&& fn) {
+  if (ctx.threads() == 1 || n < min_per_thread * ctx.threads()) {
     fn(int64_t{0}, n);
     return;
   }
-  pool.parallel_for(n, [&](int64_t b, int64_t e, int) { fn(b, e); }, 1024);
+  ctx.parallel_for(n, [&](int64_t b, int64_t e, int) { fn(b, e); }, 1024);
 }
 
 }  // namespace optiq

@@ -1,11 +1,12 @@
-#include "kernels/rope2d.h"
+#include "kernels/kernels.h"
 
 #include <cmath>
 #include <vector>
 
 namespace optiq {
 
-void rope_2d(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos_x, const int64_t* pos_y, float theta) {
+void rope_2d(float* x, int64_t T, int64_t H, int64_t D, const int64_t* pos_x, const int64_t* pos_y, float theta,
+             const KernelContext&) {
   const int64_t half = D / 2, quarter = D / 4;
   std::vector<float> inv(static_cast<size_t>(quarter)), cs(static_cast<size_t>(2 * quarter)),
       sn(static_cast<size_t>(2 * quarter));

@@ -17,10 +17,7 @@
 
 #include "core/aligned.h"
 #include "core/huge_pages.h"
-#include "kernels/attention_gemm.h"
-#include "kernels/matmul_q_packed.h"
-#include "kernels/ops.h"
-#include "kernels/parallel.h"
+#include "kernels/kernels.h"
 #include "models/kv_store.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
@@ -28,8 +25,6 @@
 namespace optiq {
 
 namespace {
-
-constexpr int64_t kMinElementwisePerThread = 16384;  // ~5–10 µs of tanh / silu work
 
 using json = nlohmann::json;
 
@@ -90,7 +85,6 @@ struct DharaLayer {
   Weight gate_proj, up_proj, down_proj;                              // [F, C] ×2, [C, F]
   ConvTaps conv[kNumConv];                                           // [Kw, width] taps; data null if absent
   std::vector<float> inv_freq;                                       // [D/2], from the checkpoint
-  bool qkv_by_group = false;  // packed and 64-row aligned: decode steps compute q/k/v per KV group
 };
 
 class DharaCache final : public Cache {
@@ -205,7 +199,7 @@ class DharaCache final : public Cache {
   // Scratch, grown on demand and reused across forwards.
   std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h, conv_state_tmp;
   std::vector<int64_t> pos, key_begin, key_end;
-  AttentionScratch attn;
+  KernelScratch kernels;  // the kernels' reused buffers for this cache's forwards
 
  private:
   int64_t n_layers_, P_, capacity_;
@@ -248,40 +242,48 @@ class DharaModel final : public Model {
   DharaModel() = default;
   Status load_weights();
   void fill_info();
+  // One forward's activations, in the cache's buffers, for T rows.
+  struct Acts {
+    int64_t T = 0, S0 = 0;  // rows; cache length before the forward
+    bool write = false;     // the forward keeps its K/V rows and conv states
+    float *x, *h;           // [T, C] residual stream; [T, max(C, H·D)] normed input
+    float *q, *k, *v, *att;  // [T, H·D], [T, Hkv·D] ×2, [T, H·D]
+    float *tmp, *g, *u;     // [T, C] projection output; [T, F] ×2 gate / up
+    const int64_t *pos, *key_begin, *key_end;  // [T] positions and per-row key ranges
+  };
+
+  void layer(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const;
+  void attention_chunk(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const;
+  void attention_step(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const;
+
   // Canon conv for one slot: x[T, width] += conv(x) with the layer's state; records the window when writing.
-  void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write, ThreadPool& pool) const {
+  void canon(DharaCache& c, int64_t layer, int slot, float* x, int64_t T, bool write, const KernelContext& ctx) const {
     const ConvTaps taps = layers_[layer].conv[slot];
     if (!taps.data) return;
     const int64_t width = widths_[slot], Kw = cfg_.canon_kernel;
     if (T == 1 && write) {  // decode step: the input goes to the ring's free row, read in place
-      canon_step(c, layer, slot, x, 0, width);
+      canon_step(c, layer, slot, x, 0, width, ctx);
       return;
     }
     float* state = grow(c.conv_state_tmp, (Kw - 1) * width);
     c.gather_state(layer, slot, state);
     // Read-only chunks (diffusion steps) convolve in place without a window.
     float* window = write ? c.window(layer, slot, T) : nullptr;
-    conv1d_dw(x, x, T, width, taps, Kw, state, write, window, &pool);
+    conv1d_dw(x, x, T, width, taps, Kw, state, write, window, ctx);
     if (write) c.scatter_state(layer, slot, state);
-  }
-
-  // Layer L's q/k/v rows of KV group grp, as row slices of its projections writing into q, k, v.
-  std::array<RowSlice, 3> group_qkv(const DharaLayer& L, int64_t grp, float* q, float* k, float* v) const {
-    const int64_t D = cfg_.head_dim, GD = cfg_.num_attention_heads / cfg_.num_key_value_heads * D;
-    return {{{q, &L.q_proj, grp * GD, (grp + 1) * GD}, {k, &L.k_proj, grp * D, (grp + 1) * D},
-             {v, &L.v_proj, grp * D, (grp + 1) * D}}};
   }
 
   // One decode step of a conv on channels [c0, c0 + n) of its row x: the slice's input goes to the
   // ring's free row, and each channel's result is what the whole-row step computes.
-  void canon_step(DharaCache& c, int64_t layer, int slot, float* x, int64_t c0, int64_t n) const {
+  void canon_step(DharaCache& c, int64_t layer, int slot, float* x, int64_t c0, int64_t n,
+                  const KernelContext& ctx) const {
     const ConvTaps taps = layers_[layer].conv[slot];
     if (!taps.data) return;
     const int64_t Kw = cfg_.canon_kernel;
     const float* rows[kMaxConvKernel];
     for (int64_t i = 0; i < Kw; ++i) rows[i] = c.ring_row(layer, slot, i) + c0;
     std::copy_n(x + c0, n, c.ring_row(layer, slot, Kw - 1) + c0);
-    conv1d_dw_row(x + c0, rows, n, taps.at(c0), Kw, widths_[slot]);
+    conv1d_dw_row(x + c0, rows, n, taps.at(c0), Kw, widths_[slot], ctx);
   }
 
   DharaConfig cfg_;
@@ -368,8 +370,6 @@ Status DharaModel::load_weights() {
     }
     // RoPE must use the stored inv_freq, never one recomputed from rope_theta (specs/dhara.md §3.3).
     OPTIQ_ASSIGN_OR_RETURN(L.inv_freq, wl.f32(p + "self_attn.rotary_emb.inv_freq", {D / 2}));
-    L.qkv_by_group = packed_slices_ok(group_qkv(L, 0, nullptr, nullptr, nullptr)) &&
-                     packed_slices_ok(group_qkv(L, Hkv - 1, nullptr, nullptr, nullptr));
   }
   return Status::Ok();
 }
@@ -423,20 +423,27 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   if (!b.input_embeds.empty() && static_cast<int64_t>(b.input_embeds.size()) != T * C)
     return Status::InvalidArgument("dhara forward: input_embeds must be [T, C]");
 
+  KernelContext ctx(pool, c.kernels, {.row_invariant = b.row_invariant});
   c.reserve_rows(S0 + T);
-  float* x = grow(c.x, T * C);
-  float* h = grow(c.h, T * std::max(C, H * D));
-  float* q = grow(c.q, T * H * D);
-  float* kk = grow(c.kk, T * Hkv * D);
-  float* vv = grow(c.vv, T * Hkv * D);
-  float* att = grow(c.att, T * H * D);
-  float* tmp = grow(c.tmp, T * C);
-  float* g = grow(c.g, T * F);
-  float* u = grow(c.u, T * F);
+  Acts a;
+  a.T = T;
+  a.S0 = S0;
+  a.write = b.write_cache;
+  a.x = grow(c.x, T * C);
+  a.h = grow(c.h, T * std::max(C, H * D));
+  a.q = grow(c.q, T * H * D);
+  a.k = grow(c.kk, T * Hkv * D);
+  a.v = grow(c.vv, T * Hkv * D);
+  a.att = grow(c.att, T * H * D);
+  a.tmp = grow(c.tmp, T * C);
+  a.g = grow(c.g, T * F);
+  a.u = grow(c.u, T * F);
   int64_t* pos = grow(c.pos, T);
   int64_t* kb = grow(c.key_begin, T);
   int64_t* ke = grow(c.key_end, T);
-
+  a.pos = pos;
+  a.key_begin = kb;
+  a.key_end = ke;
   // Per-row key ranges: every mask mode is a prefix [0, end) of the cache plus this chunk.
   for (int64_t t = 0; t < T; ++t) {
     pos[t] = b.pos0 + t;
@@ -449,109 +456,94 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   }
   for (int64_t t = 0; t < T; ++t) {
     if (!b.embed_override.empty() && b.embed_override[t])
-      std::memcpy(x + t * C, b.input_embeds.data() + t * C, sizeof(float) * C);
+      std::memcpy(a.x + t * C, b.input_embeds.data() + t * C, sizeof(float) * C);
     else
-      weight_row(embed_tokens_, b.tokens[t], x + t * C);
+      weight_row(embed_tokens_, b.tokens[t], a.x + t * C);
   }
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) layer(l, c, a, ctx);
+  if (a.write) c.commit(S0, T, /*ring_step=*/T == 1);
 
-  const bool write = b.write_cache;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  // Each matmul below is followed by serial code on this thread (convs, norms, attention); the
-  // prefetch hints let the idle worker pull in the weights it streams first in the next matmul.
-  auto qkv_of = [&](const DharaLayer& L) {
-    return std::array<MatmulOut, 3>{{{q, &L.q_proj}, {kk, &L.k_proj}, {vv, &L.v_proj}}};
-  };
-  // A decode step computes each KV group's q/k/v rows inside the group's pass (below) when the
-  // packed layout allows slicing them: one pool round trip fewer per layer.
-  const bool decode_step = T == 1 && write;
-  const int64_t G = H / Hkv;
-  auto hint_qkv = [&](const DharaLayer& L) {  // the worker's first group is group 1
-    if (decode_step && L.qkv_by_group)
-      matmul_q_packed_slices_hint(group_qkv(L, std::min<int64_t>(1, Hkv - 1), q, kk, vv), pool);
-    else
-      matmul_prefetch_hint(qkv_of(L), T, pool);
-  };
-  hint_qkv(layers_[0]);
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-    const DharaLayer& L = layers_[l];
-    const MatmulOut o_proj[] = {{tmp, &L.o_proj}};
-    const MatmulOut gate_up[] = {{g, &L.gate_proj}, {u, &L.up_proj}};
-    const MatmulOut down_proj[] = {{tmp, &L.down_proj}};
-    // Attention block.
-    rms_norm(h, x, T, C, L.input_layernorm, cfg_.rms_norm_eps);
-    canon(c, l, kConvA, h, T, write, pool);
-    const bool sliced = decode_step && L.qkv_by_group;
-    if (!sliced) matmul_multi(qkv_of(L), h, T, pool);
-    matmul_prefetch_hint(o_proj, T, pool);
-    if (decode_step) {
-      // A decode step: from the projections to o_proj everything is per KV group, so one pass per
-      // group on both threads does its q/k/v rows (when sliced), convs, RoPE, norms, K/V row and
-      // attention. Per head, the same arithmetic as the chunk path below.
-      pool.parallel_for(Hkv, [&](int64_t gb, int64_t ge, int) {
-        for (int64_t grp = gb; grp < ge; ++grp) {
-          if (sliced) matmul_q_packed_slices(group_qkv(L, grp, q, kk, vv), h, 1);
-          float* qg = q + grp * G * D;
-          float* kg = kk + grp * D;
-          float* vg = vv + grp * D;
-          canon_step(c, l, kConvBq, q, grp * G * D, G * D);
-          canon_step(c, l, kConvBk, kk, grp * D, D);
-          canon_step(c, l, kConvBv, vv, grp * D, D);
-          rope_qk(qg, G, kg, 1, 1, D, pos, L.inv_freq.data(), D / 2);
-          if (cfg_.use_qk_norm) {
-            rms_norm(qg, qg, G, D, L.q_norm, cfg_.rms_norm_eps);
-            rms_norm(kg, kg, 1, D, L.k_norm, cfg_.rms_norm_eps);
-          }
-          std::memcpy(c.k(l) + S0 * Hkv * D + grp * D, kg, sizeof(float) * D);
-          std::memcpy(c.v(l) + S0 * Hkv * D + grp * D, vg, sizeof(float) * D);
-          attention_heads(att, q, c.k(l), c.v(l), H, Hkv, D, kb[0], ke[0], scale, grp * G, (grp + 1) * G);
-        }
-      }, 1);
-    } else {
-      canon(c, l, kConvBq, q, T, write, pool);
-      canon(c, l, kConvBk, kk, T, write, pool);
-      canon(c, l, kConvBv, vv, T, write, pool);
-      rope_qk(q, H, kk, Hkv, T, D, pos, L.inv_freq.data(), D / 2);
-      if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
-        rms_norm(q, q, T * H, D, L.q_norm, cfg_.rms_norm_eps);
-        rms_norm(kk, kk, T * Hkv, D, L.k_norm, cfg_.rms_norm_eps);
-      }
-      // Rows past the cache length are written even for read-only forwards: they are scratch
-      // until length() advances, and the next appending forward overwrites them.
-      std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
-      std::memcpy(c.v(l) + S0 * Hkv * D, vv, sizeof(float) * T * Hkv * D);
-      attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, scale, c.attn, pool);
-    }
-    matmul_multi(o_proj, att, T, pool);
-    matmul_prefetch_hint(gate_up, T, pool);
-    add_inplace(x, tmp, T * C);
-    // MLP block.
-    rms_norm(h, x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps);
-    canon(c, l, kConvC, h, T, write, pool);
-    matmul_multi(gate_up, h, T, pool);
-    matmul_prefetch_hint(down_proj, T, pool);
-    // Elementwise ops of block forwards (T·F = 70K at dhara-250m) use both cores; decode stays inline.
-    parallel_elementwise(pool, T * F, kMinElementwisePerThread,
-                         [&](int64_t b, int64_t e) { silu_mul(g + b, g + b, u + b, e - b); });
-    canon(c, l, kConvD, g, T, write, pool);
-    matmul_multi(down_proj, g, T, pool);
-    if (l + 1 < cfg_.num_hidden_layers) {
-      hint_qkv(layers_[l + 1]);
-    } else {
-      const MatmulOut head[] = {{logits, &embed_tokens_}};
-      matmul_prefetch_hint(head, b.last_logits_only ? 1 : T, pool);
-    }
-    add_inplace(x, tmp, T * C);
-  }
-  if (write) c.commit(S0, T, /*ring_step=*/T == 1);
-
+  // Head: norm, tied embedding, soft-cap.
   const int64_t first = b.last_logits_only ? T - 1 : 0;
   const int64_t rows = T - first;
-  rms_norm(h, x + first * C, rows, C, norm_, cfg_.rms_norm_eps);
-  matmul(logits, h, rows, embed_tokens_, pool);  // tied head
-  if (cfg_.use_logit_softcap)
-    parallel_elementwise(pool, rows * V, kMinElementwisePerThread,
-                         [&](int64_t b, int64_t e) { softcap_inplace(logits + b, e - b, cfg_.logit_softcap); });
+  rms_norm(a.h, a.x + first * C, rows, C, norm_, cfg_.rms_norm_eps, ctx);
+  matmul(logits, a.h, rows, embed_tokens_, ctx);
+  if (cfg_.use_logit_softcap) softcap_inplace(logits, rows * V, cfg_.logit_softcap, ctx);
   return Status::Ok();
+}
+
+// One layer (specs/dhara.md §3.1), in place on the residual stream a.x.
+void DharaModel::layer(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const {
+  const DharaLayer& L = layers_[l];
+  const int64_t T = a.T, C = cfg_.hidden_size, F = cfg_.intermediate_size;
+  // Attention block: h = norm_in(x); h += canonA(h); x += Wo · attn(q, k, v of h).
+  rms_norm(a.h, a.x, T, C, L.input_layernorm, cfg_.rms_norm_eps, ctx);
+  canon(c, l, kConvA, a.h, T, a.write, ctx);
+  if (T == 1 && a.write)
+    attention_step(l, c, a, ctx);
+  else
+    attention_chunk(l, c, a, ctx);
+  matmul(a.tmp, a.att, T, L.o_proj, ctx);
+  add_inplace(a.x, a.tmp, T * C, ctx);
+  // MLP block: h2 = norm_post(x); h2 += canonC(h2); m = silu(Wg h2) * (Wu h2); m += canonD(m); x += Wd m.
+  rms_norm(a.h, a.x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps, ctx);
+  canon(c, l, kConvC, a.h, T, a.write, ctx);
+  const MatmulOut gate_up[] = {{a.g, &L.gate_proj}, {a.u, &L.up_proj}};
+  matmul_multi(gate_up, a.h, T, ctx);
+  silu_mul(a.g, a.g, a.u, T * F, ctx);
+  canon(c, l, kConvD, a.g, T, a.write, ctx);
+  matmul(a.tmp, a.g, T, L.down_proj, ctx);
+  add_inplace(a.x, a.tmp, T * C, ctx);
+}
+
+// Attention of a chunk (prefill, block and diffusion forwards): q, k, v = W h; Canon B convs; RoPE with
+// the stored inv_freq; per-head QK-norm after RoPE; K/V rows into the cache; GQA over each row's keys.
+void DharaModel::attention_chunk(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const {
+  const DharaLayer& L = layers_[l];
+  const int64_t T = a.T, D = cfg_.head_dim, H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
+  const MatmulOut qkv[] = {{a.q, &L.q_proj}, {a.k, &L.k_proj}, {a.v, &L.v_proj}};
+  matmul_multi(qkv, a.h, T, ctx);
+  canon(c, l, kConvBq, a.q, T, a.write, ctx);
+  canon(c, l, kConvBk, a.k, T, a.write, ctx);
+  canon(c, l, kConvBv, a.v, T, a.write, ctx);
+  rope_qk(a.q, H, a.k, Hkv, T, D, a.pos, L.inv_freq.data(), D / 2, ctx);
+  if (cfg_.use_qk_norm) {  // per head over D, after RoPE (§3.1)
+    rms_norm(a.q, a.q, T * H, D, L.q_norm, cfg_.rms_norm_eps, ctx);
+    rms_norm(a.k, a.k, T * Hkv, D, L.k_norm, cfg_.rms_norm_eps, ctx);
+  }
+  // Rows past the cache length are written even for read-only forwards: they are scratch until
+  // length() advances, and the next appending forward overwrites them.
+  std::memcpy(c.k(l) + a.S0 * Hkv * D, a.k, sizeof(float) * T * Hkv * D);
+  std::memcpy(c.v(l) + a.S0 * Hkv * D, a.v, sizeof(float) * T * Hkv * D);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  attention(a.att, a.q, c.k(l), c.v(l), T, H, Hkv, D, a.key_begin, a.key_end, scale, ctx);
+}
+
+// A decode step's attention (one row, cache written): from the projections to the attention output
+// everything is per KV group, so one pass per group on every thread computes its q/k/v rows, convs,
+// RoPE, norms, K/V row and heads. Per head, the same arithmetic as attention_chunk.
+void DharaModel::attention_step(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const {
+  const DharaLayer& L = layers_[l];
+  const int64_t D = cfg_.head_dim, H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, G = H / Hkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const MatmulOut qkv[] = {{a.q, &L.q_proj}, {a.k, &L.k_proj}, {a.v, &L.v_proj}};
+  matmul_grouped(qkv, a.h, Hkv, [&](int64_t grp, const KernelContext& wctx) {
+    float* qg = a.q + grp * G * D;
+    float* kg = a.k + grp * D;
+    float* vg = a.v + grp * D;
+    canon_step(c, l, kConvBq, a.q, grp * G * D, G * D, wctx);
+    canon_step(c, l, kConvBk, a.k, grp * D, D, wctx);
+    canon_step(c, l, kConvBv, a.v, grp * D, D, wctx);
+    rope_qk(qg, G, kg, 1, 1, D, a.pos, L.inv_freq.data(), D / 2, wctx);
+    if (cfg_.use_qk_norm) {
+      rms_norm(qg, qg, G, D, L.q_norm, cfg_.rms_norm_eps, wctx);
+      rms_norm(kg, kg, 1, D, L.k_norm, cfg_.rms_norm_eps, wctx);
+    }
+    std::memcpy(c.k(l) + a.S0 * Hkv * D + grp * D, kg, sizeof(float) * D);
+    std::memcpy(c.v(l) + a.S0 * Hkv * D + grp * D, vg, sizeof(float) * D);
+    attention_heads(a.att, a.q, c.k(l), c.v(l), H, Hkv, D, a.key_begin[0], a.key_end[0], scale, grp * G,
+                    (grp + 1) * G, wctx);
+  }, ctx);
 }
 
 }  // namespace

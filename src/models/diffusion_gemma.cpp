@@ -24,10 +24,7 @@
 #include <cstring>
 
 #include "core/aligned.h"
-#include "kernels/attention_gemm.h"
-#include "kernels/gelu.h"
-#include "kernels/moe.h"
-#include "kernels/ops.h"
+#include "kernels/kernels.h"
 #include "models/gemma4_vision.h"
 #include "models/kv_store.h"
 #include "models/registry.h"
@@ -225,8 +222,7 @@ class DgCache final : public Cache {
   std::vector<float> x, h, q, kk, vv, att, tmp, dense, ex, g, u, rl, rw, sc_p, sc_soft;
   std::vector<int32_t> sel;
   std::vector<int64_t> pos, key_begin, key_end, run_begin, run_end;
-  MoeScratch moe;
-  AttentionScratch attn;
+  KernelScratch kernels;  // the kernels' reused buffers for this cache's forwards
 
  private:
   static std::vector<int64_t> kv_rows(const std::vector<DgLayer>& layers) {
@@ -300,8 +296,8 @@ class DiffusionGemmaModel final : public Model {
   Status load_weights();
   void fill_info();
   // Decoder input block (§2.7): x[T, C] = rmsnorm_noscale(x + SC(self_condition)); x holds the scaled embedding.
-  void self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc, ThreadPool& pool) const;
-  void layer(DgCache& c, size_t l, float* x, int64_t T, int64_t S0, bool decoder, ThreadPool& pool) const;
+  void self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc, const KernelContext& ctx) const;
+  void layer(DgCache& c, size_t l, float* x, int64_t T, int64_t S0, bool decoder, const KernelContext& ctx) const;
 
   DiffusionGemmaConfig cfg_;
   std::shared_ptr<ModelDir> dir_;
@@ -427,39 +423,39 @@ void DiffusionGemmaModel::fill_info() {
 }
 
 void DiffusionGemmaModel::self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc,
-                                               ThreadPool& pool) const {
+                                               const KernelContext& ctx) const {
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, F = cfg_.intermediate_size;
   if (!sc.empty()) {
     // soft = bf16(softmax(bf16(sc))) · E · √C (§2.7): the reference stores the processed logits in
     // bf16 and casts the probabilities to bf16 before the embedding product.
     float* p = grow(c.sc_p, T * V);
     float* soft = grow(c.sc_soft, T * C);
-    pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+    ctx.parallel_for(T, [&](int64_t b, int64_t e, int thread) {
       std::vector<float> z(static_cast<size_t>(V));
       for (int64_t t = b; t < e; ++t) {
         for (int64_t v = 0; v < V; ++v) z[v] = round_bf16(sc[t * V + v]);
-        softmax(z.data(), p + t * V, V);
+        softmax(z.data(), p + t * V, V, ctx.for_worker(thread));
         for (int64_t v = 0; v < V; ++v) p[t * V + v] = round_bf16(p[t * V + v]);
       }
     });
-    matmul(soft, p, T, embed_t_, pool);
+    matmul(soft, p, T, embed_t_, ctx);
     for (int64_t i = 0; i < T * C; ++i) soft[i] *= embed_scale_;
     float* n = grow(c.h, T * C);
     float* g = grow(c.g, T * F);
     float* u = grow(c.u, T * F);
-    rms_norm(n, soft, T, C, sc_pre_norm_, cfg_.rms_norm_eps);
-    matmul(g, n, T, sc_gate_, pool);
-    matmul(u, n, T, sc_up_, pool);
-    gelu_tanh_mul(g, g, u, T * F);
-    matmul(soft, g, T, sc_down_, pool);
-    add_inplace(x, soft, T * C);
+    rms_norm(n, soft, T, C, sc_pre_norm_, cfg_.rms_norm_eps, ctx);
+    matmul(g, n, T, sc_gate_, ctx);
+    matmul(u, n, T, sc_up_, ctx);
+    gelu_tanh_mul(g, g, u, T * F, ctx);
+    matmul(soft, g, T, sc_down_, ctx);
+    add_inplace(x, soft, T * C, ctx);
   }
   // Without self-conditioning the SC MLP sees sc_pre_norm(0) = 0 and adds exactly 0.
-  rms_norm(x, x, T, C, Weight{}, cfg_.rms_norm_eps);
+  rms_norm(x, x, T, C, Weight{}, cfg_.rms_norm_eps, ctx);
 }
 
 void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64_t S0, bool decoder,
-                                ThreadPool& pool) const {
+                                const KernelContext& ctx) const {
   const DgLayer& L = layers_[l];
   const int64_t C = cfg_.hidden_size, H = cfg_.num_attention_heads, D = L.D, Hkv = L.n_kv;
   const int64_t F = cfg_.intermediate_size, E = cfg_.num_experts, K = cfg_.top_k_experts;
@@ -474,16 +470,16 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   const int64_t* pos = c.pos.data();
 
   // Attention (§2.3).
-  rms_norm(h, x, T, C, L.input_layernorm, eps);
-  matmul(q, h, T, L.q_proj, pool);
-  matmul(kk, h, T, L.k_proj, pool);
+  rms_norm(h, x, T, C, L.input_layernorm, eps, ctx);
+  matmul(q, h, T, L.q_proj, ctx);
+  matmul(kk, h, T, L.k_proj, ctx);
   if (L.k_eq_v) std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection
-  else matmul(vv, h, T, L.v_proj, pool);
-  rms_norm(q, q, T * H, D, L.q_norm, eps);
-  rope(q, T, H, D, pos, L.inv_freq.data(), L.rot_pairs);
-  rms_norm(kk, kk, T * Hkv, D, L.k_norm, eps);
-  rope(kk, T, Hkv, D, pos, L.inv_freq.data(), L.rot_pairs);
-  rms_norm(vv, vv, T * Hkv, D, no_weight, eps);
+  else matmul(vv, h, T, L.v_proj, ctx);
+  rms_norm(q, q, T * H, D, L.q_norm, eps, ctx);
+  rope(q, T, H, D, pos, L.inv_freq.data(), L.rot_pairs, ctx);
+  rms_norm(kk, kk, T * Hkv, D, L.k_norm, eps, ctx);
+  rope(kk, T, Hkv, D, pos, L.inv_freq.data(), L.rot_pairs, ctx);
+  rms_norm(vv, vv, T * Hkv, D, no_weight, eps, ctx);
   // Rows past the cache length are scratch for read-only (decoder) forwards: length() does not
   // advance, and the next appending forward overwrites them.
   std::memcpy(c.k(l) + S0 * Hkv * D, kk, sizeof(float) * T * Hkv * D);
@@ -508,43 +504,43 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
     }
   }
   // Canvas steps and commits: many rows sharing their keys → GEMM form; few rows → the plain kernel.
-  attention_chunk(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, c.attn, pool);
-  matmul(tmp, att, T, L.o_proj, pool);
-  rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps);
-  add_inplace(x, tmp, T * C);
+  attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, ctx);
+  matmul(tmp, att, T, L.o_proj, ctx);
+  rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps, ctx);
+  add_inplace(x, tmp, T * C, ctx);
 
   // Dense MLP branch.
   float* g = grow(c.g, T * F);
   float* u = grow(c.u, T * F);
   float* dense = grow(c.dense, T * C);
-  rms_norm(h, x, T, C, L.pre_feedforward_layernorm, eps);
-  matmul(g, h, T, L.gate_proj, pool);
-  matmul(u, h, T, L.up_proj, pool);
-  gelu_tanh_mul(g, g, u, T * F);
-  matmul(dense, g, T, L.down_proj, pool);
-  rms_norm(dense, dense, T, C, L.post_feedforward_layernorm_1, eps);
+  rms_norm(h, x, T, C, L.pre_feedforward_layernorm, eps, ctx);
+  matmul(g, h, T, L.gate_proj, ctx);
+  matmul(u, h, T, L.up_proj, ctx);
+  gelu_tanh_mul(g, g, u, T * F, ctx);
+  matmul(dense, g, T, L.down_proj, ctx);
+  rms_norm(dense, dense, T, C, L.post_feedforward_layernorm_1, eps, ctx);
 
   // Router (§2.5) on the un-normed residual: rmsnorm_noscale(x) · scale · C^−½ → logits → top-k.
   float* rl = grow(c.rl, T * E);
   float* rw = grow(c.rw, T * K);
   int32_t* sel = grow(c.sel, T * K);
-  rms_norm(h, x, T, C, no_weight, eps);
+  rms_norm(h, x, T, C, no_weight, eps, ctx);
   const float root = 1.0f / std::sqrt(static_cast<float>(C));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < C; ++i) h[t * C + i] = h[t * C + i] * L.router_scale[i] * root;
-  matmul(rl, h, T, L.router_proj, pool);
-  moe_topk_softmax(rl, T, E, K, sel, rw);
+  matmul(rl, h, T, L.router_proj, ctx);
+  moe_topk_softmax(rl, T, E, K, sel, rw, ctx);
   for (int64_t i = 0; i < T * K; ++i) rw[i] *= L.per_expert_scale[sel[i]];
 
   // Expert branch.
   float* ex = grow(c.ex, T * C);
-  rms_norm(h, x, T, C, L.pre_feedforward_layernorm_2, eps);
-  moe_experts(ex, h, T, C, sel, rw, K, L.experts, c.moe, pool);
-  rms_norm(ex, ex, T, C, L.post_feedforward_layernorm_2, eps);
+  rms_norm(h, x, T, C, L.pre_feedforward_layernorm_2, eps, ctx);
+  moe_experts(ex, h, T, C, sel, rw, K, L.experts, ctx);
+  rms_norm(ex, ex, T, C, L.post_feedforward_layernorm_2, eps, ctx);
 
-  add_inplace(dense, ex, T * C);
-  rms_norm(dense, dense, T, C, L.post_feedforward_layernorm, eps);
-  add_inplace(x, dense, T * C);
+  add_inplace(dense, ex, T * C, ctx);
+  rms_norm(dense, dense, T, C, L.post_feedforward_layernorm, eps, ctx);
+  add_inplace(x, dense, T * C, ctx);
   const float s = decoder ? L.decoder_scalar : L.encoder_scalar;
   for (int64_t i = 0; i < T * C; ++i) x[i] *= s;
 }
@@ -553,6 +549,7 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
   auto* cp = dynamic_cast<DgCache*>(&cache_base);
   if (!cp) return Status::InvalidArgument("diffusion_gemma forward: cache was not made by this model");
   DgCache& c = *cp;
+  const KernelContext ctx(pool, c.kernels, {.row_invariant = b.row_invariant});
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size;
   const int64_t S0 = c.length();
@@ -620,17 +617,17 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
     weight_row(embed_tokens_, b.tokens[t], xr);
     for (int64_t i = 0; i < C; ++i) xr[i] *= embed_scale_;
   }
-  if (decoder) self_condition_input(c, x, T, b.self_condition, pool);
+  if (decoder) self_condition_input(c, x, T, b.self_condition, ctx);
 
-  for (size_t l = 0; l < layers_.size(); ++l) layer(c, l, x, T, S0, decoder, pool);
+  for (size_t l = 0; l < layers_.size(); ++l) layer(c, l, x, T, S0, decoder, ctx);
   c.record_write(S0, T, b.write_cache);
 
   const int64_t first = b.last_logits_only ? T - 1 : 0;
   const int64_t rows = T - first;
   float* h = grow(c.h, rows * C);
-  rms_norm(h, x + first * C, rows, C, norm_, cfg_.rms_norm_eps);
-  matmul(logits, h, rows, embed_tokens_, pool);  // tied head
-  if (cfg_.final_logit_softcapping > 0) softcap_inplace(logits, rows * V, cfg_.final_logit_softcapping);
+  rms_norm(h, x + first * C, rows, C, norm_, cfg_.rms_norm_eps, ctx);
+  matmul(logits, h, rows, embed_tokens_, ctx);  // tied head
+  if (cfg_.final_logit_softcapping > 0) softcap_inplace(logits, rows * V, cfg_.final_logit_softcapping, ctx);
   return Status::Ok();
 }
 

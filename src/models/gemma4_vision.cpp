@@ -10,10 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/attention_gemm.h"
-#include "kernels/gelu.h"
-#include "kernels/ops.h"
-#include "kernels/rope2d.h"
+#include "kernels/kernels.h"
 
 namespace optiq {
 
@@ -172,33 +169,34 @@ Result<ImageEmbedding> Gemma4Vision::embed_resized(const RgbImage& img, ThreadPo
       vv(static_cast<size_t>(N * Hkv * D)), att(static_cast<size_t>(N * H * D));
   std::vector<float> g(static_cast<size_t>(N * Fv)), u(static_cast<size_t>(N * Fv));
   std::vector<int64_t> kb(static_cast<size_t>(N), 0), ke(static_cast<size_t>(N), N);
-  matmul(x.data(), patches.data(), N, input_proj_, pool);
+  KernelScratch scratch;  // one image: the buffers live for this call
+  const KernelContext ctx(pool, scratch);
+  matmul(x.data(), patches.data(), N, input_proj_, ctx);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < Cv; ++c)
       x[n * Cv + c] += pos_table_[px[n] * Cv + c] + pos_table_[(P + py[n]) * Cv + c];
   const Weight no_weight{};
-  AttentionScratch attn;
   for (const Layer& L : layers_) {
-    rms_norm(h.data(), x.data(), N, Cv, L.input_layernorm, eps);
-    matmul(q.data(), h.data(), N, L.q_proj, pool);
-    matmul(kk.data(), h.data(), N, L.k_proj, pool);
-    matmul(vv.data(), h.data(), N, L.v_proj, pool);
-    rms_norm(q.data(), q.data(), N * H, D, L.q_norm, eps);
-    rms_norm(kk.data(), kk.data(), N * Hkv, D, L.k_norm, eps);
-    rms_norm(vv.data(), vv.data(), N * Hkv, D, no_weight, eps);
-    rope_2d(q.data(), N, H, D, px.data(), py.data(), cfg_.rope_theta);
-    rope_2d(kk.data(), N, Hkv, D, px.data(), py.data(), cfg_.rope_theta);
-    attention_gemm(att.data(), q.data(), kk.data(), vv.data(), N, H, Hkv, D, kb.data(), ke.data(), 1.0f, attn, pool);
-    matmul(tmp.data(), att.data(), N, L.o_proj, pool);
-    rms_norm(tmp.data(), tmp.data(), N, Cv, L.post_attention_layernorm, eps);
-    add_inplace(x.data(), tmp.data(), N * Cv);
-    rms_norm(h.data(), x.data(), N, Cv, L.pre_feedforward_layernorm, eps);
-    matmul(g.data(), h.data(), N, L.gate_proj, pool);
-    matmul(u.data(), h.data(), N, L.up_proj, pool);
-    gelu_tanh_mul(g.data(), g.data(), u.data(), N * Fv);
-    matmul(tmp.data(), g.data(), N, L.down_proj, pool);
-    rms_norm(tmp.data(), tmp.data(), N, Cv, L.post_feedforward_layernorm, eps);
-    add_inplace(x.data(), tmp.data(), N * Cv);
+    rms_norm(h.data(), x.data(), N, Cv, L.input_layernorm, eps, ctx);
+    matmul(q.data(), h.data(), N, L.q_proj, ctx);
+    matmul(kk.data(), h.data(), N, L.k_proj, ctx);
+    matmul(vv.data(), h.data(), N, L.v_proj, ctx);
+    rms_norm(q.data(), q.data(), N * H, D, L.q_norm, eps, ctx);
+    rms_norm(kk.data(), kk.data(), N * Hkv, D, L.k_norm, eps, ctx);
+    rms_norm(vv.data(), vv.data(), N * Hkv, D, no_weight, eps, ctx);
+    rope_2d(q.data(), N, H, D, px.data(), py.data(), cfg_.rope_theta, ctx);
+    rope_2d(kk.data(), N, Hkv, D, px.data(), py.data(), cfg_.rope_theta, ctx);
+    attention(att.data(), q.data(), kk.data(), vv.data(), N, H, Hkv, D, kb.data(), ke.data(), 1.0f, ctx);
+    matmul(tmp.data(), att.data(), N, L.o_proj, ctx);
+    rms_norm(tmp.data(), tmp.data(), N, Cv, L.post_attention_layernorm, eps, ctx);
+    add_inplace(x.data(), tmp.data(), N * Cv, ctx);
+    rms_norm(h.data(), x.data(), N, Cv, L.pre_feedforward_layernorm, eps, ctx);
+    matmul(g.data(), h.data(), N, L.gate_proj, ctx);
+    matmul(u.data(), h.data(), N, L.up_proj, ctx);
+    gelu_tanh_mul(g.data(), g.data(), u.data(), N * Fv, ctx);
+    matmul(tmp.data(), g.data(), N, L.down_proj, ctx);
+    rms_norm(tmp.data(), tmp.data(), N, Cv, L.post_feedforward_layernorm, eps, ctx);
+    add_inplace(x.data(), tmp.data(), N * Cv, ctx);
   }
   // k×k average pooling by patch position: cell = x/k + (pw/k)·(y/k), row-major over the pooled grid.
   const int64_t gw = pw / k, n_out = (pw / k) * (ph / k);
@@ -215,11 +213,11 @@ Result<ImageEmbedding> Gemma4Vision::embed_resized(const RgbImage& img, ThreadPo
       if (cfg_.standardize) v = (v - std_bias_[c]) * std_scale_[c];
       pooled[i * Cv + c] = v;
     }
-  rms_norm(pooled.data(), pooled.data(), n_out, Cv, no_weight, eps);
+  rms_norm(pooled.data(), pooled.data(), n_out, Cv, no_weight, eps, ctx);
   ImageEmbedding out;
   out.n_tokens = n_out;
   out.embeds.resize(static_cast<size_t>(n_out * text_hidden_));
-  matmul(out.embeds.data(), pooled.data(), n_out, embedding_projection_, pool);
+  matmul(out.embeds.data(), pooled.data(), n_out, embedding_projection_, ctx);
   return out;
 }
 

@@ -54,6 +54,10 @@ struct ForwardBatch {
   int block_len = 32;         // grid for MaskMode::kBlock
   bool write_cache = true;    // false: the chunk reads the cache but leaves it unchanged
   bool last_logits_only = false;  // true: write only the last row's logits
+  // true: every row's logits are computed bit for bit as a one-row causal forward would compute them
+  // (no kernels whose per-row arithmetic depends on the row count). Self-speculation's verify
+  // forward sets it, so its tokens are greedy AR's.
+  bool row_invariant = false;
   // Optional [T, C] input embeddings replacing the token embedding where `embed_override[t]` is
   // true (image soft tokens). Either both empty or sized T.
   // Models with bidirectional image blocks treat each maximal run of overridden rows as one image
@@ -132,7 +136,7 @@ struct LoadOptions {
   // (its .scales/.biases are then ignored). Each name must exist in the checkpoint.
   std::map<std::string, TensorOverride> tensor_overrides;
   // Give 4- and 8-bit quantized matrices a row-interleaved copy for the decode matmul
-  // (kernels/matmul_q_packed.h) where the CPU has AVX512-VNNI: AR decode streams it ~20% faster,
+  // (kernels/kernels.h add_decode_layout) where the CPU has AVX512-VNNI: AR decode streams it ~20% faster,
   // for the matrices' bytes once more in memory. Off for loads that only run block forwards.
   bool repack = true;
 };

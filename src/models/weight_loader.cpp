@@ -2,8 +2,7 @@
 
 #include <new>
 
-#include "kernels/matmul_q.h"
-#include "kernels/matmul_q_packed.h"
+#include "kernels/kernels.h"
 
 namespace optiq {
 
@@ -205,12 +204,12 @@ Result<Weight> WeightLoader::load_module(const std::string& module, int64_t n_st
     w.quant.scales = f;
     w.quant.biases = f + ts->numel();
   }
-  if (dir_.repack && n_stack == 0 && rows * n_in > kExactMaxWeights && packable(w)) {
+  if (dir_.repack && n_stack == 0) {
     if (!arena_) arena_ = std::make_unique<HugePageArena>();
     try {
-      w.packed = pack_rows(w, *arena_);
       // Decode reads the copy; block forwards fault the codes back in from the page cache if run.
-      dir_.tensors->release_pages(w.data, static_cast<size_t>(rows * n_in * bits / 8));
+      if (add_decode_layout(w, *arena_))
+        dir_.tensors->release_pages(w.data, static_cast<size_t>(rows * n_in * bits / 8));
     } catch (const std::bad_alloc&) {
       // The copy is an optimisation: without memory for it the matrix decodes from the file layout.
       w.packed = nullptr;

@@ -51,7 +51,7 @@ class WeightLoader {
   Result<Weight> load_module(const std::string& module, int64_t n_stack, int64_t n_out, int64_t n_in) const;
   Result<const TensorView*> find(const std::string& name) const;
   const ModelDir& dir_;
-  mutable std::unique_ptr<HugePageArena> arena_;  // packed decode copies (kernels/matmul_q_packed.h), made on demand
+  mutable std::unique_ptr<HugePageArena> arena_;  // decode-layout copies (kernels/kernels.h add_decode_layout), made on demand
 };
 
 }  // namespace optiq

@@ -1,4 +1,4 @@
-// attention_gemm against the reference attention() on random inputs and key ranges.
+// attention_gemm against the row kernel attention_rows() on random inputs and key ranges.
 #include "kernels/attention_gemm.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 
 #include "decode/rng.h"
 #include "kernels/ops.h"
+#include "tests/kernels/kernel_test_util.h"
 
 namespace optiq {
 namespace {
@@ -28,10 +29,9 @@ void check(int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t S, int range_ki
     }
     ke[t] = std::min(ke[t], S);
   }
-  ThreadPool pool(2);
-  AttentionScratch scratch;
-  attention(a.data(), q.data(), k.data(), v.data(), T, H, Hkv, D, kb.data(), ke.data(), 0.7f, pool);
-  attention_gemm(b.data(), q.data(), k.data(), v.data(), T, H, Hkv, D, kb.data(), ke.data(), 0.7f, scratch, pool);
+  TestKernels kern(2);
+  attention_rows(a.data(), q.data(), k.data(), v.data(), T, H, Hkv, D, kb.data(), ke.data(), 0.7f, kern.ctx);
+  attention_gemm(b.data(), q.data(), k.data(), v.data(), T, H, Hkv, D, kb.data(), ke.data(), 0.7f, kern.ctx);
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 2e-5) << "T " << T << " kind " << range_kind << " at " << i;
 }
 

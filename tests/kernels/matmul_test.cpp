@@ -9,13 +9,15 @@
 
 #include <hwy/targets.h>
 
+#include "kernels/kernels.h"
 #include "kernels/weight.h"
+#include "tests/kernels/kernel_test_util.h"
 
 namespace optiq {
 namespace {
 
 TEST(Matmul, DenseMatchesReferenceAllTargets) {
-  ThreadPool pool(2);
+  TestKernels kern(2);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.f, 1.f);
   for (DType dt : {DType::kF32, DType::kBF16})
@@ -38,7 +40,7 @@ TEST(Matmul, DenseMatchesReferenceAllTargets) {
         for (int64_t tgt : hwy::SupportedAndGeneratedTargets()) {
           hwy::SetSupportedTargetsForTest(tgt);
           std::vector<float> got(T * N, NAN);
-          matmul(got.data(), x.data(), T, w, pool);
+          matmul(got.data(), x.data(), T, w, kern.ctx);
           hwy::SetSupportedTargetsForTest(0);
           for (int64_t n = 0; n < N; ++n) {
             weight_row(w, n, row.data());

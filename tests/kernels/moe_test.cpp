@@ -9,6 +9,7 @@
 
 #include "decode/rng.h"
 #include "kernels/gelu.h"
+#include "tests/kernels/kernel_test_util.h"
 #include "tests/models/dgemma_synth.h"
 
 namespace optiq {
@@ -21,12 +22,13 @@ std::vector<float> randn(SplitMix64& r, int64_t n, float s) {
 }
 
 TEST(MoeTopk, MatchesBruteForceSoftmaxTopk) {
+  TestKernels kern(1);
   SplitMix64 r(3);
   const int64_t T = 17, E = 11, K = 3;
   auto logits = randn(r, T * E, 4.f);
   std::vector<int32_t> sel(T * K);
   std::vector<float> w(T * K);
-  moe_topk_softmax(logits.data(), T, E, K, sel.data(), w.data());
+  moe_topk_softmax(logits.data(), T, E, K, sel.data(), w.data(), kern.ctx);
   for (int64_t t = 0; t < T; ++t) {
     std::vector<double> p(E);
     double mx = *std::max_element(logits.begin() + t * E, logits.begin() + (t + 1) * E), s = 0;
@@ -111,6 +113,7 @@ ExpertSet make_experts(SplitMix64& r, int64_t E, int64_t C, int64_t F, int mode 
 class MoeExperts : public ::testing::TestWithParam<int> {};
 
 TEST_P(MoeExperts, GroupedEqualsDenseReferenceOnRandomInputs) {
+  TestKernels kern(2);
   SplitMix64 r(11 + GetParam());
   const int64_t T = 37, C = 64, F = 32, E = 9, K = 3;
   ExpertSet set = make_experts(r, E, C, F, GetParam());
@@ -118,11 +121,9 @@ TEST_P(MoeExperts, GroupedEqualsDenseReferenceOnRandomInputs) {
   auto logits = randn(r, T * E, 3.f);
   std::vector<int32_t> sel(T * K);
   std::vector<float> w(T * K);
-  moe_topk_softmax(logits.data(), T, E, K, sel.data(), w.data());
+  moe_topk_softmax(logits.data(), T, E, K, sel.data(), w.data(), kern.ctx);
   std::vector<float> out(T * C), ref_loop(T * C);
-  MoeScratch scratch;
-  ThreadPool pool(2);
-  moe_experts(out.data(), x.data(), T, C, sel.data(), w.data(), K, set.ffn, scratch, pool);
+  moe_experts(out.data(), x.data(), T, C, sel.data(), w.data(), K, set.ffn, kern.ctx);
   moe_experts_reference(ref_loop.data(), x.data(), T, C, sel.data(), w.data(), K, set.ffn);
   auto dense = dense_moe(x, T, C, sel, w, K, set.ffn);
   double d1 = 0, d2 = 0, mag = 0;
@@ -141,7 +142,7 @@ TEST_P(MoeExperts, GroupedEqualsDenseReferenceOnRandomInputs) {
   EXPECT_LE(d2, tol);
   // Reusing the scratch for a second, smaller batch gives the same rows.
   std::vector<float> out2(5 * C);
-  moe_experts(out2.data(), x.data(), 5, C, sel.data(), w.data(), K, set.ffn, scratch, pool);
+  moe_experts(out2.data(), x.data(), 5, C, sel.data(), w.data(), K, set.ffn, kern.ctx);
   for (int64_t i = 0; i < 5 * C; ++i) {
     if (quantized) EXPECT_NEAR(out2[i], out[i], tol);
     else EXPECT_EQ(out2[i], out[i]);

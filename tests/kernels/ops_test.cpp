@@ -11,7 +11,9 @@
 
 #include <hwy/targets.h>
 
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "tests/kernels/kernel_test_util.h"
 
 namespace optiq {
 namespace {
@@ -28,6 +30,12 @@ void expect_near_rel(const std::vector<float>& got, const std::vector<float>& re
   ASSERT_EQ(got.size(), ref.size());
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << what << " at " << i;
+}
+
+// The single-threaded context of the serial checks.
+TestKernels& serial() {
+  static TestKernels k(1);
+  return k;
 }
 
 // Runs `body(target_name)` once per compiled target supported here.
@@ -50,13 +58,13 @@ TEST(Ops, ElementwiseMatchReference) {
     softcap_inplace_reference(rc.data(), n, 30.f);
     add_inplace_reference(ra.data(), y.data(), n);
     for_each_target([&](const std::string& tn) {
-      silu_mul(a.data(), g.data(), u.data(), n);
+      silu_mul(a.data(), g.data(), u.data(), n, serial().ctx);
       expect_near_rel(a, r, tn + " silu_mul n " + std::to_string(n));
       std::vector<float> c = g;
-      softcap_inplace(c.data(), n, 30.f);
+      softcap_inplace(c.data(), n, 30.f, serial().ctx);
       expect_near_rel(c, rc, tn + " softcap n " + std::to_string(n));
       std::vector<float> s = g;
-      add_inplace(s.data(), y.data(), n);
+      add_inplace(s.data(), y.data(), n, serial().ctx);
       expect_near_rel(s, ra, tn + " add n " + std::to_string(n));
     });
   }
@@ -77,7 +85,7 @@ TEST(Ops, RmsNormMatchesReference) {
       rms_norm_reference(r.data(), x.data(), T, C, *w, 1e-6f);
       for_each_target([&](const std::string& tn) {
         std::vector<float> a = x;  // in place, as models call it
-        rms_norm(a.data(), a.data(), T, C, *w, 1e-6f);
+        rms_norm(a.data(), a.data(), T, C, *w, 1e-6f, serial().ctx);
         expect_near_rel(a, r, tn + " rms_norm C " + std::to_string(C));
       });
     }
@@ -85,7 +93,7 @@ TEST(Ops, RmsNormMatchesReference) {
 }
 
 TEST(Ops, Conv1dDwMatchesReference) {
-  ThreadPool pool(2);
+  TestKernels pooled(2);
   // 700 × 33 rows takes the row-parallel path; so do 6000 × 3 rows, whose second part's P rows
   // before it mix the state and the first row.
   for (int64_t C : {5, 64, 81, 700, 6000}) {
@@ -100,20 +108,21 @@ TEST(Ops, Conv1dDwMatchesReference) {
         for (int64_t j = 0; j < Kw; ++j) wt[j * C + c] = w[c * Kw + j];
       for_each_target([&](const std::string& tn) {
         std::vector<float> s = st0, y = x, win((Kw - 1 + T) * C);
-        conv1d_dw(y.data(), y.data(), T, C, wt.data(), Kw, s.data(), true, win.data());  // y aliases x
+        conv1d_dw(y.data(), y.data(), T, C, wt.data(), Kw, s.data(), true, win.data(), serial().ctx);  // y aliases x
         const std::string what = tn + " conv C " + std::to_string(C) + " T " + std::to_string(T);
         expect_near_rel(y, ry, what);
         expect_near_rel(s, rs, what + " state");
         expect_near_rel(win, rw, what + " window");
         std::vector<float> sp = st0, yp = x, winp((Kw - 1 + T) * C);
-        conv1d_dw(yp.data(), yp.data(), T, C, wt.data(), Kw, sp.data(), true, winp.data(), &pool);
+        conv1d_dw(yp.data(), yp.data(), T, C, wt.data(), Kw, sp.data(), true, winp.data(), pooled.ctx);
         EXPECT_EQ(yp, y) << what << " with a pool";  // rows are independent: bit-identical
         EXPECT_EQ(sp, s) << what << " with a pool";
         // Read-only calls (no window, state kept), in place and out of place, serial and split.
-        for (ThreadPool* pp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        for (const KernelContext* kc : {&serial().ctx, &pooled.ctx}) {
+          const bool pp = kc == &pooled.ctx;
           std::vector<float> sr = st0, yr = x, yo(T * C, NAN);
-          conv1d_dw(yr.data(), yr.data(), T, C, wt.data(), Kw, sr.data(), false, nullptr, pp);
-          conv1d_dw(yo.data(), x.data(), T, C, wt.data(), Kw, sr.data(), false, nullptr, pp);
+          conv1d_dw(yr.data(), yr.data(), T, C, wt.data(), Kw, sr.data(), false, nullptr, *kc);
+          conv1d_dw(yo.data(), x.data(), T, C, wt.data(), Kw, sr.data(), false, nullptr, *kc);
           EXPECT_EQ(yr, y) << what << " read-only in place" << (pp ? " with a pool" : "");
           EXPECT_EQ(yo, y) << what << " read-only" << (pp ? " with a pool" : "");
           EXPECT_EQ(sr, st0) << what << " read-only leaves the state";
@@ -121,7 +130,7 @@ TEST(Ops, Conv1dDwMatchesReference) {
         if (T == 1) {  // a decode step from row pointers (the model's ring)
           std::vector<float> y1(C);
           const float* rows[4] = {st0.data(), st0.data() + C, st0.data() + 2 * C, x.data()};
-          conv1d_dw_row(y1.data(), rows, C, wt.data(), Kw);
+          conv1d_dw_row(y1.data(), rows, C, wt.data(), Kw, 0, serial().ctx);
           EXPECT_EQ(y1, y) << what << " conv1d_dw_row";
         }
       });
@@ -140,13 +149,13 @@ TEST(Ops, Conv1dDwRowSlicesEqualWholeRow) {
     for_each_target([&](const std::string& tn) {
       const float* rows[4] = {st.data(), st.data() + C, st.data() + 2 * C, x.data()};
       std::vector<float> whole(C);
-      conv1d_dw_row(whole.data(), rows, C, taps, Kw);
+      conv1d_dw_row(whole.data(), rows, C, taps, Kw, 0, serial().ctx);
       for (int64_t c0 : {0, 3, 16, 17, 64}) {
         for (int64_t n : {1, 5, 16, 17}) {
           if (c0 + n > C) continue;
           const float* srows[4] = {rows[0] + c0, rows[1] + c0, rows[2] + c0, rows[3] + c0};
           std::vector<float> part(n);
-          conv1d_dw_row(part.data(), srows, n, taps.at(c0), Kw, C);
+          conv1d_dw_row(part.data(), srows, n, taps.at(c0), Kw, C, serial().ctx);
           for (int64_t i = 0; i < n; ++i)
             ASSERT_EQ(part[i], whole[c0 + i]) << tn << (taps.bf16 ? " bf16" : " f32") << " c0 " << c0 << " n " << n;
         }
@@ -165,11 +174,12 @@ TEST(Ops, RopeMatchesFormulaAcrossCalls) {
     const std::vector<float>* inv_freq;
   };
   const Call calls[] = {{{7}, &f1}, {{7}, &f1}, {{8}, &f1}, {{8}, &f2}, {{8, 9}, &f2}, {{8}, &f2}, {{8}, &f1}};
+  TestKernels kern(1);  // one scratch across the calls: the angles kept from the last one
   for (const Call& c : calls) {
     const int64_t T = static_cast<int64_t>(c.pos.size());
     auto q = randn(T * Hq * D, 31), k = randn(T * Hk * D, 32);
     std::vector<float> gq = q, gk = k;
-    rope_qk(gq.data(), Hq, gk.data(), Hk, T, D, c.pos.data(), c.inv_freq->data(), half);
+    rope_qk(gq.data(), Hq, gk.data(), Hk, T, D, c.pos.data(), c.inv_freq->data(), half, kern.ctx);
     for (auto [x, got, H] : {std::tuple{&q, &gq, Hq}, std::tuple{&k, &gk, Hk}})
       for (int64_t t = 0; t < T; ++t)
         for (int64_t h = 0; h < H; ++h)
@@ -218,7 +228,7 @@ TEST(Ops, RopeRowsMatchFormulaOnEveryTarget) {
 
 // bf16 taps (as checkpoints store them) give exactly what the same values in fp32 give.
 TEST(Ops, Conv1dDwBf16TapsEqualFp32Taps) {
-  ThreadPool pool(2);
+  TestKernels pooled(2);
   for (int64_t C : {5, 64, 81, 700}) {
     for (int64_t T : {1, 33}) {
       const int64_t Kw = 4;
@@ -232,14 +242,14 @@ TEST(Ops, Conv1dDwBf16TapsEqualFp32Taps) {
       for_each_target([&](const std::string& tn) {
         const std::string what = tn + " C " + std::to_string(C) + " T " + std::to_string(T);
         std::vector<float> sf = st0, yf = x, sb = st0, yb = x;
-        conv1d_dw(yf.data(), yf.data(), T, C, wf.data(), Kw, sf.data(), true, nullptr, &pool);
-        conv1d_dw(yb.data(), yb.data(), T, C, ConvTaps::from_bf16(wb.data()), Kw, sb.data(), true, nullptr, &pool);
+        conv1d_dw(yf.data(), yf.data(), T, C, wf.data(), Kw, sf.data(), true, nullptr, pooled.ctx);
+        conv1d_dw(yb.data(), yb.data(), T, C, ConvTaps::from_bf16(wb.data()), Kw, sb.data(), true, nullptr, pooled.ctx);
         EXPECT_EQ(yb, yf) << what;
         EXPECT_EQ(sb, sf) << what << " state";
         const float* rows[4] = {st0.data(), st0.data() + C, st0.data() + 2 * C, x.data()};
         std::vector<float> rf(C), rb(C);
-        conv1d_dw_row(rf.data(), rows, C, wf.data(), Kw);
-        conv1d_dw_row(rb.data(), rows, C, ConvTaps::from_bf16(wb.data()), Kw);
+        conv1d_dw_row(rf.data(), rows, C, wf.data(), Kw, 0, serial().ctx);
+        conv1d_dw_row(rb.data(), rows, C, ConvTaps::from_bf16(wb.data()), Kw, 0, serial().ctx);
         EXPECT_EQ(rb, rf) << what << " conv1d_dw_row";
       });
     }
@@ -247,7 +257,7 @@ TEST(Ops, Conv1dDwBf16TapsEqualFp32Taps) {
 }
 
 TEST(Ops, AttentionMatchesReference) {
-  ThreadPool pool(2);
+  TestKernels pooled(2);
   struct Case {
     int64_t T, H, Hkv, D, S;
   };
@@ -265,10 +275,10 @@ TEST(Ops, AttentionMatchesReference) {
     if (c.T > 2) ke[1] = kb[1];
     const float scale = 1.f / std::sqrt(static_cast<float>(c.D));
     std::vector<float> r(c.T * c.H * c.D);
-    attention_reference(r.data(), q.data(), k.data(), v.data(), c.T, c.H, c.Hkv, c.D, kb.data(), ke.data(), scale, pool);
+    attention_reference(r.data(), q.data(), k.data(), v.data(), c.T, c.H, c.Hkv, c.D, kb.data(), ke.data(), scale, pooled.pool);
     for_each_target([&](const std::string& tn) {
       std::vector<float> a(r.size(), NAN);
-      attention(a.data(), q.data(), k.data(), v.data(), c.T, c.H, c.Hkv, c.D, kb.data(), ke.data(), scale, pool);
+      attention_rows(a.data(), q.data(), k.data(), v.data(), c.T, c.H, c.Hkv, c.D, kb.data(), ke.data(), scale, pooled.ctx);
       expect_near_rel(a, r, tn + " attention T " + std::to_string(c.T) + " D " + std::to_string(c.D));
     });
   }

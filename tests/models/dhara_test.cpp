@@ -8,7 +8,7 @@
 
 #include "decode/generate.h"
 #include "io/model_dir.h"
-#include "kernels/matmul_q_vnni.h"
+#include "kernels/x86/matmul_q_vnni.h"  // vnni_available(): whether the loader packs
 #include "kernels/weight.h"
 #include "models/model.h"
 #include "models/registry.h"
@@ -41,7 +41,7 @@ std::vector<int32_t> random_ids(int n, int64_t V, uint64_t seed) {
 }
 
 std::vector<float> forward_rows(const Model& m, Cache& c, std::span<const int32_t> toks, MaskMode mode, bool write,
-                                ThreadPool& pool, int block_len = 32) {
+                                ThreadPool& pool, int block_len = 32, bool row_invariant = false) {
   std::vector<float> out(toks.size() * static_cast<size_t>(m.info().vocab_size));
   ForwardBatch b;
   b.tokens = toks;
@@ -49,6 +49,7 @@ std::vector<float> forward_rows(const Model& m, Cache& c, std::span<const int32_
   b.mask = mode;
   b.block_len = block_len;
   b.write_cache = write;
+  b.row_invariant = row_invariant;
   Status s = m.forward(b, c, out.data(), pool);
   EXPECT_TRUE(s.ok()) << s.ToString();
   return out;
@@ -187,7 +188,7 @@ class DharaQuantizedFastPath : public ::testing::TestWithParam<bool> {
   std::unique_ptr<Model> model;
 };
 
-// Under RowInvariantScope a causal chunk computes, bit for bit, what one-row forwards compute.
+// Under row-invariant numerics a causal chunk computes, bit for bit, what one-row forwards compute.
 TEST_P(DharaQuantizedFastPath, RowInvariantChunkEqualsOneRowForwards) {
   ThreadPool pool(2);
   const int64_t V = model->info().vocab_size;
@@ -195,11 +196,8 @@ TEST_P(DharaQuantizedFastPath, RowInvariantChunkEqualsOneRowForwards) {
   auto a = model->make_cache(128), b = model->make_cache(128);
   forward_rows(*model, *a, prompt, MaskMode::kCausal, true, pool);
   forward_rows(*model, *b, prompt, MaskMode::kCausal, true, pool);
-  std::vector<float> chunk;
-  {
-    RowInvariantScope scope;
-    chunk = forward_rows(*model, *a, more, MaskMode::kCausal, true, pool);
-  }
+  const std::vector<float> chunk = forward_rows(*model, *a, more, MaskMode::kCausal, true, pool, 32,
+                                               /*row_invariant=*/true);
   for (size_t t = 0; t < more.size(); ++t) {
     const auto row = forward_rows(*model, *b, std::span<const int32_t>(&more[t], 1), MaskMode::kCausal, true, pool);
     ASSERT_TRUE(std::equal(row.begin(), row.end(), chunk.begin() + static_cast<int64_t>(t) * V)) << "row " << t;

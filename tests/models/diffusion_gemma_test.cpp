@@ -311,7 +311,7 @@ class WholeSequenceReference {
       }
       weight_row(embed, ids[r], x.data() + r * C);
       for (int64_t c = 0; c < C; ++c) x[r * C + c] *= scale;
-      if (mode[r] == 1) rms_norm(x.data() + r * C, x.data() + r * C, 1, C, Weight{}, 1e-6f);
+      if (mode[r] == 1) rms_norm_reference(x.data() + r * C, x.data() + r * C, 1, C, Weight{}, 1e-6f);
     }
     auto run_of = [&](int64_t r) -> std::pair<int64_t, int64_t> {  // image run containing r
       if (over.empty() || !over[r]) return {-1, -1};
@@ -335,14 +335,14 @@ class WholeSequenceReference {
         return fl || k >= S0 - (W - 1);  // cache: all, or its last W−1 rows on sliding layers
       };
       std::vector<float> h(N * C), q(N * H * D), kk(N * Hkv * D), vv(N * Hkv * D), att(N * H * D, 0.f), o(N * C);
-      rms_norm(h.data(), x.data(), N, C, *wl.dense(p + "input_layernorm.weight", {C}), 1e-6f);
+      rms_norm_reference(h.data(), x.data(), N, C, *wl.dense(p + "input_layernorm.weight", {C}), 1e-6f);
       matmul_reference(q.data(), h.data(), N, lin(p + "self_attn.q_proj", H * D, C));
       matmul_reference(kk.data(), h.data(), N, lin(p + "self_attn.k_proj", Hkv * D, C));
       if (fl) vv = kk;
       else matmul_reference(vv.data(), h.data(), N, lin(p + "self_attn.v_proj", Hkv * D, C));
-      rms_norm(q.data(), q.data(), N * H, D, *wl.dense(p + "self_attn.q_norm.weight", {D}), 1e-6f);
-      rms_norm(kk.data(), kk.data(), N * Hkv, D, *wl.dense(p + "self_attn.k_norm.weight", {D}), 1e-6f);
-      rms_norm(vv.data(), vv.data(), N * Hkv, D, Weight{}, 1e-6f);
+      rms_norm_reference(q.data(), q.data(), N * H, D, *wl.dense(p + "self_attn.q_norm.weight", {D}), 1e-6f);
+      rms_norm_reference(kk.data(), kk.data(), N * Hkv, D, *wl.dense(p + "self_attn.k_norm.weight", {D}), 1e-6f);
+      rms_norm_reference(vv.data(), vv.data(), N * Hkv, D, Weight{}, 1e-6f);
       const int64_t pairs = fl ? static_cast<int64_t>(partial * D / 2) : D / 2;
       const double theta = fl ? theta_f : theta_s;
       auto rot = [&](float* v, int64_t heads, int64_t r) {
@@ -380,20 +380,20 @@ class WholeSequenceReference {
           }
         }
       matmul_reference(o.data(), att.data(), N, lin(p + "self_attn.o_proj", C, H * D));
-      rms_norm(o.data(), o.data(), N, C, *wl.dense(p + "post_attention_layernorm.weight", {C}), 1e-6f);
+      rms_norm_reference(o.data(), o.data(), N, C, *wl.dense(p + "post_attention_layernorm.weight", {C}), 1e-6f);
       for (int64_t i = 0; i < N * C; ++i) x[i] += o[i];
       // Dense MLP.
       std::vector<float> g(N * F), u(N * F), dn(N * C);
-      rms_norm(h.data(), x.data(), N, C, *wl.dense(p + "pre_feedforward_layernorm.weight", {C}), 1e-6f);
+      rms_norm_reference(h.data(), x.data(), N, C, *wl.dense(p + "pre_feedforward_layernorm.weight", {C}), 1e-6f);
       matmul_reference(g.data(), h.data(), N, lin(p + "mlp.gate_proj", F, C));
       matmul_reference(u.data(), h.data(), N, lin(p + "mlp.up_proj", F, C));
       for (int64_t i = 0; i < N * F; ++i) g[i] = gelu_tanh(g[i]) * u[i];
       matmul_reference(dn.data(), g.data(), N, lin(p + "mlp.down_proj", C, F));
-      rms_norm(dn.data(), dn.data(), N, C, *wl.dense(p + "post_feedforward_layernorm_1.weight", {C}), 1e-6f);
+      rms_norm_reference(dn.data(), dn.data(), N, C, *wl.dense(p + "post_feedforward_layernorm_1.weight", {C}), 1e-6f);
       // Router: double-precision softmax over all experts, top-k, renormalise, per-expert scale.
       const auto rs = vec(p + "router.scale", C), pes = vec(p + "router.per_expert_scale", E);
       std::vector<float> rl(N * E);
-      rms_norm(h.data(), x.data(), N, C, Weight{}, 1e-6f);
+      rms_norm_reference(h.data(), x.data(), N, C, Weight{}, 1e-6f);
       for (int64_t r = 0; r < N; ++r)
         for (int64_t c = 0; c < C; ++c) h[r * C + c] *= rs[c] / std::sqrt(float(C));
       matmul_reference(rl.data(), h.data(), N, lin(p + "router.proj", E, C));
@@ -419,11 +419,11 @@ class WholeSequenceReference {
         ex[e].down = Weight{DType::kBF16, C, Fe, static_cast<const uint16_t*>(dw->data) + e * C * Fe, {}, {}, {}};
       }
       std::vector<float> eo(N * C);
-      rms_norm(h.data(), x.data(), N, C, *wl.dense(p + "pre_feedforward_layernorm_2.weight", {C}), 1e-6f);
+      rms_norm_reference(h.data(), x.data(), N, C, *wl.dense(p + "pre_feedforward_layernorm_2.weight", {C}), 1e-6f);
       moe_experts_reference(eo.data(), h.data(), N, C, sel.data(), w.data(), K, ex);
-      rms_norm(eo.data(), eo.data(), N, C, *wl.dense(p + "post_feedforward_layernorm_2.weight", {C}), 1e-6f);
+      rms_norm_reference(eo.data(), eo.data(), N, C, *wl.dense(p + "post_feedforward_layernorm_2.weight", {C}), 1e-6f);
       for (int64_t i = 0; i < N * C; ++i) dn[i] += eo[i];
-      rms_norm(dn.data(), dn.data(), N, C, *wl.dense(p + "post_feedforward_layernorm.weight", {C}), 1e-6f);
+      rms_norm_reference(dn.data(), dn.data(), N, C, *wl.dense(p + "post_feedforward_layernorm.weight", {C}), 1e-6f);
       const float enc_s = vec("model.encoder.language_model.layers." + std::to_string(l) + ".layer_scalar", 1)[0];
       const float dec_s = vec(p + "layer_scalar", 1)[0];
       for (int64_t r = 0; r < N; ++r)
@@ -431,7 +431,7 @@ class WholeSequenceReference {
     }
     const int64_t rows = N - S0;
     std::vector<float> h(rows * C), out(rows * V);
-    rms_norm(h.data(), x.data() + S0 * C, rows, C, *wl.dense("model.decoder.norm.weight", {C}), 1e-6f);
+    rms_norm_reference(h.data(), x.data() + S0 * C, rows, C, *wl.dense("model.decoder.norm.weight", {C}), 1e-6f);
     matmul_reference(out.data(), h.data(), rows, embed);
     for (auto& v : out) v = 30.f * std::tanh(v / 30.f);
     return out;

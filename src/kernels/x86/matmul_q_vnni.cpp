@@ -17,7 +17,7 @@
 // when inlined into target-attribute functions (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include "kernels/matmul_q_vnni.h"
+#include "kernels/x86/matmul_q_vnni.h"
 
 #include <algorithm>
 #include <cstring>
@@ -26,7 +26,7 @@
 #include "core/aligned.h"
 #include "core/status.h"
 #include "kernels/matmul_q.h"
-#include "kernels/avx512_util.h"
+#include "kernels/x86/avx512_util.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -218,14 +218,6 @@ void rows_all_t(const Args& a, int64_t T, const uint8_t* rows, const float* sc, 
   }
 }
 
-// Per-thread scratch reused across calls: the decode path runs hundreds of small matmuls per token.
-struct Scratch {
-  PreparedX8 px;
-};
-Scratch& scratch() {
-  thread_local Scratch s;
-  return s;
-}
 
 // A pool thread's buffers for one block of weight rows: scales and biases as f32, and decoded codes
 // for 3/5/6-bit rows. Reused across calls, like the activations.
@@ -233,10 +225,6 @@ struct BlockScratch {
   std::vector<float> sc, bc;
   AlignedVector<uint8_t> dec;
 };
-BlockScratch& block_scratch() {
-  thread_local BlockScratch s;
-  return s;
-}
 
 }  // namespace
 
@@ -247,7 +235,7 @@ bool vnni_available() {
   return ok;
 }
 
-void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx) {
   OPTIQ_CHECK(!outs.empty() && vnni_available());
   const Weight& w0 = *outs[0].w;
   const int bits = w0.quant.bits;
@@ -258,7 +246,8 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
   // 2/4/8-bit rows are read in place; other widths are decoded to bytes and use the 8-bit layout.
   const bool direct = bits == 2 || bits == 4 || bits == 8;
   const int64_t V = direct ? 8 / bits : 1;
-  PreparedX8& px = scratch().px;
+  // Reused across calls (the decode path runs hundreds of small matmuls per token); read by every thread.
+  PreparedX8& px = ctx.buffers<PreparedX8>();
   prepare_x8(x, T, K, gs, V, &px);
 
   Args a;
@@ -281,8 +270,8 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
     first_block[i + 1] = first_block[i] + (outs[i].w->n_out + kBlockN - 1) / kBlockN;
   const int64_t n_blocks = first_block.back();
   const int64_t ng = a.ng;
-  pool.parallel_for(n_blocks, [&](int64_t b, int64_t e, int) {
-    BlockScratch& bs = block_scratch();
+  ctx.parallel_for(n_blocks, [&](int64_t b, int64_t e, int thread) {
+    BlockScratch& bs = ctx.scratch().get<BlockScratch>(thread);
     std::vector<float>& sc = bs.sc;
     std::vector<float>& bc = bs.bc;
     sc.resize(static_cast<size_t>(kBlockN * ng + 2 * kLanes));
@@ -336,7 +325,7 @@ void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, T
 
 bool vnni_available() { return false; }
 
-void matmul_q_vnni(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
+void matmul_q_vnni(std::span<const MatmulOut>, const float*, int64_t, const KernelContext&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_vnni: built without AVX512-VNNI support");
 }
 

@@ -3,7 +3,7 @@
 // and only called after vnni_available().
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC bug 105593, see matmul_q_vnni.cpp
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include "kernels/matmul_q_packed.h"
+#include "kernels/x86/matmul_q_packed.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,9 +13,9 @@
 
 #include "core/aligned.h"
 #include "core/status.h"
-#include "kernels/avx512_util.h"
+#include "kernels/x86/avx512_util.h"
 #include "kernels/matmul_q.h"
-#include "kernels/matmul_q_vnni.h"
+#include "kernels/x86/matmul_q_vnni.h"
 #include "kernels/quant_codes.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
@@ -278,10 +278,14 @@ PieceFn piece_fn(const Weight& w) {
   return f32 ? piece_for_group<8, true>(gs) : piece_for_group<8, false>(gs);
 }
 
-PackedX& scratch() {
-  thread_local PackedX s;
-  return s;
-}
+// The activations prepared for a slice pass, kept in the worker's scratch: a decode step's groups
+// share one input, so each worker prepares it once per step (compared by value: a new input, or the
+// same buffer rewritten, is prepared again).
+struct SlicesX {
+  PackedX px;
+  std::vector<float> x;
+  int64_t K = 0, gs = 0;
+};
 
 // How one call's work is split. The blocks of all weights, in order, are one list, consecutive
 // blocks consecutive memory. Threads claim runs of blocks from the two ends of the list (claim_blocks
@@ -342,36 +346,35 @@ ThreadPool::Span block_span(const Weight& w, int64_t b0, int64_t b1) {
 
 }  // namespace
 
-void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool) {
-  if (pool.size() < 2 || outs.empty()) return;
+int matmul_q_packed_prefetch_spans(std::span<const MatmulOut> outs, int n_threads, ThreadPool::Span* spans) {
+  if (n_threads < 2 || outs.empty()) return 0;
   for (const MatmulOut& o : outs)
-    if (!o.w->packed) return;
-  const Plan p = make_plan(outs, pool.size());
+    if (!o.w->packed) return 0;
+  const Plan p = make_plan(outs, n_threads);
   // Worker 1's first two claims from the back (the caller claims first).
-  ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
   int n = 0;
-  int64_t front = claim_blocks(p.first_block.back(), p.blocks_per_chunk, pool.size()), back = p.first_block.back();
+  int64_t front = claim_blocks(p.first_block.back(), p.blocks_per_chunk, n_threads), back = p.first_block.back();
   for (int k = 0; k < 2 && front < back; ++k) {
-    const int64_t b1 = back, b0 = back - claim_blocks(back - front, p.blocks_per_chunk, pool.size());
+    const int64_t b1 = back, b0 = back - claim_blocks(back - front, p.blocks_per_chunk, n_threads);
     back = b0;
     for (size_t wi = 0; wi < outs.size() && n < ThreadPool::kMaxPrefetchSpans; ++wi) {
       const int64_t b = std::max(b0, p.first_block[wi]), e = std::min(b1, p.first_block[wi + 1]);
       if (b < e) spans[n++] = block_span(*outs[wi].w, b - p.first_block[wi], e - p.first_block[wi]);
     }
   }
-  pool.prefetch_while_idle({spans, static_cast<size_t>(n)});
+  return n;
 }
 
-void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx) {
   OPTIQ_CHECK(!outs.empty());
   const Weight& w0 = *outs[0].w;
   const int64_t K = w0.n_in, gs = w0.quant.group_size;
   for (const MatmulOut& o : outs)
     OPTIQ_CHECK_MSG(o.w->packed && o.w->n_in == K && o.w->quant.group_size == gs,
                     "matmul_q_packed: weights of one call must be packed and share K and group size");
-  PackedX& px = scratch();
+  PackedX& px = ctx.buffers<PackedX>();  // read by every thread of the pass
   prepare(x, T, K, gs, &px);
-  const int64_t nt = pool.size();
+  const int64_t nt = ctx.threads();
   const Plan p = make_plan(outs, nt);
   const int64_t n_blocks = p.first_block.back();
   // Blocks [b, b + nb) (within one weight), prefetching the piece that starts at block `next`.
@@ -430,7 +433,7 @@ void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T,
       }
     }
   };
-  pool.parallel_for(nt, [&](int64_t rb, int64_t re, int) {
+  ctx.parallel_for(nt, [&](int64_t rb, int64_t re, int) {
     for (int64_t role = rb; role < re; ++role)
       for (int64_t b, e; claim(role != 0, &b, &e);) run_blocks(b, e, role != 0);
   }, 1);
@@ -449,18 +452,12 @@ bool packed_slices_ok(std::span<const RowSlice> slices) {
   return true;
 }
 
-void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T) {
+void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T, const KernelContext& ctx) {
   OPTIQ_CHECK_MSG(packed_slices_ok(slices), "matmul_q_packed_slices: slices must be packed, aligned, and share K");
   static_assert(kPackedSliceRows % kRows == 0, "slices must start on a block");
   const Weight& w0 = *slices[0].w;
   const int64_t K = w0.n_in, gs = w0.quant.group_size;
-  // The activations, prepared once per input per thread: a decode step's groups share one input.
-  struct Prepared {
-    PackedX px;
-    std::vector<float> x;
-    int64_t K = 0, gs = 0;
-  };
-  thread_local Prepared prep;
+  SlicesX& prep = ctx.buffers<SlicesX>();
   const size_t n = static_cast<size_t>(T * K);
   if (prep.K != K || prep.gs != gs || prep.x.size() != n || std::memcmp(prep.x.data(), x, sizeof(float) * n) != 0) {
     prep.x.assign(x, x + n);
@@ -484,28 +481,27 @@ void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, in
   }
 }
 
-void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& pool) {
-  ThreadPool::Span spans[ThreadPool::kMaxPrefetchSpans];
-  size_t n = 0;
+int matmul_q_packed_slices_spans(std::span<const RowSlice> slices, ThreadPool::Span* spans) {
+  int n = 0;
   for (const RowSlice& sl : slices) {
     if (n == ThreadPool::kMaxPrefetchSpans || !sl.w->packed) break;
     spans[n++] = block_span(*sl.w, sl.row_begin / kRows, blocks_for_rows(sl.row_end));
   }
-  pool.prefetch_while_idle({spans, n});
+  return n;
 }
 
 #else  // !OPTIQ_HAVE_PACKED_CODE
 
-void matmul_q_packed(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
+void matmul_q_packed(std::span<const MatmulOut>, const float*, int64_t, const KernelContext&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_packed: built without AVX512-VNNI support");
 }
 
-void matmul_q_packed_prefetch_hint(std::span<const MatmulOut>, ThreadPool&) {}
+int matmul_q_packed_prefetch_spans(std::span<const MatmulOut>, int, ThreadPool::Span*) { return 0; }
 bool packed_slices_ok(std::span<const RowSlice>) { return false; }
-void matmul_q_packed_slices(std::span<const RowSlice>, const float*, int64_t) {
+void matmul_q_packed_slices(std::span<const RowSlice>, const float*, int64_t, const KernelContext&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_packed_slices: built without AVX512-VNNI support");
 }
-void matmul_q_packed_slices_hint(std::span<const RowSlice>, ThreadPool&) {}
+int matmul_q_packed_slices_spans(std::span<const RowSlice>, ThreadPool::Span*) { return 0; }
 
 #endif
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 
+#include "kernels/context.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -21,10 +22,10 @@ inline constexpr int64_t kAmxMinRows = 8;
 bool amx_available();
 
 // out[T, N] = x[T, K] · dequant(W)ᵀ on AMX. Requires amx_available() and w.quantized().
-void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool);
+void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx);
 
 // The same for several weights on one input, sharing bits, group size and K (see matmul_multi): one
 // activation preparation, one parallel pass over all their rows.
-void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
+void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx);
 
 }  // namespace optiq

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 
+#include "kernels/context.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -21,6 +22,6 @@ bool vnni_available();
 // out = x[T, K] · dequant(W)ᵀ for every (out, W) pair. All weights must be quantized with the same
 // K, group size and bit width (q/k/v or gate/up of one layer): the activations are prepared once and
 // the rows of all weights form one parallel pass. Requires vnni_available().
-void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
+void matmul_q_vnni(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx);
 
 }  // namespace optiq

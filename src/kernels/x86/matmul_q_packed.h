@@ -1,4 +1,4 @@
-// Quantized decode matmul on a row-interleaved copy of the weights (AVX512-VNNI).
+// Quantized decode matmul on a row-interleaved copy of the weights (AVX512-VNNI). Private to src/kernels.
 //
 // The MLX layout keeps each weight row contiguous, so a matrix-vector product ends every row with a
 // horizontal reduction and spends a lane permutation per step on the group scales: ~15 GB/s per core
@@ -25,6 +25,7 @@
 #include <span>
 
 #include "core/huge_pages.h"
+#include "kernels/context.h"
 #include "kernels/weight.h"
 
 namespace optiq {
@@ -48,11 +49,11 @@ std::shared_ptr<const PackedRows> pack_rows(const Weight& w, HugePageArena& aren
 // out = x[T, K] · dequant(W)ᵀ for every (out, W); every W has `packed` set and all share K and
 // group size. Multithreaded: the caller claims runs of blocks (128 KB, shorter near the end) from
 // the front and walks them forward, the workers claim from the back and walk backward.
-void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool);
+void matmul_q_packed(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx);
 
 // Rows [row_begin, row_end) of out = x[T, K] · dequant(W)ᵀ: a slice of a packed matmul, computed on
-// the calling thread, each row exactly as matmul_q_packed computes it. Decode steps that split their
-// work by KV group call it from inside their own parallel pass. `out` points at the matmul's whole
+// the calling thread, each row exactly as matmul_q_packed computes it. matmul_grouped calls it from
+// inside its per-group pass. `out` points at the matmul's whole
 // output ([T, n_out]). All slices share K and group size.
 struct RowSlice {
   float* out;
@@ -63,12 +64,14 @@ inline constexpr int64_t kPackedSliceRows = 64;  // slices start at multiples of
 // True when every slice can be computed this way: packed, sharing K and group size, and bounds at
 // multiples of kPackedSliceRows (or the matrix end).
 bool packed_slices_ok(std::span<const RowSlice> slices);
-void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T);
-// The slices' packed bytes, for ThreadPool::prefetch_while_idle (at most kMaxPrefetchSpans).
-void matmul_q_packed_slices_hint(std::span<const RowSlice> slices, ThreadPool& pool);
+void matmul_q_packed_slices(std::span<const RowSlice> slices, const float* x, int64_t T, const KernelContext& ctx);
+// The slices' packed bytes, for ThreadPool::prefetch_while_idle: writes at most kMaxPrefetchSpans
+// spans, returns how many.
+int matmul_q_packed_slices_spans(std::span<const RowSlice> slices, ThreadPool::Span* spans);
 
-// Hands worker 1 the packed bytes it will stream first in matmul_q_packed(outs, ...), to prefetch
-// while the caller runs the serial code before that call (ThreadPool::prefetch_while_idle).
-void matmul_q_packed_prefetch_hint(std::span<const MatmulOut> outs, ThreadPool& pool);
+// The packed bytes worker 1 streams first in matmul_q_packed(outs, ...) on `n_threads` threads, to
+// prefetch while the caller runs the serial code before that call (ThreadPool::prefetch_while_idle).
+// Writes at most kMaxPrefetchSpans spans, returns how many (0 unless every weight is packed).
+int matmul_q_packed_prefetch_spans(std::span<const MatmulOut> outs, int n_threads, ThreadPool::Span* spans);
 
 }  // namespace optiq

@@ -12,7 +12,7 @@
 // when inlined into target-attribute functions (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include "kernels/matmul_q_amx.h"
+#include "kernels/x86/matmul_q_amx.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,7 +23,7 @@
 #include "core/aligned.h"
 #include "core/status.h"
 #include "kernels/matmul_q.h"
-#include "kernels/avx512_util.h"
+#include "kernels/x86/avx512_util.h"
 #include "kernels/parallel.h"
 #include "kernels/quant_codes.h"
 
@@ -102,7 +102,7 @@ OPTIQ_AMX_TARGET void prepare_tile(const float* x, int64_t T, int64_t K, int64_t
   }
 }
 
-void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, ThreadPool& pool) {
+void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, const KernelContext& ctx) {
   p->Mt = (T + kTile - 1) / kTile;
   p->kc = std::min<int64_t>(gs, 64);
   p->n_chunks = K / p->kc;
@@ -114,7 +114,7 @@ void prepare_amx_x(const float* x, int64_t T, int64_t K, int64_t gs, AmxX* p, Th
   p->sxv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   p->xsv.assign(static_cast<size_t>(p->Mt * p->ng * kTile), 0.f);
   const int64_t items = p->Mt * p->n_chunks;
-  pool.parallel_for(items, [&](int64_t b, int64_t e, int) {
+  ctx.parallel_for(items, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) prepare_tile(x, T, K, gs, i / p->n_chunks, i % p->n_chunks, p);
   }, items >= 4 ? 1 : items);  // ~1 µs per item; serial preparation would idle the other cores
 }
@@ -337,11 +337,6 @@ OPTIQ_AMX_TARGET void amx_blocks(std::span<const MatmulOut> outs, const std::vec
   _tile_release();
 }
 
-AmxX& amx_scratch() {
-  thread_local AmxX x;
-  return x;
-}
-
 }  // namespace
 
 bool amx_available() {
@@ -349,38 +344,38 @@ bool amx_available() {
   return ok;
 }
 
-void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, ThreadPool& pool) {
+void matmul_q_amx(std::span<const MatmulOut> outs, const float* x, int64_t T, const KernelContext& ctx) {
   OPTIQ_CHECK(!outs.empty() && amx_available());
   const Weight& w0 = *outs[0].w;
   for (const MatmulOut& o : outs)
     OPTIQ_CHECK_MSG(o.w->quantized() && o.w->quant.bits == w0.quant.bits &&
                         o.w->quant.group_size == w0.quant.group_size && o.w->n_in == w0.n_in,
                     "matmul_q_amx: weights of one call must share bits, group size and K");
-  AmxX& px = amx_scratch();
-  prepare_amx_x(x, T, w0.n_in, w0.quant.group_size, &px, pool);
+  AmxX& px = ctx.buffers<AmxX>();  // reused across calls; read by every thread
+  prepare_amx_x(x, T, w0.n_in, w0.quant.group_size, &px, ctx);
   // Work items: 32-row passes of each weight, in order.
   std::vector<int64_t> first_block(outs.size() + 1, 0);
   for (size_t i = 0; i < outs.size(); ++i)
     first_block[i + 1] = first_block[i] + (outs[i].w->n_out + kRowsPerPass - 1) / kRowsPerPass;
   const int64_t n_blocks = first_block.back();
-  pool.parallel_for(n_blocks, [&](int64_t b, int64_t e, int) { amx_blocks(outs, first_block, px, T, b, e); },
+  ctx.parallel_for(n_blocks, [&](int64_t b, int64_t e, int) { amx_blocks(outs, first_block, px, T, b, e); },
                     parallel_grain(n_blocks, kRowsPerPass * T * w0.n_in, 1));
 }
 
-void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, ThreadPool& pool) {
+void matmul_q_amx(float* out, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
   const MatmulOut o{out, &w};
-  matmul_q_amx({&o, 1}, x, T, pool);
+  matmul_q_amx({&o, 1}, x, T, ctx);
 }
 
 #else  // !OPTIQ_HAVE_AMX_CODE
 
 bool amx_available() { return false; }
 
-void matmul_q_amx(std::span<const MatmulOut>, const float*, int64_t, ThreadPool&) {
+void matmul_q_amx(std::span<const MatmulOut>, const float*, int64_t, const KernelContext&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_amx: built without AMX support");
 }
 
-void matmul_q_amx(float*, const float*, int64_t, const Weight&, ThreadPool&) {
+void matmul_q_amx(float*, const float*, int64_t, const Weight&, const KernelContext&) {
   OPTIQ_CHECK_MSG(false, "matmul_q_amx: built without AMX support");
 }
 

@@ -1,17 +1,19 @@
-// Chat-template tests: the reference renders (Jinja2 3.1.2 in HF's environment) and interpreter unit tests.
-#include "tokenizer/jinja.h"
-
+// Renderer tests (src/tokenizer/jinja_renderer.cpp): the reference renders of real chat templates (Jinja2
+// 3.1.2 in HF's environment), statements, expression evaluation and runtime errors, through the public API.
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "tests/test_util.h"
+#include "tests/tokenizer/jinja_test_util.h"
+#include "tokenizer/jinja.h"
 #include "tokenizer/tokenizer.h"
 
 namespace optiq {
 namespace {
 
 using ojson = nlohmann::ordered_json;
+using test::render;
 
 TEST(ChatTemplateFixtures, EveryRenderIsByteIdenticalAndEveryErrorRaised) {
   std::ifstream f(test::fixture("tokenizers/templates.json"));
@@ -43,17 +45,7 @@ TEST(ChatTemplateFixtures, EveryRenderIsByteIdenticalAndEveryErrorRaised) {
   EXPECT_GT(n_err, 1u);
 }
 
-std::string render(const std::string& src, const ojson& ctx = ojson::object()) {
-  jinja::Options o;
-  o.strftime_now = [](const std::string& fmt) { return "[" + fmt + "]"; };
-  auto t = jinja::Template::parse(src, o);
-  if (!t.ok()) return "PARSE ERROR: " + t.status().message();
-  auto r = (*t)->render(ctx);
-  if (!r.ok()) return "RENDER ERROR: " + r.status().message();
-  return *r;
-}
-
-TEST(Jinja, ExpressionsAndPythonStringification) {
+TEST(JinjaRenderer, ExpressionsAndPythonStringification) {
   EXPECT_EQ(render("{{ 1 + 2 * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ -7 % 3 }}|{{ 2 ** 10 }}|{{ 7 / 2 }}"), "7|3|-4|1|2|1024|3.5");
   EXPECT_EQ(render("{{ [1, 'a', none, true, 1.0, {'k': [2]}] }}"), "[1, 'a', None, True, 1.0, {'k': [2]}]");
   EXPECT_EQ(render("{{ none }}|{{ True }}|{{ 1e20 }}|{{ 0.1 + 0.2 }}|{{ 1e-5 }}|{{ (1, 2) }}|{{ (1,) }}"),
@@ -67,43 +59,7 @@ TEST(Jinja, ExpressionsAndPythonStringification) {
   EXPECT_EQ(render("{{ '%s=%d' % ('x', 3) }}|{{ '{} and {}'.format(1, 'b') }}|{{ '{0}{0}'.format('z') }}"), "x=3|1 and b|zz");
 }
 
-TEST(Jinja, StringMethods) {
-  EXPECT_EQ(render("{{ '  hi  '.strip() }}|{{ 'xxhixx'.strip('x') }}|{{ '\\n\\nhi'.lstrip('\\n') }}|{{ 'hi  '.rstrip() }}"), "hi|hi|hi|hi");
-  EXPECT_EQ(render("{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}|{{ 'a<t>b<t>c'.split('<t>')[-1] }}"),
-            "['a', 'b', '', 'c']|['a', 'b']|['a', 'b c']|c");
-  EXPECT_EQ(render("{{ 'abc'.startswith('ab') }}|{{ 'abc'.endswith(('x', 'c')) }}|{{ 'aXa'.replace('a', 'b') }}|{{ 'hello world'.title() }}"),
-            "True|True|bXb|Hello World");
-  EXPECT_EQ(render("{{ 'Ab'.upper() }}{{ 'Ab'.lower() }}|{{ 'abc'.find('c') }}|{{ '-'.join(['a', 'b']) }}"), "ABab|2|a-b");
-}
-
-TEST(Jinja, Filters) {
-  ojson ctx = {{"xs", {3, 1, 2, 1}}, {"users", ojson::array({{{"name", "b"}, {"age", 3}}, {{"name", "A"}, {"age", 1}}})},
-               {"d", {{"b", 1}, {"a", 2}}}};
-  EXPECT_EQ(render("{{ xs|length }}|{{ xs|first }}|{{ xs|last }}|{{ xs|sort }}|{{ xs|unique|list }}|{{ xs|reverse|list }}|{{ xs|sum }}|{{ xs|max }}", ctx),
-            "4|3|1|[1, 1, 2, 3]|[3, 1, 2]|[1, 2, 1, 3]|7|3");
-  EXPECT_EQ(render("{{ users|map(attribute='name')|join(', ') }}|{{ users|selectattr('age', 'gt', 2)|map(attribute='name')|list }}|"
-                   "{{ users|rejectattr('age', 'equalto', 3)|list|length }}|{{ users|sort(attribute='name')|map(attribute='age')|list }}", ctx),
-            "b, A|['b']|1|[1, 3]");
-  EXPECT_EQ(render("{{ d|dictsort }}|{{ d|items|list }}|{{ xs|select('odd')|list }}|{{ xs|reject('odd')|list }}|{{ ['a','B']|map('upper')|list }}", ctx),
-            "[('a', 2), ('b', 1)]|[('b', 1), ('a', 2)]|[3, 1, 1]|[2]|['A', 'B']");
-  EXPECT_EQ(render("{{ missing|default('dflt') }}|{{ ''|default('e', true) }}|{{ ' x '|trim }}|{{ 'a'|upper }}{{ 'B'|lower }}|{{ 'aa'|replace('a', 'b') }}|{{ 42|string }}|{{ '7'|int + 1 }}"),
-            "dflt|e|x|Ab|bb|42|8");
-  EXPECT_EQ(render("{{ d|tojson }}|{{ {'k': 'é\"\\n', 'n': [1, 2.5, none, true]}|tojson }}", ctx),
-            "{\"b\": 1, \"a\": 2}|{\"k\": \"é\\\"\\n\", \"n\": [1, 2.5, null, true]}");
-  EXPECT_EQ(render("{{ {'a': [1, {}], 'b': {}}|tojson(indent=2) }}"), "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": {}\n}");
-  EXPECT_EQ(render("{{ {'é': 1}|tojson(ensure_ascii=true) }}|{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}"), "{\"\\u00e9\": 1}|{\"a\": 2, \"b\": 1}");
-}
-
-TEST(Jinja, Tests) {
-  ojson ctx = {{"s", "x"}, {"n", 1}, {"f", 1.5}, {"l", ojson::array()}, {"m", ojson::object()}, {"z", nullptr}, {"b", false}};
-  EXPECT_EQ(render("{{ s is string }}{{ n is number }}{{ f is number }}{{ l is sequence }}{{ m is mapping }}{{ z is none }}"
-                   "{{ b is false }}{{ b is boolean }}{{ q is undefined }}{{ s is defined }}{{ l is iterable }}{{ n is integer }}", ctx),
-            "TrueTrueTrueTrueTrueTrueTrueTrueTrueTrueTrueTrue");
-  EXPECT_EQ(render("{{ 3 is odd }}{{ 4 is even }}{{ 9 is divisibleby 3 }}{{ 2 is equalto 2 }}{{ 'a' is in 'abc' }}{{ m is not string }}{{ n is true }}", ctx),
-            "TrueTrueTrueTrueTrueTrueFalse");
-}
-
-TEST(Jinja, ControlFlowLoopsAndScopes) {
+TEST(JinjaRenderer, ControlFlowLoopsAndScopes) {
   EXPECT_EQ(render("{% for x in [1, 2, 3] %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}"),
             "103TrueFalse3;212FalseFalse3;321FalseTrue3;");
   EXPECT_EQ(render("{% for x in [] %}a{% else %}empty{% endfor %}|{% for x in [1,2,3,4] if x is even %}{{ x }}{% endfor %}"), "empty|24");
@@ -119,17 +75,48 @@ TEST(Jinja, ControlFlowLoopsAndScopes) {
   EXPECT_EQ(render("{{ strftime_now('%d %b') }}"), "[%d %b]");
 }
 
-TEST(Jinja, WhitespaceControl) {
-  // trim_blocks removes the newline after a block tag; lstrip_blocks the indentation before it.
-  EXPECT_EQ(render("{% if true %}\n  x\n  {% endif %}\ny"), "  x\ny");
-  EXPECT_EQ(render("a  {%- if true -%}  b  {%- endif -%}  c"), "abc");
-  EXPECT_EQ(render("a\n{{- 'b' -}}\nc"), "abc");
-  EXPECT_EQ(render("a\n  {%+ if true %}b{% endif %}"), "a\n  b");
-  EXPECT_EQ(render("{{ 'x' }}\n"), "x");  // keep_trailing_newline=False
-  EXPECT_EQ(render("{{ 'x' }}\n\n"), "x\n");
+TEST(JinjaRenderer, CallFilterAndSetBlocks) {
+  EXPECT_EQ(render("{% macro w() %}<{{ caller() }}>{% endmacro %}{% call w() %}x{% endcall %}"), "<x>");
+  EXPECT_EQ(render("{% filter upper %}ab{{ 'c' }}{% endfilter %}|{% set x | upper %}ab{% endset %}{{ x }}"), "ABC|AB");
+  // transformers' {% generation %} marker renders its body unchanged.
+  EXPECT_EQ(render("a{% generation %}b{% endgeneration %}c"), "abc");
 }
 
-TEST(Jinja, ErrorsCarryLineAndColumn) {
+TEST(JinjaRenderer, MacrosSeeTemplateScopeAndCollectExtraKeywords) {
+  // A macro sees the template's variables, not the locals of the loop that calls it.
+  EXPECT_EQ(render("{% macro m() %}[{{ y }}]{% endmacro %}{% for y in [1] %}{{ m() }}{% endfor %}"), "[]");
+  EXPECT_EQ(render("{% set g = 5 %}{% macro m() %}{{ g }}{% endmacro %}{{ m() }}"), "5");
+  EXPECT_EQ(render("{% macro m(a) %}{{ kwargs }}{{ varargs }}{% endmacro %}{{ m(1, z=2) }}"), "{'z': 2}()");
+  EXPECT_EQ(render("{% macro m(a, b=a ~ '!') %}{{ b }}{% endmacro %}{{ m('x') }}"), "x!");
+  EXPECT_NE(render("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}").find("takes 1 arguments, got 2"), std::string::npos);
+}
+
+TEST(JinjaRenderer, AccessAndUnpacking) {
+  ojson ctx = {{"m", {{"role", "user"}, {"parts", {"a", "b"}}}}};
+  EXPECT_EQ(render("{{ m.role }}|{{ m['role'] }}|{{ m.parts[-1] }}|{{ m.parts[0] }}|{{ m.missing }}|{{ m.parts[9] }}", ctx),
+            "user|user|b|a||");
+  EXPECT_EQ(render("{{ [1,2,3,4,5][1:-1:2] }}|{{ 'abc'[-10:10] }}|{{ [1,2,3][::-2] }}|{{ (1, 2, 3)[1:] }}"), "[2, 4]|abc|[3, 1]|(2, 3)");
+  EXPECT_EQ(render("{% for a, b in [(1, 2), (3, 4)] %}{{ a + b }},{% endfor %}"), "3,7,");
+  EXPECT_EQ(render("{{ -(1.5) }}|{{ +True }}|{{ not none }}|{{ 0 or '' or 'z' }}|{{ 1 and 0 }}"), "-1.5|1|True|z|0");
+  EXPECT_NE(render("{% for a, b in [(1, 2, 3)] %}{% endfor %}").find("cannot unpack 3 values into 2"), std::string::npos);
+  EXPECT_NE(render("{{ 'abc'[::0] }}").find("slice step cannot be zero"), std::string::npos);
+  EXPECT_NE(render("{{ 5[0:1] }}").find("'int' object is not subscriptable"), std::string::npos);
+  EXPECT_NE(render("{% for x in 5 %}{% endfor %}").find("'int' object is not iterable"), std::string::npos);
+  EXPECT_NE(render("{{ {[1]: 2} }}").find("unhashable type: 'list'"), std::string::npos);
+}
+
+TEST(JinjaRenderer, LoopControlOutsideALoopAndContextShapes) {
+  EXPECT_NE(render("{% break %}").find("'break' outside a loop"), std::string::npos);
+  // A macro body runs outside the caller's loop.
+  EXPECT_NE(render("{% macro m() %}{% continue %}{% endmacro %}{% for x in [1] %}{{ m() }}{% endfor %}").find("'continue' outside a loop"),
+            std::string::npos);
+  // Context keys become variables, JSON types become Python values; a non-object context adds none.
+  EXPECT_EQ(render("{{ n }}|{{ f }}|{{ b }}|{{ z }}|{{ l }}", {{"n", 3}, {"f", 0.5}, {"b", true}, {"z", nullptr}, {"l", {1, "x"}}}),
+            "3|0.5|True|None|[1, 'x']");
+  EXPECT_EQ(render("[{{ x }}]", ojson::array({1})), "[]");
+}
+
+TEST(JinjaRenderer, ErrorsCarryLineAndColumn) {
   std::string e = render("line1\n{% if x %}\n{{ 1 + }}\n{% endif %}");
   EXPECT_NE(e.find("PARSE ERROR"), std::string::npos) << e;
   EXPECT_NE(e.find("line 3"), std::string::npos) << e;

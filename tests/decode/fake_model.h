@@ -72,6 +72,7 @@ struct FakeCall {
   int block_len = 0;
   bool write_cache = true;
   bool last_logits_only = false;
+  bool row_invariant = false;
   std::vector<float> self_condition;
   std::vector<int32_t> cache_before;  // the cache's token history when the call arrived
 };
@@ -109,7 +110,7 @@ class FakeModel final : public Model {
     auto* cache = dynamic_cast<FakeCache*>(&c);
     if (!cache) return Status::InvalidArgument("fake forward: cache was not made by a FakeModel");
     FakeCall call{{b.tokens.begin(), b.tokens.end()}, b.pos0, b.mask, b.block_len, b.write_cache,
-                  b.last_logits_only, {b.self_condition.begin(), b.self_condition.end()}, cache->history()};
+                  b.last_logits_only, b.row_invariant, {b.self_condition.begin(), b.self_condition.end()}, cache->history()};
     calls.push_back(call);
     const int64_t T = static_cast<int64_t>(b.tokens.size()), V = info_.vocab_size;
     if (T == 0) return Status::InvalidArgument("fake forward: empty chunk");

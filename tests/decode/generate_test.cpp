@@ -354,6 +354,8 @@ TEST(GenerateSelfSpec, EqualsGreedyARForRightPartlyRightAndWrongDrafts) {
       const bool draft = i % 2 == 1;
       EXPECT_EQ(call.mask, draft ? MaskMode::kBlock : MaskMode::kCausal) << i;
       EXPECT_EQ(call.write_cache, !draft) << i;
+      // The verify forward asks for row-invariant numerics: its rows must be greedy AR's steps.
+      EXPECT_EQ(call.row_invariant, !draft) << i;
       ASSERT_EQ(call.tokens.size(), static_cast<size_t>(k));
       // The anchor is the next AR token, and the cache holds exactly the accepted output so far:
       // the rejected tail of every earlier verify was rolled back as if never forwarded.

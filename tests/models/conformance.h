@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "models/dhara.h"
+#include "models/registry.h"
 #include "models/model.h"
 #include "quant/writer.h"
 #include "tests/test_util.h"

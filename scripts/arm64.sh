@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ARM64 check (CI runs it after the x86 tests; docs/ci.md): installs Debian's aarch64 cross toolchain,
+# ARM64 check (meant to run in CI after the x86 tests; docs/ci.md): installs Debian's aarch64 cross toolchain,
 # qemu-user and the :arm64 -dev packages, cross-builds the kernel, model-golden and tokenizer tests into
 # build-arm64/ and runs them under qemu: the kernels twice, on an SVE2 CPU model and a NEON-only one.
 # Prints each step's wall time. Usage: bash scripts/arm64.sh [--no-install]

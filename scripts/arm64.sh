@@ -21,7 +21,7 @@ install() {
   # the same /usr/include/stb headers the amd64 libstb-dev installs. Only the cross compiler is needed,
   # not crossbuild-essential-arm64 (which adds dpkg-cross and its Perl modules).
   local pkgs=(cmake ninja-build pkg-config nlohmann-json3-dev libstb-dev g++-aarch64-linux-gnu qemu-user-static
-              libhwy-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 libgtest-dev:arm64)
+              libc6:arm64 libhwy-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 libgtest-dev:arm64)
   local sudo="" missing=() p
   [ "$(id -u)" -ne 0 ] && sudo=sudo
   dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64

@@ -69,8 +69,9 @@ void ThreadPool::prefetch_while_idle(std::span<const Span> spans) {
 void ThreadPool::run_prefetch_hint(uint64_t& seen_hint, uint64_t job_gen) {
   const uint64_t seq = hint_seq_.load(std::memory_order_acquire);
   if (seq == seen_hint || (seq & 1)) return;
-  const char* p[kMaxPrefetchSpans];
-  size_t bytes[kMaxPrefetchSpans];
+  // Read on every architecture (the torn-read check below), used only where there is a prefetch.
+  [[maybe_unused]] const char* p[kMaxPrefetchSpans];
+  [[maybe_unused]] size_t bytes[kMaxPrefetchSpans];
   for (int i = 0; i < kMaxPrefetchSpans; ++i) {
     p[i] = static_cast<const char*>(hint_p_[i].load(std::memory_order_relaxed));
     bytes[i] = hint_bytes_[i].load(std::memory_order_relaxed);

@@ -1,0 +1,40 @@
+// Which Highway target dynamic dispatch picks on this CPU. The line it prints is how CI logs show the
+// target each run used (the ARM64 step runs the kernels on an SVE and a NEON-only CPU model).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tests/kernels/simd_target_test.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace optiq::HWY_NAMESPACE {
+int64_t compiled_target() { return HWY_TARGET; }
+}  // namespace optiq::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include <hwy/targets.h>
+
+namespace optiq {
+HWY_EXPORT(compiled_target);
+namespace {
+
+// Dispatch must pick the best target that was both compiled and is supported by the CPU: the first of
+// SupportedAndGeneratedTargets (lower target bits are better).
+TEST(SimdTarget, DispatchPicksTheBestSupportedTarget) {
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  std::string names;
+  for (int64_t t : targets) names += std::string(" ") + hwy::TargetName(t);
+  const int64_t chosen = HWY_DYNAMIC_DISPATCH(compiled_target)();
+  std::printf("Highway dispatched target: %s (compiled and supported:%s)\n", hwy::TargetName(chosen), names.c_str());
+  EXPECT_EQ(chosen, targets.front()) << hwy::TargetName(chosen) << " vs " << hwy::TargetName(targets.front());
+}
+
+}  // namespace
+}  // namespace optiq
+#endif  // HWY_ONCE

@@ -55,17 +55,58 @@ Status check_png_chunks(std::span<const uint8_t> b) {
   }
   return Status::Ok();
 }
+
+// stb_image 2.27 (Debian 12) writes past its Huffman tables when a DHT table declares more than 256
+// codes (stbi__build_huffman; upstream 2.28 checks it), already in stbi_info: refuse such a JPEG first.
+// Walks the markers as stb reads them (segments back to back, bytes between them skipped, entropy-coded
+// data up to the next marker other than a restart) and checks every Huffman table stb would build.
+Status check_jpeg_huffman_tables(std::span<const uint8_t> b) {
+  const size_t n = b.size();
+  if (n < 2 || b[0] != 0xFF || b[1] != 0xD8) return Status::Ok();  // not a JPEG
+  auto at = [&](size_t i) -> size_t { return i < n ? b[i] : 0; };  // stb reads zeros past the end
+  auto is_rst = [](size_t m) { return m >= 0xD0 && m <= 0xD7; };
+  size_t p = 2;
+  while (p < n) {
+    if (b[p] != 0xFF) {
+      ++p;
+      continue;
+    }
+    while (p < n && b[p] == 0xFF) ++p;  // fill bytes
+    if (p >= n) break;
+    const size_t m = b[p++];
+    if (m == 0xD9) break;                               // EOI
+    if (m == 0x00 || m == 0x01 || is_rst(m) || m == 0xD8) continue;  // no length field
+    const size_t len = (at(p) << 8) | at(p + 1);
+    if (m == 0xC4) {
+      size_t t = p + 2;
+      for (int64_t left = static_cast<int64_t>(len) - 2; left > 0 && t < n;) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += at(t + i);
+        if (codes > 256)
+          return Status::InvalidArgument("image: JPEG Huffman table at byte " + std::to_string(t) + " declares " +
+                                         std::to_string(codes) + " codes (at most 256)");
+        t += 17 + codes;
+        left -= static_cast<int64_t>(17 + codes);
+      }
+    }
+    p += len;
+    if (m == 0xDA)  // start of scan: skip the entropy-coded data (0xFF is stuffed as FF 00 there)
+      while (p + 1 < n && !(b[p] == 0xFF && b[p + 1] != 0x00 && b[p + 1] != 0xFF && !is_rst(b[p + 1]))) ++p;
+  }
+  return Status::Ok();
+}
 }  // namespace
 
-Result<RgbImage> decode_image(std::span<const uint8_t> bytes) {
+Result<RgbImage> decode_image(std::span<const uint8_t> bytes, int64_t max_pixels) {
   if (bytes.empty()) return Status::InvalidArgument("image: empty data");
   OPTIQ_RETURN_IF_ERROR(check_png_chunks(bytes));
+  OPTIQ_RETURN_IF_ERROR(check_jpeg_huffman_tables(bytes));
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) return Status::InvalidArgument("image: larger than 2 GiB");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp))
     return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");
   // Refuse absurd sizes before stb allocates (the patch grid is capped anyway after resizing).
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 26))
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > max_pixels)
     return Status::InvalidArgument("image: size " + std::to_string(w) + "x" + std::to_string(h) + " out of range");
   unsigned char* px = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp, 3);
   if (!px) return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");
@@ -208,10 +249,14 @@ Result<Gemma4VisionConfig> Gemma4VisionConfig::parse(const json& j, const std::s
   OPTIQ_RETURN_IF_ERROR(need_int("num_attention_heads", &c.num_attention_heads));
   OPTIQ_RETURN_IF_ERROR(need_int("patch_size", &c.patch_size));
   OPTIQ_RETURN_IF_ERROR(need_int("position_embedding_size", &c.position_embedding_size));
-  c.num_key_value_heads = j.value("num_key_value_heads", c.num_attention_heads);
-  c.head_dim = j.value("head_dim", c.hidden_size / c.num_attention_heads);
-  c.pooling_kernel_size = j.value("pooling_kernel_size", c.pooling_kernel_size);
-  c.default_output_length = j.value("default_output_length", c.default_output_length);
+  auto int_or = [&](const char* key, int64_t fallback, int64_t* out) {
+    OPTIQ_ASSIGN_OR_RETURN(*out, read_int(j, key, fallback, where + "."));
+    return Status::Ok();
+  };
+  OPTIQ_RETURN_IF_ERROR(int_or("num_key_value_heads", c.num_attention_heads, &c.num_key_value_heads));
+  OPTIQ_RETURN_IF_ERROR(int_or("head_dim", c.hidden_size / c.num_attention_heads, &c.head_dim));
+  OPTIQ_RETURN_IF_ERROR(int_or("pooling_kernel_size", c.pooling_kernel_size, &c.pooling_kernel_size));
+  OPTIQ_RETURN_IF_ERROR(int_or("default_output_length", c.default_output_length, &c.default_output_length));
   c.rope_theta = j.value("rope_theta", c.rope_theta);
   c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
   c.standardize = j.value("standardize", c.standardize);

@@ -25,8 +25,10 @@ struct RgbImage {
 };
 
 // Decodes JPEG / PNG / BMP / GIF (first frame) bytes with stb_image, converting to RGB.
-// InvalidArgument (with stb's reason) on malformed or unsupported data.
-Result<RgbImage> decode_image(std::span<const uint8_t> bytes);
+// InvalidArgument (with stb's reason) on malformed or unsupported data, and on an image of more than
+// `max_pixels` (width·height, read from the header before anything is allocated or decoded).
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+Result<RgbImage> decode_image(std::span<const uint8_t> bytes, int64_t max_pixels = kMaxImagePixels);
 // Reads and decodes an image file; errors name the file.
 Result<RgbImage> load_image_file(const std::string& path);
 

@@ -62,10 +62,13 @@ Status check_png_chunks(std::span<const uint8_t> b) {
 // data up to the next marker other than a restart) and checks every Huffman table stb would build.
 Status check_jpeg_huffman_tables(std::span<const uint8_t> b) {
   const size_t n = b.size();
-  if (n < 2 || b[0] != 0xFF || b[1] != 0xD8) return Status::Ok();  // not a JPEG
+  if (n < 2 || b[0] != 0xFF) return Status::Ok();  // not a JPEG
+  size_t p = 1;
+  while (p < n && b[p] == 0xFF) ++p;  // stb takes FF FF ... D8 as the start marker too
+  if (p >= n || b[p] != 0xD8) return Status::Ok();
+  ++p;
   auto at = [&](size_t i) -> size_t { return i < n ? b[i] : 0; };  // stb reads zeros past the end
   auto is_rst = [](size_t m) { return m >= 0xD0 && m <= 0xD7; };
-  size_t p = 2;
   while (p < n) {
     if (b[p] != 0xFF) {
       ++p;

@@ -8,6 +8,12 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_STATIC
 #define STBI_NO_STDIO
+// Only the documented formats (decode_image): stb 2.27's PNM, TGA, HDR, PSD and PIC readers are
+// attack surface with known memory bugs (a 16-bit PNM overflows the heap in stbi__convert_16_to_8).
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
 #define STBI_MAX_DIMENSIONS (1 << 15)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push

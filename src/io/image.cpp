@@ -3,6 +3,12 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_STATIC
 #define STBI_NO_STDIO
+// Only the documented formats (decode_image): stb 2.27's PNM, TGA, HDR, PSD and PIC readers are
+// attack surface with known memory bugs (a 16-bit PNM overflows the heap in stbi__convert_16_to_8).
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
 #define STBI_MAX_DIMENSIONS (1 << 15)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -46,17 +52,61 @@ Status check_png_chunks(std::span<const uint8_t> b) {
   return Status::InvalidArgument("image: PNG truncated: data ends at byte " + std::to_string(b.size()) +
                                  " before the IEND chunk");
 }
+
+// stb_image 2.27 (Debian 12) writes past its Huffman tables when a DHT table declares more than 256
+// codes (stbi__build_huffman; upstream 2.28 checks it), already in stbi_info: refuse such a JPEG first.
+// Walks the markers as stb reads them (segments back to back, bytes between them skipped, entropy-coded
+// data up to the next marker other than a restart) and checks every Huffman table stb would build.
+Status check_jpeg_huffman_tables(std::span<const uint8_t> b) {
+  const size_t n = b.size();
+  if (n < 2 || b[0] != 0xFF) return Status::Ok();  // not a JPEG
+  size_t p = 1;
+  while (p < n && b[p] == 0xFF) ++p;  // stb takes FF FF ... D8 as the start marker too
+  if (p >= n || b[p] != 0xD8) return Status::Ok();
+  ++p;
+  auto at = [&](size_t i) -> size_t { return i < n ? b[i] : 0; };  // stb reads zeros past the end
+  auto is_rst = [](size_t m) { return m >= 0xD0 && m <= 0xD7; };
+  while (p < n) {
+    if (b[p] != 0xFF) {
+      ++p;
+      continue;
+    }
+    while (p < n && b[p] == 0xFF) ++p;  // fill bytes
+    if (p >= n) break;
+    const size_t m = b[p++];
+    if (m == 0xD9) break;                               // EOI
+    if (m == 0x00 || m == 0x01 || is_rst(m) || m == 0xD8) continue;  // no length field
+    const size_t len = (at(p) << 8) | at(p + 1);
+    if (m == 0xC4) {
+      size_t t = p + 2;
+      for (int64_t left = static_cast<int64_t>(len) - 2; left > 0 && t < n;) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += at(t + i);
+        if (codes > 256)
+          return Status::InvalidArgument("image: JPEG Huffman table at byte " + std::to_string(t) + " declares " +
+                                         std::to_string(codes) + " codes (at most 256)");
+        t += 17 + codes;
+        left -= static_cast<int64_t>(17 + codes);
+      }
+    }
+    p += len;
+    if (m == 0xDA)  // start of scan: skip the entropy-coded data (0xFF is stuffed as FF 00 there)
+      while (p + 1 < n && !(b[p] == 0xFF && b[p + 1] != 0x00 && b[p + 1] != 0xFF && !is_rst(b[p + 1]))) ++p;
+  }
+  return Status::Ok();
+}
 }  // namespace
 
-Result<RgbImage> decode_image(std::span<const uint8_t> bytes) {
+Result<RgbImage> decode_image(std::span<const uint8_t> bytes, int64_t max_pixels) {
   if (bytes.empty()) return Status::InvalidArgument("image: empty data");
   OPTIQ_RETURN_IF_ERROR(check_png_chunks(bytes));
+  OPTIQ_RETURN_IF_ERROR(check_jpeg_huffman_tables(bytes));
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) return Status::InvalidArgument("image: larger than 2 GiB");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp))
     return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");
   // Refuse absurd sizes before stb allocates (the patch grid is capped anyway after resizing).
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 26))
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > max_pixels)
     return Status::InvalidArgument("image: size " + std::to_string(w) + "x" + std::to_string(h) + " out of range");
   unsigned char* px = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp, 3);
   if (!px) return Status::InvalidArgument(std::string("image: cannot decode (") + stbi_failure_reason() + ")");

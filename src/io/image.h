@@ -19,9 +19,11 @@ struct RgbImage {
 };
 
 // Decodes JPEG / PNG / BMP / GIF (first frame) bytes with stb_image, converting to RGB.
-// InvalidArgument (with stb's reason) on malformed or unsupported data, or a size over 2^26 pixels.
+// InvalidArgument (with stb's reason) on malformed or unsupported data, and on an image of more than
+// `max_pixels` (width·height, read from the header before anything is allocated or decoded).
 // Thread-safe: stb's failure reason is thread-local.
-Result<RgbImage> decode_image(std::span<const uint8_t> bytes);
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+Result<RgbImage> decode_image(std::span<const uint8_t> bytes, int64_t max_pixels = kMaxImagePixels);
 // Reads and decodes an image file; NotFound if it cannot be opened; every error names the file.
 Result<RgbImage> load_image_file(const std::string& path);
 

@@ -14,10 +14,16 @@ Result<nlohmann::json> read_json_file(const std::string& path) {
   if (!in) return Status::NotFound(path + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
+  return parse_json(ss.str(), path);
+}
+
+Result<nlohmann::json> parse_json(std::string_view text, const std::string& name) {
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    return Status::Corruption(path + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+    return Status::Corruption(name + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // out_of_range.406: a number beyond double (1e400)
+    return Status::Corruption(name + ": invalid JSON: " + e.what());
   }
 }
 

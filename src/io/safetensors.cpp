@@ -42,6 +42,15 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   return mf;
 }
 
+std::shared_ptr<MappedFile> MappedFile::copy_of(std::span<const uint8_t> bytes, const std::string& name) {
+  auto mf = std::shared_ptr<MappedFile>(new MappedFile());
+  mf->path_ = name;
+  mf->copy_.assign(bytes.begin(), bytes.end());
+  mf->size_ = mf->copy_.size();
+  mf->data_ = mf->copy_.empty() ? nullptr : mf->copy_.data();
+  return mf;
+}
+
 void TensorStore::release_pages(const void* p, size_t n) const {
   const auto* b = static_cast<const uint8_t*>(p);
   for (const auto& f : files_) {
@@ -57,7 +66,7 @@ void TensorStore::release_pages(const void* p, size_t n) const {
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ && copy_.empty()) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
@@ -114,7 +123,10 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(std::shared_ptr<
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
         return terr("shape has a non-integer or negative dimension");
       uint64_t dv = d.get<uint64_t>();
-      if (dv != 0 && numel > (uint64_t{1} << 48) / dv) return terr("shape is implausibly large");
+      // Each dimension too: after a zero one numel stays 0, and a dimension past 2^63 would turn
+      // negative in TensorView::shape.
+      if (dv > (uint64_t{1} << 48) || (dv != 0 && numel > (uint64_t{1} << 48) / dv))
+        return terr("shape is implausibly large");
       numel *= dv;
       tv.shape.push_back(static_cast<int64_t>(dv));
     }

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ namespace optiq {
 class MappedFile {
  public:
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // A heap copy of `bytes` standing in for a file called `name` (tests and fuzzers parse bytes
+  // without touching the disk). Not a mapping: TensorStore::release_pages never sees one.
+  static std::shared_ptr<MappedFile> copy_of(std::span<const uint8_t> bytes, const std::string& name);
   ~MappedFile();
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
@@ -29,6 +33,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  std::vector<uint8_t> copy_;  // copy_of's bytes (data_ points here); empty for a mapping
 };
 
 // One safetensors file. Tensor views point into the mapping and live as long as this object.
@@ -37,7 +42,8 @@ class SafetensorsFile {
   // Validates the header completely: length, JSON, dtypes, shapes vs byte sizes, offsets in range
   // and non-overlapping. Errors name the file and the tensor.
   static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
-  // Same validation over bytes already in memory (used by tests and fuzzers); `name` labels errors.
+  // Same validation over bytes already in memory (MappedFile::copy_of for tests and fuzzers);
+  // `name` labels errors.
   static Result<std::unique_ptr<SafetensorsFile>> parse(std::shared_ptr<MappedFile> file, const std::string& name);
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }

@@ -42,26 +42,38 @@ struct DharaConfig {
   bool canon_residual = true;
   int32_t mask_token_id = -1;
 
+  // Mistyped fields (a string where a number belongs, ...) become Corruption, never exceptions.
   static Result<DharaConfig> from_json(const json& j, const std::string& file) {
+    try {
+      return parse(j, file);
+    } catch (const json::exception& e) {
+      return Status::Corruption(file + ": " + e.what());
+    }
+  }
+  static Result<DharaConfig> parse(const json& j, const std::string& file) {
     DharaConfig c;
     auto need_int = [&](const char* key, int64_t* out) { return read_positive_int(j, key, file + ": ", out); };
     OPTIQ_RETURN_IF_ERROR(need_int("hidden_size", &c.hidden_size));
     OPTIQ_RETURN_IF_ERROR(need_int("num_hidden_layers", &c.num_hidden_layers));
     OPTIQ_RETURN_IF_ERROR(need_int("intermediate_size", &c.intermediate_size));
     OPTIQ_RETURN_IF_ERROR(need_int("num_attention_heads", &c.num_attention_heads));
-    c.num_key_value_heads = j.value("num_key_value_heads", c.num_attention_heads);
+    auto int_or = [&](const char* key, auto fallback, auto* out) {
+      OPTIQ_ASSIGN_OR_RETURN(*out, read_int(j, key, fallback, file + ": "));
+      return Status::Ok();
+    };
+    OPTIQ_RETURN_IF_ERROR(int_or("num_key_value_heads", c.num_attention_heads, &c.num_key_value_heads));
     c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer() ? j["head_dim"].get<int64_t>()
                                                                             : c.hidden_size / c.num_attention_heads;
-    c.vocab_size = j.value("vocab_size", int64_t{0});
-    c.max_position_embeddings = j.value("max_position_embeddings", c.max_position_embeddings);
+    OPTIQ_RETURN_IF_ERROR(int_or("vocab_size", int64_t{0}, &c.vocab_size));
+    OPTIQ_RETURN_IF_ERROR(int_or("max_position_embeddings", c.max_position_embeddings, &c.max_position_embeddings));
     c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
     c.use_qk_norm = j.value("use_qk_norm", c.use_qk_norm);
     c.use_logit_softcap = j.value("use_logit_softcap", c.use_logit_softcap);
     if (j.contains("logit_softcap") && j["logit_softcap"].is_number()) c.logit_softcap = j["logit_softcap"].get<float>();
     c.canon_set = j.value("canon_set", c.canon_set);
-    c.canon_kernel = j.value("canon_kernel", c.canon_kernel);
+    OPTIQ_RETURN_IF_ERROR(int_or("canon_kernel", c.canon_kernel, &c.canon_kernel));
     c.canon_residual = j.value("canon_residual", c.canon_residual);
-    c.mask_token_id = j.value("mask_token_id", c.mask_token_id);
+    OPTIQ_RETURN_IF_ERROR(int_or("mask_token_id", c.mask_token_id, &c.mask_token_id));
     if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
       return Status::Corruption(file + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
                                 " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));

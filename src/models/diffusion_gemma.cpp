@@ -81,12 +81,16 @@ struct DiffusionGemmaConfig {
     OPTIQ_RETURN_IF_ERROR(need_int("num_experts", &c.num_experts));
     OPTIQ_RETURN_IF_ERROR(need_int("top_k_experts", &c.top_k_experts));
     OPTIQ_RETURN_IF_ERROR(need_int("moe_intermediate_size", &c.moe_intermediate_size));
-    c.num_global_key_value_heads = j.value("num_global_key_value_heads", c.num_key_value_heads);
-    c.global_head_dim = j.value("global_head_dim", c.head_dim);
+    auto int_or = [&](const json& obj, const char* key, auto fallback, auto* out) {
+      OPTIQ_ASSIGN_OR_RETURN(*out, read_int(obj, key, fallback, file + ": "));
+      return Status::Ok();
+    };
+    OPTIQ_RETURN_IF_ERROR(int_or(j, "num_global_key_value_heads", c.num_key_value_heads, &c.num_global_key_value_heads));
+    OPTIQ_RETURN_IF_ERROR(int_or(j, "global_head_dim", c.head_dim, &c.global_head_dim));
     c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
     if (j.contains("final_logit_softcapping"))  // null: no soft-cap (HF semantics)
       c.final_logit_softcapping = j["final_logit_softcapping"].is_null() ? 0.f : j["final_logit_softcapping"].get<float>();
-    c.max_position_embeddings = j.value("max_position_embeddings", int64_t{262144});
+    OPTIQ_RETURN_IF_ERROR(int_or(j, "max_position_embeddings", int64_t{262144}, &c.max_position_embeddings));
     c.rope_theta = j.value("rope_theta", c.rope_theta);
     c.global_rope_theta = j.value("global_rope_theta", c.global_rope_theta);
     c.partial_rotary_factor = j.value("partial_rotary_factor", c.partial_rotary_factor);
@@ -144,10 +148,10 @@ struct DiffusionGemmaConfig {
     if (it == top.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
       return Status::Corruption(file + ": canvas_length must be a positive integer");
     c.canvas_length = it->get<int>();
-    c.boi_token_id = top.value("boi_token_id", -1);
-    c.image_token_id = top.value("image_token_id", -1);
-    c.eoi_token_id = top.value("eoi_token_id", -1);
-    c.vision_soft_tokens_per_image = top.value("vision_soft_tokens_per_image", int64_t{0});
+    OPTIQ_RETURN_IF_ERROR(int_or(top, "boi_token_id", int32_t{-1}, &c.boi_token_id));
+    OPTIQ_RETURN_IF_ERROR(int_or(top, "image_token_id", int32_t{-1}, &c.image_token_id));
+    OPTIQ_RETURN_IF_ERROR(int_or(top, "eoi_token_id", int32_t{-1}, &c.eoi_token_id));
+    OPTIQ_RETURN_IF_ERROR(int_or(top, "vision_soft_tokens_per_image", int64_t{0}, &c.vision_soft_tokens_per_image));
     return c;
   }
 };

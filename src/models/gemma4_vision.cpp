@@ -59,10 +59,14 @@ Result<Gemma4VisionConfig> Gemma4VisionConfig::parse(const json& j, const std::s
   OPTIQ_RETURN_IF_ERROR(need_int("num_attention_heads", &c.num_attention_heads));
   OPTIQ_RETURN_IF_ERROR(need_int("patch_size", &c.patch_size));
   OPTIQ_RETURN_IF_ERROR(need_int("position_embedding_size", &c.position_embedding_size));
-  c.num_key_value_heads = j.value("num_key_value_heads", c.num_attention_heads);
-  c.head_dim = j.value("head_dim", c.hidden_size / c.num_attention_heads);
-  c.pooling_kernel_size = j.value("pooling_kernel_size", c.pooling_kernel_size);
-  c.default_output_length = j.value("default_output_length", c.default_output_length);
+  auto int_or = [&](const char* key, int64_t fallback, int64_t* out) {
+    OPTIQ_ASSIGN_OR_RETURN(*out, read_int(j, key, fallback, where + "."));
+    return Status::Ok();
+  };
+  OPTIQ_RETURN_IF_ERROR(int_or("num_key_value_heads", c.num_attention_heads, &c.num_key_value_heads));
+  OPTIQ_RETURN_IF_ERROR(int_or("head_dim", c.hidden_size / c.num_attention_heads, &c.head_dim));
+  OPTIQ_RETURN_IF_ERROR(int_or("pooling_kernel_size", c.pooling_kernel_size, &c.pooling_kernel_size));
+  OPTIQ_RETURN_IF_ERROR(int_or("default_output_length", c.default_output_length, &c.default_output_length));
   c.rope_theta = j.value("rope_theta", c.rope_theta);
   c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
   c.standardize = j.value("standardize", c.standardize);

@@ -45,6 +45,11 @@ std::vector<std::string> registered_model_types() {
 
 Result<std::unique_ptr<Model>> load_model(const std::string& dir, const LoadOptions& opts) {
   OPTIQ_ASSIGN_OR_RETURN(std::shared_ptr<ModelDir> md, ModelDir::open(dir));
+  return load_model(std::move(md), opts);
+}
+
+Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelDir> md, const LoadOptions& opts) {
+  const std::string dir = md->path;
   for (const auto& [name, o] : opts.tensor_overrides)
     OPTIQ_RETURN_IF_ERROR(md->tensors->set_override(name, o.dtype, o.shape, o.bytes).WithContext(dir));
   md->repack = opts.repack;

@@ -34,6 +34,10 @@ Status write_random_dhara(const nlohmann::json& config, const std::string& out_d
 Status write_random_diffusion_gemma(const nlohmann::json& config, const std::string& out_dir, DType dtype,
                                     uint64_t seed);
 
+// load_model (model.h) on a directory already read: applies opts.tensor_overrides and opts.repack, then
+// the factory for config.json's model_type. Unsupported for an unknown model_type, Corruption without one.
+Result<std::unique_ptr<Model>> load_model(std::shared_ptr<ModelDir> md, const LoadOptions& opts = {});
+
 // Returns the factory for `model_type`, or nullptr.
 ModelFactory find_model_factory(const std::string& model_type);
 std::vector<std::string> registered_model_types();

@@ -32,6 +32,8 @@ Result<J> parse_json(const std::string& text, const std::string& path) {
     return J::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     return Status::Corruption(path + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // out_of_range.406: a number beyond double (1e400)
+    return Status::Corruption(path + ": invalid JSON: " + e.what());
   }
 }
 

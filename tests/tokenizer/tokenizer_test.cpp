@@ -188,6 +188,18 @@ TEST(Tokenizer, EosFromAllConfigFiles) {
   EXPECT_EQ((*r)->eos_ids(), (std::vector<int32_t>{256, 258, 259}));
 }
 
+// A number beyond double range is nlohmann's out_of_range, not parse_error: still a Corruption, not a throw.
+TEST(Tokenizer, ConfigNumberOverflowIsCorruption) {
+  test::TempDir dir;
+  namespace fs = std::filesystem;
+  fs::copy_file(test::fixture("dhara-tiny/tokenizer.json"), dir.path / "tokenizer.json");
+  std::ofstream(dir.path / "config.json") << R"({"eos_token_id": 1e400})";
+  auto r = Tokenizer::from_dir(dir.str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kCorruption) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("config.json: invalid JSON"), std::string::npos) << r.status().ToString();
+}
+
 TEST(Tokenizer, ChatTemplateJinjaFileBeside) {
   test::TempDir dir;
   namespace fs = std::filesystem;

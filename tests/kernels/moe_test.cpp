@@ -151,16 +151,5 @@ TEST_P(MoeExperts, GroupedEqualsDenseReferenceOnRandomInputs) {
 
 INSTANTIATE_TEST_SUITE_P(Storage, MoeExperts, ::testing::Values(0, 1, 2));
 
-TEST(Gelu, TanhApproximationValues) {
-  EXPECT_FLOAT_EQ(gelu_tanh(0.f), 0.f);
-  EXPECT_NEAR(gelu_tanh(1.f), 0.841192f, 1e-6);
-  EXPECT_NEAR(gelu_tanh(-2.f), -0.045402f, 1e-6);
-  std::vector<float> gu{1.f, -2.f, 3.f, 0.5f};  // one row, F = 2: gate (1, −2), up (3, 0.5)
-  std::vector<float> o(2);
-  gelu_tanh_mul_fused(o.data(), gu.data(), 1, 2);
-  EXPECT_NEAR(o[0], 0.841192f * 3.f, 1e-5);
-  EXPECT_NEAR(o[1], -0.045402f * 0.5f, 1e-6);
-}
-
 }  // namespace
 }  // namespace optiq

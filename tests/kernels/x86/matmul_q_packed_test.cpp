@@ -34,22 +34,17 @@ TEST(MatmulQPacked, AgreesWithIntegerPaths) {
         if (!packable(q->w)) continue;
         HugePageArena arena;
         q->w.packed = pack_rows(q->w, arena);
-        std::vector<float> wdeq(static_cast<size_t>(N * K));
-        for (int64_t n = 0; n < N; ++n) dequantize_row_reference(q->w, n, wdeq.data() + n * K);
+        const std::vector<float> wdeq = dequantized(q->w);
         for (int64_t T : {1, 2, 5, 9}) {
           const std::vector<float> x = random_x(T, K, 17u + static_cast<uint32_t>(T));
           std::vector<float> hw(static_cast<size_t>(T * N)), got(static_cast<size_t>(T * N), NAN);
           matmul_q_highway(hw.data(), x.data(), T, q->w, kern.ctx);
           const MatmulOut o{got.data(), &q->w};
           matmul_q_packed({&o, 1}, x.data(), T, kern.ctx);
-          for (int64_t t = 0; t < T; ++t)
-            for (int64_t n = 0; n < N; ++n) {
-              double mag = 0;
-              for (int64_t k = 0; k < K; ++k) mag += std::fabs(double(x[t * K + k]) * wdeq[n * K + k]);
-              ASSERT_LE(std::fabs(got[t * N + n] - hw[t * N + n]), 1e-5 * mag)
-                  << "bits " << bits << " gs " << gs << " scales " << dtype_name(sdt) << " T " << T << " t " << t
-                  << " n " << n;
-            }
+          expect_same_integer_sums(got, hw, x, wdeq, T, N, K,
+                                   "bits " + std::to_string(bits) + " gs " + std::to_string(gs) + " scales " +
+                                       dtype_name(sdt) + " T " + std::to_string(T));
+          if (HasFatalFailure()) return;
         }
       }
 }

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "io/lora_adapter.h"
 
 namespace optiq {
 
@@ -67,6 +68,51 @@ struct ForwardBatch {
   // Optional [T, V] conditioning logits for models with self-conditioning (DiffusionGemma): the
   // previous denoising step's temperature-scaled logits; the model applies its own rounding.
   std::span<const float> self_condition;
+  // Optional LoRA adapter applied unmerged to the linears it names (y = W x + scale · (x a) b); the
+  // model's base weights are untouched, so one loaded model serves several adapters.
+  const LoraAdapter* adapter = nullptr;
+};
+
+// ---- Training (src/train builds sequences from data rows and an objective) ----
+
+// One training sequence. Positions are row indices 0 … T−1.
+struct TrainSequence {
+  std::vector<int32_t> tokens;   // [T]
+  // Row t sees the rows [0, key_end[t]) (every objective's visibility is a prefix per row). Empty:
+  // the model's own mask (causal; DiffusionGemma: a causal encoder and a bidirectional canvas).
+  std::vector<int64_t> key_end;
+  std::vector<int32_t> targets;  // [T]: the id row t's logits are trained towards, or -1 (no loss)
+  float weight = 1.0f;           // each selected target contributes weight · CE to the loss
+  // Canvas models: rows [canvas_begin, T) are the decoder's canvas over the encoded rows before it.
+  int64_t canvas_begin = -1;
+};
+
+struct TrainOptions {
+  float lora_dropout = 0.0f;     // on the LoRA input only (L.1)
+  uint64_t dropout_seed = 0;     // this step's draw
+  bool grad_checkpoint = true;   // keep layer inputs only; recompute a layer's activations in backward
+};
+
+struct TrainStats {
+  double loss = 0;               // Σ weight · CE over the selected targets
+  int64_t targets = 0;           // selected targets
+  int64_t tokens = 0;            // rows forwarded
+  size_t peak_activation_bytes = 0;
+};
+
+// A model that can be trained: gradients of the loss with respect to LoRA parameters. Loss and
+// gradients are fp32, base weights used as their exact fp32 values (L.8).
+class Trainable {
+ public:
+  virtual ~Trainable() = default;
+  // The module paths LoRA may wrap in the last `num_layers` layers (−1: all), in model order, with
+  // their [in, out] sizes: "model.layers.0.self_attn.q_proj" → {in, out}.
+  virtual std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> lora_targets(int64_t num_layers) const = 0;
+  // Adds ∂loss/∂(a, b) of every module of `params` into `grads` (same modules and shapes) and returns
+  // the loss of these sequences.
+  virtual Result<TrainStats> accumulate_lora_gradients(std::span<const TrainSequence> batch,
+                                                       const LoraAdapter& params, LoraAdapter& grads,
+                                                       const TrainOptions& opts, ThreadPool& pool) const = 0;
 };
 
 // What decoders may know about a model: read from config.json / generation_config.json.
@@ -120,6 +166,8 @@ class Model {
                                              ThreadPool& pool) const {
     return Status::Unsupported(info().model_type + ": no vision tower");
   }
+  // The training interface, or null for an architecture that cannot be trained yet.
+  virtual const Trainable* trainable() const { return nullptr; }
 };
 
 // A caller-owned float tensor that replaces a checkpoint tensor at load (see LoadOptions).

@@ -71,6 +71,31 @@ void silu_mul_backward(float* dgate, float* dup, const float* dout, const float*
   });
 }
 
+void gelu_tanh_mul_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                            const KernelContext& ctx) {
+  // gelu(g) = ½·g·(1 + tanh(u)), u = √(2/π)·(g + 0.044715·g³):
+  // gelu'(g) = ½·(1 + tanh u) + ½·g·(1 − tanh² u)·√(2/π)·(1 + 3·0.044715·g²).
+  constexpr float kSqrt2OverPi = 0.7978845608028654f, kCubic = 0.044715f;
+  parallel_elementwise(ctx, n, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float g = gate[i], d = dout[i], u = up[i];
+      const float th = std::tanh(kSqrt2OverPi * (g + kCubic * g * g * g));
+      const float gelu = 0.5f * g * (1.0f + th);
+      const float dgelu = 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * g * g);
+      dup[i] = d * gelu;
+      dgate[i] = d * u * dgelu;
+    }
+  });
+}
+
+void rope_backward(float* dx, int64_t T, int64_t H, int64_t D, const int64_t* pos, const float* inv_freq,
+                   int64_t rot_pairs, const KernelContext& ctx) {
+  // A rotation's transpose is the rotation by −angle; cos and sin of −p·f are exactly cos and −sin of p·f.
+  std::vector<int64_t> neg(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) neg[static_cast<size_t>(t)] = -pos[t];
+  rope(dx, T, H, D, neg.data(), inv_freq, rot_pairs, ctx);
+}
+
 void conv1d_dw_backward(float* dx, const float* dy, int64_t T, int64_t C, ConvTaps w, int64_t Kw,
                         const KernelContext& ctx) {
   // Split over channels: every row of a channel reads the same taps.
@@ -123,8 +148,8 @@ struct PadBuffers {
 }  // namespace
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D, const int64_t* key_end,
-                        float scale, const KernelContext& ctx) {
+                        const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D, const int64_t* key_begin,
+                        const int64_t* key_end, float scale, const KernelContext& ctx) {
   const int64_t G = H / Hkv, Tp = round_up(T, gemm_f32_n_align());
   const int64_t qs = H * D, ks = Hkv * D;
   ctx.parallel_for(Hkv, [&](int64_t g0, int64_t g1, int worker) {
@@ -157,20 +182,23 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           float* sr = s + t * Tp;
           float* dr = dp + t * Tp;
           const int64_t e = std::min(key_end[t], T);
+          const int64_t b0 = key_begin ? std::clamp<int64_t>(key_begin[t], 0, e) : 0;
           float mx = -INFINITY;
-          for (int64_t j = 0; j < e; ++j) mx = std::max(mx, scale * sr[j]);
+          for (int64_t j = b0; j < e; ++j) mx = std::max(mx, scale * sr[j]);
           double sum = 0;
-          for (int64_t j = 0; j < e; ++j) {
+          for (int64_t j = b0; j < e; ++j) {
             sr[j] = std::exp(scale * sr[j] - mx);
             sum += sr[j];
           }
-          const float inv = e > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
+          const float inv = e > b0 ? static_cast<float>(1.0 / sum) : 0.0f;
           double pdp = 0;
-          for (int64_t j = 0; j < e; ++j) {
+          for (int64_t j = b0; j < e; ++j) {
             sr[j] *= inv;  // P
             pdp += static_cast<double>(sr[j]) * dr[j];
           }
-          for (int64_t j = 0; j < e; ++j) dr[j] = scale * sr[j] * (dr[j] - static_cast<float>(pdp));  // dS·scale
+          for (int64_t j = b0; j < e; ++j) dr[j] = scale * sr[j] * (dr[j] - static_cast<float>(pdp));  // dS·scale
+          std::fill(sr, sr + b0, 0.0f);
+          std::fill(dr, dr + b0, 0.0f);
           std::fill(sr + e, sr + Tp, 0.0f);
           std::fill(dr + e, dr + Tp, 0.0f);
         }

@@ -113,18 +113,42 @@ HWY_INLINE void RowsDispatch(int64_t rm, float* C, int64_t ldc, const float* A, 
   }
 }
 
+template <int RM>
+HWY_INLINE void Tile2Dispatch(int64_t rm, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                              int64_t ldb, int64_t K, bool acc) {
+  if constexpr (RM >= 1) {
+    if (rm == RM) return Tile2<RM>(C, ldc, A, lda, B, ldb, K, acc);
+    Tile2Dispatch<RM - 1>(rm, C, ldc, A, lda, B, ldb, K, acc);
+  }
+}
+
 void GemmBlocked(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M,
                  int64_t N, int64_t K, bool accumulate) {
-  // A block of B (KC × NC floats, 128 KiB) stays in L2 while all rows of A pass over it.
+  // B is packed block by block into strips of 2L columns, each KC rows of 2L contiguous floats: read
+  // in place at a large stride, B's rows map onto a few L1 sets and evict each other.
   constexpr int64_t KC = 256, NC = 128;
+  const hn::ScalableTag<float> d;
+  const int64_t W = 2 * static_cast<int64_t>(hn::Lanes(d));
+  alignas(64) float packed[KC * NC];
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = std::min(KC, K - k0);
     const bool acc = accumulate || k0 > 0;
     for (int64_t n0 = 0; n0 < N; n0 += NC) {
       const int64_t nc = std::min(NC, N - n0);
+      const int64_t strips = W <= NC ? nc / W : 0;  // whole 2L-column strips, packed
+      for (int64_t s = 0; s < strips; ++s)
+        for (int64_t k = 0; k < kc; ++k)
+          std::copy_n(B + (k0 + k) * ldb + n0 + s * W, W, packed + (s * kc + k) * W);
+      const int64_t rest = n0 + strips * W;  // columns after the strips, read in place
+      // The packed block (KC × NC, 128 KiB) stays in L2 while every row tile of A passes over it.
       for (int64_t m = 0; m < M; m += 6) {
         const int64_t rm = std::min<int64_t>(6, M - m);
-        RowsDispatch<6>(rm, C + m * ldc + n0, ldc, A + m * lda + k0, lda, B + k0 * ldb + n0, ldb, nc, kc, acc);
+        float* Cm = C + m * ldc;
+        const float* Am = A + m * lda + k0;
+        for (int64_t s = 0; s < strips; ++s)
+          Tile2Dispatch<6>(rm, Cm + n0 + s * W, ldc, Am, lda, packed + s * kc * W, W, kc, acc);
+        if (rest < n0 + nc)
+          RowsDispatch<6>(rm, Cm + rest, ldc, Am, lda, B + k0 * ldb + rest, ldb, n0 + nc - rest, kc, acc);
       }
     }
   }

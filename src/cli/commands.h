@@ -12,5 +12,7 @@ int cmd_chat_template(int, char**);
 int cmd_serve(int, char**);
 int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+// `optiq lora train ...`: argv[0] is "train".
+int cmd_lora_train(int argc, char** argv);
 
 }  // namespace optiq::cli

@@ -10,6 +10,12 @@
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
 #define STBI_MAX_DIMENSIONS (1 << 15)
+// stb's mallocs zeroed, as upstream 2.28 zeroes its JPEG decoder state (2.27 leaves it uninitialized): a
+// scan that decodes with a Huffman table no DHT segment defined, which check_jpeg_huffman_tables refuses
+// first, would find zeros (every code decodes as symbol 0) instead of stale memory that indexes anywhere.
+#define STBI_MALLOC(size) calloc(1, size)
+#define STBI_REALLOC(p, size) realloc(p, size)
+#define STBI_FREE(p) free(p)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"

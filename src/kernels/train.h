@@ -1,0 +1,67 @@
+// The kernel seam for training: exact fp32 linears over frozen base weights (dense or MLX-quantized,
+// used as their exact fp32 values, never with int8 activations), the backward of every forward op,
+// and LoRA. Conventions as kernels/kernels.h: fp32 row-major, the caller's KernelContext last.
+// Backward ops take the upstream gradient `dy` and what the forward saw, and write (or, where noted,
+// add into) the input gradient.
+#pragma once
+
+#include <cstdint>
+
+#include "io/lora_adapter.h"
+#include "kernels/kernels.h"
+
+namespace optiq {
+
+// ---- Linear layers over a frozen base ----
+
+// y[T, N] = x[T, K] · Wᵀ with W's exact fp32 values (dequantized per panel, fp32 accumulation).
+void linear_f32(float* y, const float* x, int64_t T, const Weight& w, const KernelContext& ctx);
+
+// dx[T, K] = dy[T, N] · W (the input gradient of linear_f32), or dx += that with `accumulate`.
+void linear_input_grad(float* dx, const float* dy, int64_t T, const Weight& w, bool accumulate,
+                       const KernelContext& ctx);
+
+// LoRA on a linear's output: y[T, out] += scale · (xd · a) · b with xd = x or its dropout; `xa`
+// [T, r] receives xd · a (the backward needs it).
+void lora_forward(float* y, float* xa, const float* xd, int64_t T, const LoraModule& m, float scale,
+                  const KernelContext& ctx);
+
+// The backward of lora_forward: grad.a += xdᵀ · e, grad.b += xaᵀ · (scale · dy), and
+// dxd[T, in] = e · aᵀ (written) where e = scale · dy · bᵀ. `dxd` may be null (input gradient not needed).
+void lora_backward(float* dxd, LoraModule& grad, const float* dy, const float* xd, const float* xa, int64_t T,
+                   const LoraModule& m, float scale, const KernelContext& ctx);
+
+// ---- Elementwise and norms ----
+
+// Backward of rms_norm (y = w · x / sqrt(mean(x²) + eps) per row of C): dx from dy and the input x.
+// `dx` may alias `dy`; with `accumulate` it adds into dx instead (then no aliasing).
+void rms_norm_backward(float* dx, const float* dy, const float* x, int64_t T, int64_t C, const Weight& w, float eps,
+                       bool accumulate, const KernelContext& ctx);
+
+// Backward of out = silu(gate) · up: dgate, dup from dout. Outputs may alias dout.
+void silu_mul_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                       const KernelContext& ctx);
+
+// Backward of the Canon conv with residual over a whole sequence from a zero state
+// (y[t] = x[t] + Σ_j w[j] · x[t − (Kw−1) + j]): dx[t] = dy[t] + Σ_j w[j] · dy[t + (Kw−1) − j]. No aliasing.
+void conv1d_dw_backward(float* dx, const float* dy, int64_t T, int64_t C, ConvTaps w_tap_major, int64_t Kw,
+                        const KernelContext& ctx);
+
+// ---- Attention ----
+
+// Backward of attention() over one sequence (q [T, H, D], k/v [T, Hkv, D], row t sees keys
+// [0, key_end[t])): writes dq [T, H, D], dk and dv [T, Hkv, D] from dout [T, H, D]. The softmax is
+// recomputed.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D, const int64_t* key_end,
+                        float scale, const KernelContext& ctx);
+
+// ---- Loss ----
+
+// For each of R rows of pre-cap logits z[R, V] with target[r] >= 0: the loss weight[r] · CE(softcap(z_r),
+// target) (cap <= 0: no soft-cap), replacing z with its gradient. Rows with target < 0 get zero
+// gradient. Returns the summed loss (fp64).
+double softcap_cross_entropy(float* z, const int32_t* target, const float* weight, int64_t R, int64_t V, float cap,
+                             const KernelContext& ctx);
+
+}  // namespace optiq

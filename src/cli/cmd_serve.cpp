@@ -206,17 +206,18 @@ int cmd_serve(int argc, char** argv) {
     rc = fail(!model.ok() ? model.status() : !tok.ok() ? tok.status() : adapters.status());
     server.stop();
   } else {
-    const ModelInfo& info = (*model)->info();
+    // The lines go out once the server answers generation requests (clients wait for them).
+    const ModelInfo info = (*model)->info();
+    const std::vector<serve::MountedAdapter> mounted = *adapters;
+    server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads),
+                     std::move(adapters).value());
     const char* decoding = info.canvas_length > 0 ? "canvas" : decode_mode_name(o.defaults.mode);
+    for (const serve::MountedAdapter& a : mounted)
+      std::printf("optiq serve: adapter %s mounted (%s, %zu modules, scale %g)%s\n", a.name.c_str(), a.path.c_str(),
+                  a.adapter->modules.size(), a.adapter->scale, mounted.size() == 1 ? ", the default" : "");
     std::printf("optiq serve: model %s loaded (%s, context %lld, default decoding %s)\n", o.model_id.c_str(),
                 info.model_type.c_str(), static_cast<long long>(info.max_position), decoding);
     std::fflush(stdout);
-    for (const serve::MountedAdapter& a : *adapters)
-      std::printf("optiq serve: adapter %s mounted (%s, %zu modules, scale %g)%s\n", a.name.c_str(), a.path.c_str(),
-                  a.adapter->modules.size(), a.adapter->scale, adapters->size() == 1 ? ", the default" : "");
-    std::fflush(stdout);
-    server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads),
-                     std::move(adapters).value());
   }
   http.join();
   exiting.store(true);

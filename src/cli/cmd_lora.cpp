@@ -20,9 +20,9 @@ namespace {
 const char kLoraUsage[] =
     "usage: optiq lora <command> [options]\n"
     "\n"
-    "  train MODEL_DIR --data DIR --adapter-path OUT [options]   fine-tune a LoRA adapter\n"
-    "  info ADAPTER_DIR [--json]                                 base model, ranks, scale, modules, parameters\n"
-    "  fuse MODEL_DIR --adapter ADAPTER_DIR -o OUT              merge the adapter into the weights\n"
+    "  optiq lora train MODEL_DIR --data DIR --adapter-path OUT [options]   fine-tune a LoRA adapter\n"
+    "  optiq lora info ADAPTER_DIR [--json]     base model, ranks, scale, modules, parameters\n"
+    "  optiq lora fuse MODEL_DIR --adapter ADAPTER_DIR -o OUT   merge the adapter into the weights\n"
     "\n"
     "`optiq lora <command> --help` describes a command's options.\n";
 
@@ -159,7 +159,7 @@ int cmd_lora(int argc, char** argv) {
   if (sub == "train") return cmd_lora_train(argc - 1, argv + 1);
   if (sub == "info") return lora_info(argc - 1, argv + 1);
   if (sub == "fuse") return lora_fuse(argc - 1, argv + 1);
-  std::fprintf(stderr, "optiq lora: unknown command '%s'\n\n%s", sub.c_str(), kLoraUsage);
+  std::fprintf(stderr, "optiq lora: unknown subcommand '%s'\n\n%s", sub.c_str(), kLoraUsage);
   return 2;
 }
 

@@ -193,3 +193,44 @@ double softcap_cross_entropy(float* z, const int32_t* target, const float* weigh
 }
 
 }  // namespace optiq
+
+namespace optiq {
+
+void linear_weight_grad(float* dw, const float* dy, const float* x, int64_t T, int64_t N, int64_t K,
+                        const KernelContext& ctx) {
+  std::vector<float> dyt(static_cast<size_t>(N * T));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) dyt[static_cast<size_t>(n * T + t)] = dy[t * N + n];
+  ctx.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
+    gemm_f32_blocked(dw + n0 * K, K, dyt.data() + n0 * T, T, x, K, n1 - n0, K, T, true);
+  }, parallel_grain(N, T * K, 32));
+}
+
+void rms_norm_weight_grad(float* dw, const float* dy, const float* x, int64_t T, int64_t C, float eps,
+                          const KernelContext& ctx) {
+  std::vector<float> r(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(x[t * C + c]) * x[t * C + c];
+    r[static_cast<size_t>(t)] = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(C)) + eps);
+  }
+  ctx.parallel_for(C, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = c0; c < c1; ++c) dw[c] += dy[t * C + c] * x[t * C + c] * r[static_cast<size_t>(t)];
+  }, parallel_grain(C, 2 * T, 256));
+}
+
+void conv1d_dw_taps_grad(float* dtaps, const float* dy, const float* x, int64_t T, int64_t C, int64_t Kw,
+                         const KernelContext& ctx) {
+  ctx.parallel_for(C, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < Kw; ++j) {
+        const int64_t src = t - (Kw - 1) + j;
+        if (src < 0) continue;
+        float* d = dtaps + j * C;
+        for (int64_t c = c0; c < c1; ++c) d[c] += dy[t * C + c] * x[src * C + c];
+      }
+  }, parallel_grain(C, 2 * T * Kw, 64));
+}
+
+}  // namespace optiq

@@ -168,7 +168,8 @@ class DharaModel final : public Model {
     m->dir_ = dir;
     OPTIQ_RETURN_IF_ERROR(m->load_weights());
     m->fill_info();
-    m->trainable_ = make_dhara_trainable({&m->cfg_, &m->embed_tokens_, &m->norm_, &m->layers_, m->widths_});
+    m->trainable_ =
+        make_dhara_trainable({&m->cfg_, &m->embed_tokens_, &m->norm_, &m->layers_, m->widths_, &m->dir_->config});
     return std::unique_ptr<Model>(std::move(m));
   }
 

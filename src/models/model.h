@@ -100,6 +100,29 @@ struct TrainStats {
   size_t peak_activation_bytes = 0;
 };
 
+// Full-parameter training state: the model's weights as fp32 tensors under their checkpoint names
+// and shapes, owned by this object (never the memory-mapped checkpoint).
+struct ParamTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+using ParamSet = std::map<std::string, ParamTensor>;
+// Same names and shapes, all zeros (gradient accumulators, optimizer moments).
+ParamSet zeros_like(const ParamSet& params);
+
+class FullTrainable {
+ public:
+  virtual ~FullTrainable() = default;
+  // Updated in place by the caller (the optimizer) between steps; the next step reads them.
+  virtual ParamSet& parameters() = 0;
+  // Adds ∂loss/∂p of every parameter into `grads` (zeros_like(parameters()) shaped) and returns the
+  // loss of these sequences.
+  virtual Result<TrainStats> accumulate_gradients(std::span<const TrainSequence> batch, ParamSet& grads,
+                                                  const TrainOptions& opts, ThreadPool& pool) = 0;
+  // Writes DIR/config.json and DIR/model.safetensors (F32 or BF16), each atomically.
+  virtual Status save(const std::string& dir, DType dtype) const = 0;
+};
+
 // A model that can be trained: gradients of the loss with respect to LoRA parameters. Loss and
 // gradients are fp32, base weights used as their exact fp32 values (L.8).
 class Trainable {
@@ -113,6 +136,10 @@ class Trainable {
   virtual Result<TrainStats> accumulate_lora_gradients(std::span<const TrainSequence> batch,
                                                        const LoraAdapter& params, LoraAdapter& grads,
                                                        const TrainOptions& opts, ThreadPool& pool) const = 0;
+  // A full-parameter trainer starting from this model's weights (copied to fp32).
+  virtual Result<std::unique_ptr<FullTrainable>> make_full_trainable() const {
+    return Status::Unsupported("full-parameter training is not implemented for this architecture");
+  }
 };
 
 // What decoders may know about a model: read from config.json / generation_config.json.

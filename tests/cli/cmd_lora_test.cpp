@@ -31,10 +31,10 @@ TEST(CliLora, DispatchAndHelp) {
   EXPECT_TRUE(contains(r.err, "usage: optiq lora <command>")) << r.err;
   r = run_optiq("lora --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* sub : {"  train ", "  info ", "  fuse "}) EXPECT_TRUE(contains(r.out, sub)) << sub << r.out;
+  for (const char* sub : {"optiq lora train ", "optiq lora info ", "optiq lora fuse "}) EXPECT_TRUE(contains(r.out, sub)) << sub << r.out;
   r = run_optiq("lora frobnicate");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "optiq lora: unknown command 'frobnicate'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "optiq lora: unknown subcommand 'frobnicate'")) << r.err;
   expect_help("lora info", "usage: optiq lora info ADAPTER_DIR");
   expect_help("lora fuse", "usage: optiq lora fuse MODEL_DIR --adapter ADAPTER_DIR -o OUT");
 }

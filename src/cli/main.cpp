@@ -7,15 +7,6 @@
 
 namespace {
 
-// `optiq lora <subcommand>`. A minimal dispatch until the lora command group (info, fuse, ...) lands.
-int cmd_lora(int argc, char** argv) {
-  if (argc >= 2 && !std::strcmp(argv[1], "train")) return optiq::cli::cmd_lora_train(argc - 1, argv + 1);
-  const bool help = argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"));
-  std::fprintf(help ? stdout : stderr, "usage: optiq lora train MODEL_DIR --data DATA_DIR [options]\n");
-  if (!help && argc >= 2) std::fprintf(stderr, "optiq lora: unknown subcommand '%s'\n", argv[1]);
-  return help ? 0 : 2;
-}
-
 struct Command {
   const char* name;
   int (*fn)(int, char**);
@@ -31,7 +22,7 @@ const Command kCommands[] = {
     {"chat-template", optiq::cli::cmd_chat_template, "render a conversation with the model's chat template"},
     {"convert", optiq::cli::cmd_convert, "quantize to MLX affine mixed precision (OptIQ sensitivity)"},
     {"eval", optiq::cli::cmd_eval, "KL against a reference model and held-out perplexity"},
-    {"lora", cmd_lora, "LoRA fine-tuning (lora train)"},
+    {"lora", optiq::cli::cmd_lora, "LoRA adapters: train, info, fuse"},
 };
 
 void usage() {

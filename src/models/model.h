@@ -178,6 +178,13 @@ struct ImageEmbedding {
   std::vector<float> embeds;
 };
 
+// A linear layer an adapter may wrap (ForwardBatch::adapter): its module path, the checkpoint's
+// weight name without ".weight" ("model.layers.0.self_attn.q_proj"), and its sizes (y[out] = W x[in]).
+struct LoraTarget {
+  std::string module;
+  int64_t in = 0, out = 0;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -195,7 +202,22 @@ class Model {
   }
   // The training interface, or null for an architecture that cannot be trained yet.
   virtual const Trainable* trainable() const { return nullptr; }
+  // Every linear ForwardBatch::adapter may name, in model order; empty for an architecture that
+  // applies no adapters. A forward fails (InvalidArgument) on an adapter naming anything else, or
+  // with other sizes; validate_adapter says so once, at load.
+  virtual std::vector<LoraTarget> adapter_targets() const { return {}; }
 };
+
+// Ok when every module of `adapter` is one of model.adapter_targets() with the same sizes; else
+// InvalidArgument naming the adapter, the first offending module, and both sizes (or the targets'
+// naming pattern when the module does not exist).
+Status validate_adapter(const Model& model, const LoraAdapter& adapter);
+
+// A view of `base` whose forwards apply `adapter` (ForwardBatch::adapter), unless a batch names
+// its own: decoders, evaluation and the server run an adapted model through the plain Model
+// interface. Everything else (info, caches, vision tower) is the base's. `base` must outlive the
+// view; validate the adapter first (forwards fail on a mismatch).
+std::unique_ptr<Model> with_adapter(const Model& base, std::shared_ptr<const LoraAdapter> adapter);
 
 // A caller-owned float tensor that replaces a checkpoint tensor at load (see LoadOptions).
 struct TensorOverride {

@@ -112,3 +112,22 @@ double softcap_cross_entropy(float* z, const int32_t* target, const float* weigh
                              const KernelContext& ctx);
 
 }  // namespace optiq
+
+namespace optiq {
+
+// ---- Weight gradients (full-parameter training) ----
+
+// dw[N, K] += dy[T, N]ᵀ · x[T, K].
+void linear_weight_grad(float* dw, const float* dy, const float* x, int64_t T, int64_t N, int64_t K,
+                        const KernelContext& ctx);
+
+// The weight gradient of rms_norm: dw[c] += Σ_t dy[t, c] · x[t, c] / sqrt(mean(x_t²) + eps).
+void rms_norm_weight_grad(float* dw, const float* dy, const float* x, int64_t T, int64_t C, float eps,
+                          const KernelContext& ctx);
+
+// The taps' gradient of the Canon conv over a sequence from a zero state, tap-major:
+// dtaps[j, c] += Σ_t dy[t, c] · x[t − (Kw−1) + j, c].
+void conv1d_dw_taps_grad(float* dtaps, const float* dy, const float* x, int64_t T, int64_t C, int64_t Kw,
+                         const KernelContext& ctx);
+
+}  // namespace optiq

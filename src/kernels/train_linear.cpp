@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "core/status.h"
-#include "kernels/gemm.h"
+#include "kernels/gemm_blocked.h"
+#include "kernels/parallel.h"
 #include "kernels/matmul_q.h"
 #include "kernels/train.h"
 
@@ -15,12 +16,8 @@ namespace optiq {
 
 namespace {
 
-constexpr int64_t kAlign = gemm_f32_n_align();
-
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
 struct LinearBuffers {
-  std::vector<float> rows, panel, out, acc;
+  std::vector<float> rows, panel;
 };
 
 float* grow(std::vector<float>& v, int64_t n) {
@@ -37,159 +34,103 @@ void dequantize_rows(const Weight& w, int64_t n0, int64_t n1, float* out) {
 
 void linear_f32(float* y, const float* x, int64_t T, const Weight& w, const KernelContext& ctx) {
   const int64_t N = w.n_out, K = w.n_in;
-  // Panels of NB output columns: W[nb, :]ᵀ as [K, NB] (zero-padded to the GEMM's column multiple).
+  // Panels of NB output columns: W[nb, :]ᵀ as [K, NB], multiplied by every row of x.
   constexpr int64_t NB = 64;
   const int64_t blocks = (N + NB - 1) / NB;
   ctx.parallel_for(blocks, [&](int64_t b0, int64_t b1, int worker) {
     LinearBuffers& buf = ctx.scratch().get<LinearBuffers>(worker);
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n0 = b * NB, nb = std::min(NB, N - n0), nbp = round_up(nb, kAlign);
+      const int64_t n0 = b * NB, nb = std::min(NB, N - n0);
       float* rows = grow(buf.rows, nb * K);
-      float* panel = grow(buf.panel, K * nbp);
+      float* panel = grow(buf.panel, K * nb);
       dequantize_rows(w, n0, n0 + nb, rows);
-      for (int64_t k = 0; k < K; ++k) {
-        float* p = panel + k * nbp;
-        for (int64_t j = 0; j < nb; ++j) p[j] = rows[j * K + k];
-        for (int64_t j = nb; j < nbp; ++j) p[j] = 0.0f;
-      }
-      if (nbp == nb) {
-        gemm_f32(y + n0, N, x, K, panel, nbp, T, nbp, K);
-      } else {
-        float* out = grow(buf.out, T * nbp);
-        gemm_f32(out, nbp, x, K, panel, nbp, T, nbp, K);
-        for (int64_t t = 0; t < T; ++t) std::memcpy(y + t * N + n0, out + t * nbp, sizeof(float) * nb);
-      }
+      for (int64_t j = 0; j < nb; ++j)
+        for (int64_t k = 0; k < K; ++k) panel[k * nb + j] = rows[j * K + k];
+      gemm_f32_blocked(y + n0, N, x, K, panel, nb, T, nb, K, false);
     }
   });
 }
 
 void linear_input_grad(float* dx, const float* dy, int64_t T, const Weight& w, bool accumulate,
                        const KernelContext& ctx) {
-  const int64_t N = w.n_out, K = w.n_in, Kp = round_up(K, kAlign);
-  // dx = Σ over row panels nb of dy[:, nb] · W[nb, :]: each worker sums its panels into its own
-  // accumulator, then the accumulators are added.
-  constexpr int64_t NB = 256;
-  const int64_t blocks = (N + NB - 1) / NB;
-  const int workers = std::max(1, ctx.threads());
-  // A worker may run several chunks: accumulators are zeroed before the pass.
-  std::vector<float*> accs(static_cast<size_t>(workers), nullptr);
-  for (int w = 0; w < workers; ++w) {
-    float* acc = grow(ctx.scratch().get<LinearBuffers>(ctx.worker() + w).acc, T * Kp);
-    std::fill(acc, acc + T * Kp, 0.0f);
-    accs[static_cast<size_t>(w)] = acc;
-  }
-  std::vector<char> used(static_cast<size_t>(workers), 0);
-  ctx.parallel_for(blocks, [&](int64_t b0, int64_t b1, int worker) {
+  const int64_t N = w.n_out, K = w.n_in;
+  // dx[:, kc] (+)= Σ over row panels nb of dy[:, nb] · W[nb, kc]: each worker owns a range of dx's
+  // columns and dequantizes every row panel (the dequantization is ~1/T of the multiply-adds).
+  constexpr int64_t NB = 128;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(ctx.threads(), K / 64));
+  const int64_t per = (K + chunks - 1) / chunks;
+  ctx.parallel_for(chunks, [&](int64_t c0, int64_t c1, int worker) {
     LinearBuffers& buf = ctx.scratch().get<LinearBuffers>(worker);
-    float* acc = accs[static_cast<size_t>(worker - ctx.worker())];
-    used[static_cast<size_t>(worker - ctx.worker())] = 1;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n0 = b * NB, nb = std::min(NB, N - n0);
-      float* panel = grow(buf.panel, nb * Kp);
-      if (Kp == K) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t k0 = c * per, kc = std::min(per, K - k0);
+      if (kc <= 0) continue;
+      for (int64_t n0 = 0; n0 < N; n0 += NB) {
+        const int64_t nb = std::min(NB, N - n0);
+        float* panel = grow(buf.panel, nb * K);
         dequantize_rows(w, n0, n0 + nb, panel);
-      } else {
-        float* rows = grow(buf.rows, nb * K);
-        dequantize_rows(w, n0, n0 + nb, rows);
-        for (int64_t j = 0; j < nb; ++j) {
-          std::memcpy(panel + j * Kp, rows + j * K, sizeof(float) * K);
-          std::fill(panel + j * Kp + K, panel + (j + 1) * Kp, 0.0f);
-        }
+        gemm_f32_blocked(dx + k0, K, dy + n0, N, panel + k0, K, T, kc, nb, accumulate || n0 > 0);
       }
-      float* out = grow(buf.out, T * Kp);
-      gemm_f32(out, Kp, dy + n0, N, panel, Kp, T, Kp, nb);
-      for (int64_t i = 0; i < T * Kp; ++i) acc[i] += out[i];
     }
   });
-  for (int64_t t = 0; t < T; ++t) {
-    float* d = dx + t * K;
-    if (!accumulate) std::fill(d, d + K, 0.0f);
-    for (int w = 0; w < workers; ++w) {
-      if (!used[static_cast<size_t>(w)]) continue;
-      const float* a = accs[static_cast<size_t>(w)] + t * Kp;
-      for (int64_t k = 0; k < K; ++k) d[k] += a[k];
-    }
-  }
 }
+
+namespace {
+
+// out[cols, rows] = in[rows, cols]ᵀ.
+void transpose(const float* in, int64_t rows, int64_t cols, float* out) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) out[j * rows + i] = in[i * cols + j];
+}
+
+// Rows [0, M) of a product split across the pool in blocks of `grain` rows.
+template <typename Fn>
+void split_rows(const KernelContext& ctx, int64_t M, int64_t macs_per_row, Fn&& fn) {
+  ctx.parallel_for(M, [&](int64_t m0, int64_t m1, int) { fn(m0, m1); }, parallel_grain(M, macs_per_row, 16));
+}
+
+}  // namespace
 
 void lora_forward(float* y, float* xa, const float* xd, int64_t T, const LoraModule& m, float scale,
                   const KernelContext& ctx) {
   const int64_t in = m.in, r = m.rank, out = m.out;
-  ctx.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    std::vector<float> s(static_cast<size_t>(r));
-    for (int64_t t = t0; t < t1; ++t) {
-      float* xat = xa + t * r;
-      std::fill(xat, xat + r, 0.0f);
-      const float* xt = xd + t * in;
-      for (int64_t i = 0; i < in; ++i) {
-        const float xi = xt[i];
-        const float* ai = m.a.data() + i * r;
-        for (int64_t j = 0; j < r; ++j) xat[j] += xi * ai[j];
-      }
-      for (int64_t j = 0; j < r; ++j) s[j] = scale * xat[j];
-      float* yt = y + t * out;
-      for (int64_t j = 0; j < r; ++j) {
-        const float sj = s[j];
-        const float* bj = m.b.data() + j * out;
-        for (int64_t o = 0; o < out; ++o) yt[o] += sj * bj[o];
-      }
-    }
-  }, 8);
+  std::vector<float> sxa(static_cast<size_t>(T * r));
+  split_rows(ctx, T, (in + out) * r, [&](int64_t t0, int64_t t1) {
+    gemm_f32_blocked(xa + t0 * r, r, xd + t0 * in, in, m.a.data(), r, t1 - t0, r, in, false);
+    for (int64_t i = t0 * r; i < t1 * r; ++i) sxa[static_cast<size_t>(i)] = scale * xa[i];
+    gemm_f32_blocked(y + t0 * out, out, sxa.data() + t0 * r, r, m.b.data(), out, t1 - t0, out, r, true);
+  });
 }
 
 void lora_backward(float* dxd, LoraModule& grad, const float* dy, const float* xd, const float* xa, int64_t T,
                    const LoraModule& m, float scale, const KernelContext& ctx) {
   const int64_t in = m.in, r = m.rank, out = m.out;
   // e = scale · dy · bᵀ [T, r].
-  std::vector<float> e(static_cast<size_t>(T * r));
-  ctx.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const float* d = dy + t * out;
-      for (int64_t j = 0; j < r; ++j) {
-        const float* bj = m.b.data() + j * out;
-        float s = 0.0f;
-        for (int64_t o = 0; o < out; ++o) s += d[o] * bj[o];
-        e[static_cast<size_t>(t * r + j)] = scale * s;
-      }
-    }
-  }, 8);
-  // grad.b[j, :] += scale · Σ_t xa[t, j] · dy[t, :], split over output columns.
+  std::vector<float> bt(static_cast<size_t>(out * r)), e(static_cast<size_t>(T * r));
+  transpose(m.b.data(), r, out, bt.data());
+  split_rows(ctx, T, out * r, [&](int64_t t0, int64_t t1) {
+    gemm_f32_blocked(e.data() + t0 * r, r, dy + t0 * out, out, bt.data(), r, t1 - t0, r, out, false);
+    for (int64_t i = t0 * r; i < t1 * r; ++i) e[static_cast<size_t>(i)] *= scale;
+  });
+  // grad.b += (scale · xa)ᵀ · dy, split over output columns.
+  std::vector<float> sxat(static_cast<size_t>(r * T));
+  transpose(xa, T, r, sxat.data());
+  for (float& v : sxat) v *= scale;
   ctx.parallel_for(out, [&](int64_t o0, int64_t o1, int) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* d = dy + t * out;
-      for (int64_t j = 0; j < r; ++j) {
-        const float s = scale * xa[t * r + j];
-        float* gb = grad.b.data() + j * out;
-        for (int64_t o = o0; o < o1; ++o) gb[o] += s * d[o];
-      }
-    }
-  }, 64);
-  // grad.a[i, :] += Σ_t xd[t, i] · e[t, :], split over input rows.
-  ctx.parallel_for(in, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = xd + t * in;
-      const float* et = e.data() + t * r;
-      for (int64_t i = i0; i < i1; ++i) {
-        const float xi = xt[i];
-        float* ga = grad.a.data() + i * r;
-        for (int64_t j = 0; j < r; ++j) ga[j] += xi * et[j];
-      }
-    }
-  }, 64);
+    gemm_f32_blocked(grad.b.data() + o0, out, sxat.data(), T, dy + o0, out, r, o1 - o0, T, true);
+  }, parallel_grain(out, T * r, 64));
+  // grad.a += xdᵀ · e, split over input rows.
+  std::vector<float> xdt(static_cast<size_t>(in * T));
+  transpose(xd, T, in, xdt.data());
+  split_rows(ctx, in, T * r, [&](int64_t i0, int64_t i1) {
+    gemm_f32_blocked(grad.a.data() + i0 * r, r, xdt.data() + i0 * T, T, e.data(), r, i1 - i0, r, T, true);
+  });
   if (!dxd) return;
-  // dxd[t, i] = Σ_j e[t, j] · a[i, j].
-  ctx.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const float* et = e.data() + t * r;
-      float* d = dxd + t * in;
-      for (int64_t i = 0; i < in; ++i) {
-        const float* ai = m.a.data() + i * r;
-        float s = 0.0f;
-        for (int64_t j = 0; j < r; ++j) s += et[j] * ai[j];
-        d[i] = s;
-      }
-    }
-  }, 8);
+  // dxd = e · aᵀ.
+  std::vector<float> at(static_cast<size_t>(r * in));
+  transpose(m.a.data(), in, r, at.data());
+  split_rows(ctx, T, in * r, [&](int64_t t0, int64_t t1) {
+    gemm_f32_blocked(dxd + t0 * in, in, e.data() + t0 * r, r, at.data(), in, t1 - t0, in, r, false);
+  });
 }
 
 }  // namespace optiq

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "kernels/gemm.h"
+#include "kernels/gemm_blocked.h"
 #include "kernels/parallel.h"
 #include "kernels/train.h"
 
@@ -17,8 +17,6 @@ float* grow(std::vector<float>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
   return v.data();
 }
-
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 std::vector<float> norm_weight(const Weight& w, int64_t C) {
   std::vector<float> out(static_cast<size_t>(C), 1.0f);
@@ -120,29 +118,7 @@ void conv1d_dw_backward(float* dx, const float* dy, int64_t T, int64_t C, ConvTa
 namespace {
 
 struct AttnBuffers {
-  std::vector<float> kt, vt, s, dp, st, tmp;
-};
-
-// C[M, N] = A[M, K] · B[K, N] for any N (gemm_f32 wants N a multiple of its alignment).
-void gemm_any(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N,
-              int64_t K, std::vector<float>& pad_b, std::vector<float>& pad_c) {
-  if (N % gemm_f32_n_align() == 0) {
-    gemm_f32(C, ldc, A, lda, B, ldb, M, N, K);
-    return;
-  }
-  const int64_t Np = round_up(N, gemm_f32_n_align());
-  float* b = grow(pad_b, K * Np);
-  for (int64_t k = 0; k < K; ++k) {
-    std::memcpy(b + k * Np, B + k * ldb, sizeof(float) * N);
-    std::fill(b + k * Np + N, b + (k + 1) * Np, 0.0f);
-  }
-  float* c = grow(pad_c, M * Np);
-  gemm_f32(c, Np, A, lda, b, Np, M, Np, K);
-  for (int64_t m = 0; m < M; ++m) std::memcpy(C + m * ldc, c + m * Np, sizeof(float) * N);
-}
-
-struct PadBuffers {
-  std::vector<float> b, c;
+  std::vector<float> kt, vt, s, dp, st;
 };
 
 }  // namespace
@@ -150,37 +126,32 @@ struct PadBuffers {
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t D, const int64_t* key_begin,
                         const int64_t* key_end, float scale, const KernelContext& ctx) {
-  const int64_t G = H / Hkv, Tp = round_up(T, gemm_f32_n_align());
+  const int64_t G = H / Hkv;
   const int64_t qs = H * D, ks = Hkv * D;
   ctx.parallel_for(Hkv, [&](int64_t g0, int64_t g1, int worker) {
     AttnBuffers& b = ctx.scratch().get<AttnBuffers>(worker);
-    PadBuffers& pb = ctx.scratch().get<PadBuffers>(worker);
-    float* kt = grow(b.kt, D * Tp);
-    float* vt = grow(b.vt, D * Tp);
-    float* s = grow(b.s, T * Tp);
-    float* dp = grow(b.dp, T * Tp);
+    float* kt = grow(b.kt, D * T);
+    float* vt = grow(b.vt, D * T);
+    float* s = grow(b.s, T * T);
+    float* dp = grow(b.dp, T * T);
     float* st = grow(b.st, T * T);
-    float* tmp = grow(b.tmp, T * D);
     for (int64_t g = g0; g < g1; ++g) {
-      // Kᵀ and Vᵀ of this KV head, [D, Tp] with zero columns past T.
-      for (int64_t d = 0; d < D; ++d) {
-        for (int64_t j = 0; j < T; ++j) {
-          kt[d * Tp + j] = k[j * ks + g * D + d];
-          vt[d * Tp + j] = v[j * ks + g * D + d];
+      // Kᵀ and Vᵀ of this KV head, [D, T].
+      for (int64_t j = 0; j < T; ++j)
+        for (int64_t d = 0; d < D; ++d) {
+          kt[d * T + j] = k[j * ks + g * D + d];
+          vt[d * T + j] = v[j * ks + g * D + d];
         }
-        std::fill(kt + d * Tp + T, kt + (d + 1) * Tp, 0.0f);
-        std::fill(vt + d * Tp + T, vt + (d + 1) * Tp, 0.0f);
-      }
       for (int64_t j = 0; j < T; ++j) {
         std::fill(dk + j * ks + g * D, dk + j * ks + (g + 1) * D, 0.0f);
         std::fill(dv + j * ks + g * D, dv + j * ks + (g + 1) * D, 0.0f);
       }
       for (int64_t h = g * G; h < (g + 1) * G; ++h) {
-        gemm_f32(s, Tp, q + h * D, qs, kt, Tp, T, Tp, D);          // S = Q Kᵀ
-        gemm_f32(dp, Tp, dout + h * D, qs, vt, Tp, T, Tp, D);      // dP = dO Vᵀ
+        gemm_f32_blocked(s, T, q + h * D, qs, kt, T, T, T, D, false);      // S = Q Kᵀ
+        gemm_f32_blocked(dp, T, dout + h * D, qs, vt, T, T, T, D, false);  // dP = dO Vᵀ
         for (int64_t t = 0; t < T; ++t) {
-          float* sr = s + t * Tp;
-          float* dr = dp + t * Tp;
+          float* sr = s + t * T;
+          float* dr = dp + t * T;
           const int64_t e = std::min(key_end[t], T);
           const int64_t b0 = key_begin ? std::clamp<int64_t>(key_begin[t], 0, e) : 0;
           float mx = -INFINITY;
@@ -199,21 +170,17 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           for (int64_t j = b0; j < e; ++j) dr[j] = scale * sr[j] * (dr[j] - static_cast<float>(pdp));  // dS·scale
           std::fill(sr, sr + b0, 0.0f);
           std::fill(dr, dr + b0, 0.0f);
-          std::fill(sr + e, sr + Tp, 0.0f);
-          std::fill(dr + e, dr + Tp, 0.0f);
+          std::fill(sr + e, sr + T, 0.0f);
+          std::fill(dr + e, dr + T, 0.0f);
         }
-        gemm_any(dq + h * D, qs, dp, Tp, k + g * D, ks, T, D, T, pb.b, pb.c);  // dQ = dS K
+        gemm_f32_blocked(dq + h * D, qs, dp, T, k + g * D, ks, T, D, T, false);  // dQ = dS K
         // dK += dSᵀ Q and dV += Pᵀ dO.
         for (int64_t t = 0; t < T; ++t)
-          for (int64_t j = 0; j < T; ++j) st[j * T + t] = dp[t * Tp + j];
-        gemm_any(tmp, D, st, T, q + h * D, qs, T, D, T, pb.b, pb.c);
-        for (int64_t j = 0; j < T; ++j)
-          for (int64_t d = 0; d < D; ++d) dk[j * ks + g * D + d] += tmp[j * D + d];
+          for (int64_t j = 0; j < T; ++j) st[j * T + t] = dp[t * T + j];
+        gemm_f32_blocked(dk + g * D, ks, st, T, q + h * D, qs, T, D, T, true);
         for (int64_t t = 0; t < T; ++t)
-          for (int64_t j = 0; j < T; ++j) st[j * T + t] = s[t * Tp + j];
-        gemm_any(tmp, D, st, T, dout + h * D, qs, T, D, T, pb.b, pb.c);
-        for (int64_t j = 0; j < T; ++j)
-          for (int64_t d = 0; d < D; ++d) dv[j * ks + g * D + d] += tmp[j * D + d];
+          for (int64_t j = 0; j < T; ++j) st[j * T + t] = s[t * T + j];
+        gemm_f32_blocked(dv + g * D, ks, st, T, dout + h * D, qs, T, D, T, true);
       }
     }
   });
@@ -251,6 +218,47 @@ double softcap_cross_entropy(float* z, const int32_t* target, const float* weigh
   double total = 0;
   for (double l : loss) total += l;
   return total;
+}
+
+}  // namespace optiq
+
+namespace optiq {
+
+void linear_weight_grad(float* dw, const float* dy, const float* x, int64_t T, int64_t N, int64_t K,
+                        const KernelContext& ctx) {
+  std::vector<float> dyt(static_cast<size_t>(N * T));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) dyt[static_cast<size_t>(n * T + t)] = dy[t * N + n];
+  ctx.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
+    gemm_f32_blocked(dw + n0 * K, K, dyt.data() + n0 * T, T, x, K, n1 - n0, K, T, true);
+  }, parallel_grain(N, T * K, 32));
+}
+
+void rms_norm_weight_grad(float* dw, const float* dy, const float* x, int64_t T, int64_t C, float eps,
+                          const KernelContext& ctx) {
+  std::vector<float> r(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(x[t * C + c]) * x[t * C + c];
+    r[static_cast<size_t>(t)] = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(C)) + eps);
+  }
+  ctx.parallel_for(C, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = c0; c < c1; ++c) dw[c] += dy[t * C + c] * x[t * C + c] * r[static_cast<size_t>(t)];
+  }, parallel_grain(C, 2 * T, 256));
+}
+
+void conv1d_dw_taps_grad(float* dtaps, const float* dy, const float* x, int64_t T, int64_t C, int64_t Kw,
+                         const KernelContext& ctx) {
+  ctx.parallel_for(C, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < Kw; ++j) {
+        const int64_t src = t - (Kw - 1) + j;
+        if (src < 0) continue;
+        float* d = dtaps + j * C;
+        for (int64_t c = c0; c < c1; ++c) d[c] += dy[t * C + c] * x[src * C + c];
+      }
+  }, parallel_grain(C, 2 * T * Kw, 64));
 }
 
 }  // namespace optiq

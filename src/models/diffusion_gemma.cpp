@@ -28,6 +28,7 @@
 #include "models/diffusion_gemma.h"
 #include "models/gemma4_vision.h"
 #include "models/kv_store.h"
+#include "models/lora_linears.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
 
@@ -85,6 +86,7 @@ class DgCache final : public Cache {
   std::vector<float> x, h, q, kk, vv, att, tmp, dense, ex, g, u, rl, rw, sc_p, sc_soft;
   std::vector<int32_t> sel;
   std::vector<int64_t> pos, key_begin, key_end, run_begin, run_end;
+  LoraLinears lora;       // the forward's adapter modules (ForwardBatch::adapter)
   KernelScratch kernels;  // the kernels' reused buffers for this cache's forwards
 
  private:
@@ -149,6 +151,13 @@ class DiffusionGemmaModel final : public Model {
 
   Status forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const override;
 
+  std::vector<LoraTarget> adapter_targets() const override {
+    std::vector<LoraTarget> out;
+    for (const LoraTarget& t : lora_targets_)
+      if (!t.module.empty()) out.push_back(t);
+    return out;
+  }
+
   Result<ImageEmbedding> embed_image(std::span<const uint8_t> rgb, int width, int height,
                                      ThreadPool& pool) const override {
     if (!vision_) return Status::Unsupported(dir_->path + ": checkpoint has no vision tower");
@@ -161,6 +170,10 @@ class DiffusionGemmaModel final : public Model {
  private:
   DiffusionGemmaModel() = default;
   Status load_weights();
+  // The linears an adapter may wrap, kNumLora slots per decoder layer (specs/optiq-surface.md L.2);
+  // the encoder runs the same layers, so one adapter acts in both modes.
+  enum LoraSlot { kLoraQ = 0, kLoraK, kLoraV, kLoraO, kLoraGate, kLoraUp, kLoraDown, kNumLora };
+  static size_t lora_slot(size_t layer, LoraSlot s) { return layer * kNumLora + s; }
   void fill_info();
   // Decoder input block (§2.7): x[T, C] = rmsnorm_noscale(x + SC(self_condition)); x holds the scaled embedding.
   void self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc, const KernelContext& ctx) const;
@@ -177,6 +190,7 @@ class DiffusionGemmaModel final : public Model {
   std::vector<DgLayer> layers_;
   std::unique_ptr<Gemma4Vision> vision_;
   ModelInfo info_;
+  std::vector<LoraTarget> lora_targets_;  // [layers · kNumLora]; v_proj's slot empty on K = V layers
   std::unique_ptr<Trainable> trainable_;
 };
 
@@ -245,6 +259,11 @@ Status DiffusionGemmaModel::load_weights() {
     OPTIQ_ASSIGN_OR_RETURN(L.gate_proj, wl.linear(p + "mlp.gate_proj", F, C));
     OPTIQ_ASSIGN_OR_RETURN(L.up_proj, wl.linear(p + "mlp.up_proj", F, C));
     OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
+    for (const LoraTarget& t :
+         {LoraTarget{p + "self_attn.q_proj", C, H * D}, {p + "self_attn.k_proj", C, Hkv * D},
+          L.k_eq_v ? LoraTarget{} : LoraTarget{p + "self_attn.v_proj", C, Hkv * D}, {p + "self_attn.o_proj", H * D, C},
+          {p + "mlp.gate_proj", C, F}, {p + "mlp.up_proj", C, F}, {p + "mlp.down_proj", F, C}})
+      lora_targets_.push_back(t);
     OPTIQ_ASSIGN_OR_RETURN(L.router_proj, wl.linear(p + "router.proj", E, C));
     OPTIQ_ASSIGN_OR_RETURN(L.router_scale, wl.f32(p + "router.scale", {C}));
     OPTIQ_ASSIGN_OR_RETURN(L.per_expert_scale, wl.f32(p + "router.per_expert_scale", {E}));
@@ -338,11 +357,18 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   const int64_t* pos = c.pos.data();
 
   // Attention (§2.3).
+  const LoraLinears& lora = c.lora;
   rms_norm(h, x, T, C, L.input_layernorm, eps, ctx);
   matmul(q, h, T, L.q_proj, ctx);
+  lora.apply(lora_slot(l, kLoraQ), q, h, T, ctx);
   matmul(kk, h, T, L.k_proj, ctx);
-  if (L.k_eq_v) std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection
-  else matmul(vv, h, T, L.v_proj, ctx);
+  lora.apply(lora_slot(l, kLoraK), kk, h, T, ctx);
+  if (L.k_eq_v) {
+    std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection (its adapter included)
+  } else {
+    matmul(vv, h, T, L.v_proj, ctx);
+    lora.apply(lora_slot(l, kLoraV), vv, h, T, ctx);
+  }
   rms_norm(q, q, T * H, D, L.q_norm, eps, ctx);
   rope(q, T, H, D, pos, L.inv_freq.data(), L.rot_pairs, ctx);
   rms_norm(kk, kk, T * Hkv, D, L.k_norm, eps, ctx);
@@ -374,6 +400,7 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   // Canvas steps and commits: many rows sharing their keys → GEMM form; few rows → the plain kernel.
   attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, ctx);
   matmul(tmp, att, T, L.o_proj, ctx);
+  lora.apply(lora_slot(l, kLoraO), tmp, att, T, ctx);
   rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps, ctx);
   add_inplace(x, tmp, T * C, ctx);
 
@@ -383,9 +410,12 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   float* dense = grow(c.dense, T * C);
   rms_norm(h, x, T, C, L.pre_feedforward_layernorm, eps, ctx);
   matmul(g, h, T, L.gate_proj, ctx);
+  lora.apply(lora_slot(l, kLoraGate), g, h, T, ctx);
   matmul(u, h, T, L.up_proj, ctx);
+  lora.apply(lora_slot(l, kLoraUp), u, h, T, ctx);
   gelu_tanh_mul(g, g, u, T * F, ctx);
   matmul(dense, g, T, L.down_proj, ctx);
+  lora.apply(lora_slot(l, kLoraDown), dense, g, T, ctx);
   rms_norm(dense, dense, T, C, L.post_feedforward_layernorm_1, eps, ctx);
 
   // Router (§2.5) on the un-normed residual: rmsnorm_noscale(x) · scale · C^−½ → logits → top-k.
@@ -417,6 +447,7 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
   auto* cp = dynamic_cast<DgCache*>(&cache_base);
   if (!cp) return Status::InvalidArgument("diffusion_gemma forward: cache was not made by this model");
   DgCache& c = *cp;
+  OPTIQ_RETURN_IF_ERROR(c.lora.resolve(b.adapter, lora_targets_).WithContext("diffusion_gemma forward"));
   const KernelContext ctx(pool, c.kernels, {.row_invariant = b.row_invariant});
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size;

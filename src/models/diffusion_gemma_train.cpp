@@ -110,7 +110,7 @@ class DiffusionGemmaTrainable final : public Trainable {
     int64_t T = 0, P = 0, index = 0;      // rows, prompt rows (canvas rows are [P, T)), sequence index
     std::vector<int64_t> pos;              // [T] = 0 … T−1
     std::vector<int64_t> kb_sliding, kb_full, ke;  // [T] key ranges per layer type
-    std::vector<LayerLora> lora;
+    std::vector<BlockLora> lora;
     const TrainOptions* opts = nullptr;
     float scale = 1.0f;
   };
@@ -311,7 +311,7 @@ Result<TrainStats> DiffusionGemmaTrainable::accumulate_lora_gradients(std::span<
                                                                       ThreadPool& pool) const {
   const int64_t Ln = c_.num_hidden_layers, C = c_.hidden_size, V = c_.vocab_size, W = c_.sliding_window;
   int64_t first_layer = Ln;
-  OPTIQ_ASSIGN_OR_RETURN(std::vector<LayerLora> lora, bind_lora(table_, params, grads, "diffusion_gemma", &first_layer));
+  OPTIQ_ASSIGN_OR_RETURN(std::vector<BlockLora> lora, bind_lora(table_, params, grads, "diffusion_gemma", &first_layer));
   for (size_t si = 0; si < batch.size(); ++si) OPTIQ_RETURN_IF_ERROR(check_sequence(batch[si], si));
 
   KernelScratch scratch;

@@ -41,10 +41,10 @@ std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> lora_slot_targe
   return out;
 }
 
-Result<std::vector<LayerLora>> bind_lora(const LoraSlotTable& table, const LoraAdapter& params, LoraAdapter& grads,
+Result<std::vector<BlockLora>> bind_lora(const LoraSlotTable& table, const LoraAdapter& params, LoraAdapter& grads,
                                          const std::string& model_name, int64_t* first_layer) {
   const int64_t L = table.n_layers;
-  std::vector<LayerLora> lora(static_cast<size_t>(L));
+  std::vector<BlockLora> lora(static_cast<size_t>(L));
   size_t bound = 0;
   *first_layer = L;
   for (int64_t l = 0; l < L; ++l)

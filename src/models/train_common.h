@@ -18,14 +18,14 @@
 namespace optiq {
 
 // LoRA slots of a layer, in module order (L.2).
-enum LoraSlot { kLoraQ = 0, kLoraK, kLoraV, kLoraO, kLoraGate, kLoraUp, kLoraDown, kNumLoraSlots };
+enum BlockLoraSlot { kLoraQ = 0, kLoraK, kLoraV, kLoraO, kLoraGate, kLoraUp, kLoraDown, kNumLoraSlots };
 inline constexpr const char* kLoraSlotNames[kNumLoraSlots] = {"self_attn.q_proj", "self_attn.k_proj",
                                                                "self_attn.v_proj", "self_attn.o_proj",
                                                                "mlp.gate_proj",    "mlp.up_proj",
                                                                "mlp.down_proj"};
 
 // One layer's bound modules: parameters p and their gradient accumulators g (null: no LoRA there).
-struct LayerLora {
+struct BlockLora {
   const LoraModule* p[kNumLoraSlots] = {};
   LoraModule* g[kNumLoraSlots] = {};
 };
@@ -46,7 +46,7 @@ std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> lora_slot_targe
 // InvalidArgument naming the module for a module that is no target of the model ("… of this
 // `model_name` model"), a shape that differs from the linear's, or a gradient adapter that lacks it.
 // `first_layer` receives the first layer with a module (n_layers when none).
-Result<std::vector<LayerLora>> bind_lora(const LoraSlotTable& table, const LoraAdapter& params, LoraAdapter& grads,
+Result<std::vector<BlockLora>> bind_lora(const LoraSlotTable& table, const LoraAdapter& params, LoraAdapter& grads,
                                          const std::string& model_name, int64_t* first_layer);
 
 // Where one linear's LoRA input dropout is drawn: the mask of element (t, i) is a hash of the step's

@@ -17,11 +17,10 @@
 namespace optiq {
 namespace {
 
-using test::numeric_gradient;
-using test::random_floats;
-using test::expect_relative_l2;
-using test::relative_l2;
-using test::to_double;
+using test::expect_grad_close;
+using test::fd_grad;
+using test::rand_vec;
+using test::to_d;
 
 constexpr int64_t T = 7, C = 32, F = 8, E = 5, K = 2;
 
@@ -32,7 +31,7 @@ struct Experts {
 };
 
 // E experts; with `quantize`, gate_up is MLX 4-bit (group 32), down stays F32.
-Experts make_experts(std::mt19937_64& rng, bool quantize) {
+Experts make_experts(uint32_t seed, bool quantize) {
   Experts ex;
   for (int64_t e = 0; e < E; ++e) {
     ExpertFfn f;
@@ -41,10 +40,12 @@ Experts make_experts(std::mt19937_64& rng, bool quantize) {
       f.gate_up = ex.quantized.back()->w;
       ex.gate_up.push_back(dequantized(f.gate_up));
     } else {
-      ex.gate_up.push_back(random_floats(rng, 2 * F * C, 1.0f / std::sqrt(static_cast<float>(C))));
+      const float lim = std::sqrt(3.0f / C);  // unit-variance outputs
+      ex.gate_up.push_back(rand_vec(2 * F * C, seed + static_cast<uint32_t>(e), -lim, lim));
       f.gate_up = test::dense_f32_weight(ex.gate_up.back(), 2 * F, C);
     }
-    ex.down.push_back(random_floats(rng, C * F, 1.0f / std::sqrt(static_cast<float>(F))));
+    const float lim = std::sqrt(3.0f / F);
+    ex.down.push_back(rand_vec(C * F, seed + 50 + static_cast<uint32_t>(e), -lim, lim));
     f.down = test::dense_f32_weight(ex.down.back(), C, F);
     ex.ffn.push_back(f);
   }
@@ -89,37 +90,28 @@ std::vector<double> experts64(const std::vector<double>& x, const std::vector<do
 
 void check_experts(bool quantize) {
   TestKernels k;
-  std::mt19937_64 rng(quantize ? 31 : 32);
-  const Experts ex = make_experts(rng, quantize);
+  const uint32_t seed = quantize ? 31 : 32;
+  const Experts ex = make_experts(seed, quantize);
   const std::vector<int32_t> sel = make_selection();
-  auto x = random_floats(rng, T * C);
-  std::vector<float> w(T * K);
-  for (float& v : w) v = 0.2f + std::abs(random_floats(rng, 1)[0]);
-  auto c = random_floats(rng, T * C);
+  const auto x = rand_vec(T * C, seed + 100), w = rand_vec(T * K, seed + 101, 0.2f, 1.5f);
+  const auto r = rand_vec(T * C, seed + 102);
 
   MoeTrainActs acts;
   std::vector<float> out(T * C), ref(T * C);
   moe_experts_train(out.data(), acts, x.data(), T, C, sel.data(), w.data(), K, ex.ffn, k.ctx);
-  expect_relative_l2("moe_experts_train vs float64", out, experts64(to_double(x), to_double(w), sel, ex), 1e-6);
+  expect_grad_close(out, experts64(to_d(x), to_d(w), sel, ex), "moe_experts_train vs float64", 1e-6);
   if (!quantize) {  // moe_experts' own reference (matmul_reference on dense weights)
     moe_experts_reference(ref.data(), x.data(), T, C, sel.data(), w.data(), K, ex.ffn);
-    expect_relative_l2("moe_experts_train vs moe_experts_reference", out, to_double(ref), 1e-6);
+    expect_grad_close(out, to_d(ref), "moe_experts_train vs moe_experts_reference", 1e-6);
   }
 
   std::vector<float> dx(T * C), dw(T * K);
-  moe_experts_backward(dx.data(), dw.data(), c.data(), T, C, w.data(), K, ex.ffn, acts, k.ctx);
-  std::vector<double> v = to_double(x);
-  v.insert(v.end(), w.begin(), w.end());
-  const auto g = numeric_gradient(
-      [&](const std::vector<double>& p) {
-        const auto y = experts64({p.begin(), p.begin() + T * C}, {p.begin() + T * C, p.end()}, sel, ex);
-        double s = 0;
-        for (int64_t i = 0; i < T * C; ++i) s += y[i] * c[i];
-        return s;
-      },
-      v);
-  expect_relative_l2("moe_experts_backward dx", dx, {g.begin(), g.begin() + T * C}, 1e-5);
-  expect_relative_l2("moe_experts_backward dw", dw, {g.begin() + T * C, g.end()}, 1e-5);
+  moe_experts_backward(dx.data(), dw.data(), r.data(), T, C, w.data(), K, ex.ffn, acts, k.ctx);
+  const auto xd = to_d(x), wd = to_d(w);
+  expect_grad_close(dx, fd_grad([&](const auto& v) { return experts64(v, wd, sel, ex); }, xd, r),
+                    "moe_experts_backward dx");
+  expect_grad_close(dw, fd_grad([&](const auto& v) { return experts64(xd, v, sel, ex); }, wd, r),
+                    "moe_experts_backward dw");
 }
 
 TEST(TrainMoe, ExpertsForwardAndBackwardDense) { check_experts(false); }
@@ -127,35 +119,31 @@ TEST(TrainMoe, ExpertsForwardAndBackwardQuantizedGateUp) { check_experts(true); 
 
 TEST(TrainMoe, TopkSoftmaxBackwardAtFixedSelection) {
   TestKernels k;
-  std::mt19937_64 rng(41);
   const int64_t R = 6, NE = 9, NK = 3;
-  auto z = random_floats(rng, R * NE, 2.0f), c = random_floats(rng, R * NK);
+  const auto z = rand_vec(R * NE, 41, -3, 3), r = rand_vec(R * NK, 42);
   std::vector<int32_t> sel(R * NK);
   std::vector<float> w(R * NK);
   moe_topk_softmax(z.data(), R, NE, NK, sel.data(), w.data(), k.ctx);
   std::vector<float> dz(R * NE);
-  moe_topk_softmax_backward(dz.data(), c.data(), w.data(), sel.data(), R, NE, NK, k.ctx);
-  // Reference: the renormalised top-k weights with the selection held fixed, in float64 (the full
-  // softmax's normaliser cancels, so unselected logits have no influence).
-  const auto g = numeric_gradient(
-      [&](const std::vector<double>& v) {
-        double s = 0;
-        for (int64_t r = 0; r < R; ++r) {
-          std::vector<double> p(static_cast<size_t>(NE));
-          double mx = *std::max_element(v.begin() + r * NE, v.begin() + (r + 1) * NE), sum = 0;
-          for (int64_t e = 0; e < NE; ++e) sum += (p[e] = std::exp(v[r * NE + e] - mx));
-          double sel_sum = 0;
-          for (int64_t j = 0; j < NK; ++j) sel_sum += p[sel[r * NK + j]] / sum;
-          for (int64_t j = 0; j < NK; ++j) s += c[r * NK + j] * (p[sel[r * NK + j]] / sum) / sel_sum;
-        }
-        return s;
-      },
-      to_double(z));
-  expect_relative_l2("moe_topk_softmax_backward dlogits", dz, g, 1e-6);
-  for (int64_t r = 0; r < R; ++r)
+  moe_topk_softmax_backward(dz.data(), r.data(), w.data(), sel.data(), R, NE, NK, k.ctx);
+  // Reference: the renormalised top-k weights with the selection held fixed, in float64 over the full
+  // softmax (its normaliser cancels, so unselected logits have no influence).
+  auto weights = [&](const std::vector<double>& v) {
+    std::vector<double> out(static_cast<size_t>(R * NK));
+    for (int64_t q = 0; q < R; ++q) {
+      std::vector<double> p(static_cast<size_t>(NE));
+      double mx = *std::max_element(v.begin() + q * NE, v.begin() + (q + 1) * NE), sum = 0, sel_sum = 0;
+      for (int64_t e = 0; e < NE; ++e) sum += (p[e] = std::exp(v[q * NE + e] - mx));
+      for (int64_t j = 0; j < NK; ++j) sel_sum += p[sel[q * NK + j]] / sum;
+      for (int64_t j = 0; j < NK; ++j) out[q * NK + j] = p[sel[q * NK + j]] / sum / sel_sum;
+    }
+    return out;
+  };
+  expect_grad_close(dz, fd_grad(weights, to_d(z), r), "moe_topk_softmax_backward dlogits", 1e-6);
+  for (int64_t q = 0; q < R; ++q)
     for (int64_t e = 0; e < NE; ++e)
-      if (std::find(sel.begin() + r * NK, sel.begin() + (r + 1) * NK, e) == sel.begin() + (r + 1) * NK)
-        EXPECT_EQ(dz[r * NE + e], 0.0f);
+      if (std::find(sel.begin() + q * NK, sel.begin() + (q + 1) * NK, e) == sel.begin() + (q + 1) * NK)
+        EXPECT_EQ(dz[q * NE + e], 0.0f);
 }
 
 }  // namespace

@@ -1,14 +1,14 @@
 // DiffusionGemma's LoRA training forward and backward (models/diffusion_gemma_train.cpp):
 //  - the training loss equals the loss of the inference forward (encoder prefill, then one decoder
-//    step without self-conditioning) on the same rows, with the adapter fused into the weights;
+//    step without self-conditioning) on the same rows, the adapter applied through
+//    ForwardBatch::adapter; the LoRA targets are the inference forward's adapter targets;
 //  - directional derivatives of the loss along random directions in LoRA parameter space, by
 //    central differences of the same fp32 loss, match the analytic gradient (dgemma-tiny, and random
 //    checkpoints in bf16 and with 4-bit MLX-quantized linears and experts);
 //  - gradient checkpointing does not change the gradients;
 //  - a fresh adapter trained with the canvas objective (L.8) makes the canvas decoder
-//    (confidence-threshold) reproduce the completions it was trained on. The decoder runs the base
-//    with the adapter fused into the weights (LoadOptions::tensor_overrides, exact in fp32), since
-//    main's inference forwards do not apply ForwardBatch::adapter yet.
+//    (confidence-threshold) reproduce the completions it was trained on, the adapter applied through
+//    ForwardBatch::adapter (with_adapter).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -277,29 +277,6 @@ INSTANTIATE_TEST_SUITE_P(Base, DiffusionGemmaTrainRandom, ::testing::Values(fals
 
 // ---- The training forward is the inference forward ----
 
-// The adapter fused into the base weights (L.1: W' = W + scale · (a b)ᵀ), as F32 load overrides, so
-// the inference forward runs base + adapter without ForwardBatch::adapter.
-Result<LoadOptions> fused(const std::string& dir, const LoraAdapter& ad) {
-  OPTIQ_ASSIGN_OR_RETURN(auto st, TensorStore::open_dir(dir));
-  LoadOptions opts;
-  for (const auto& [module, m] : ad.modules) {
-    const TensorView* tv = st->find(module + ".weight");
-    if (!tv || tv->shape != std::vector<int64_t>{m.out, m.in})
-      return Status::InvalidArgument(module + ": no dense [out, in] weight to fuse into");
-    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(m.out * m.in) * sizeof(float));
-    auto* w = reinterpret_cast<float*>(bytes->data());
-    convert_to_f32(tv->dtype, tv->data, w, static_cast<size_t>(m.out * m.in));
-    for (int64_t o = 0; o < m.out; ++o)
-      for (int64_t i = 0; i < m.in; ++i) {
-        double d = 0;
-        for (int64_t r = 0; r < m.rank; ++r) d += static_cast<double>(m.a[i * m.rank + r]) * m.b[r * m.out + o];
-        w[o * m.in + i] += static_cast<float>(ad.scale * d);
-      }
-    opts.tensor_overrides[module + ".weight"] = TensorOverride{DType::kF32, {m.out, m.in}, bytes};
-  }
-  return opts;
-}
-
 // Σ weight · CE over the sequence's targets from the inference path: encoder prefill of the prompt
 // (its logits serve prompt-row targets), then one decoder step over the canvas without self-conditioning.
 double inference_loss(const Model& m, const TrainSequence& s, ThreadPool& pool) {
@@ -333,18 +310,17 @@ double inference_loss(const Model& m, const TrainSequence& s, ThreadPool& pool) 
   return loss;
 }
 
-TEST(DiffusionGemmaTrain, LossEqualsInferenceForwardWithTheAdapterFused) {
+TEST(DiffusionGemmaTrain, LossEqualsInferenceForwardWithTheAdapter) {
   const std::string dir = test::fixture("dgemma-tiny");
   auto base = load_model(dir);
   ASSERT_TRUE(base.ok()) << base.status().ToString();
   const Trainable* tr = (*base)->trainable();
   ASSERT_NE(tr, nullptr);
   const int64_t V = (*base)->info().vocab_size, Lc = (*base)->info().canvas_length;
-  const LoraAdapter ad = random_adapter(*tr, 4, 2.0f, 0.05f, 9);
-  auto opts = fused(dir, ad);
-  ASSERT_TRUE(opts.ok()) << opts.status().ToString();
-  auto with = load_model(dir, *opts);
-  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  auto shared = std::make_shared<LoraAdapter>(random_adapter(*tr, 4, 2.0f, 0.05f, 9));
+  const LoraAdapter& ad = *shared;
+  ASSERT_TRUE(validate_adapter(**base, ad).ok());
+  const std::unique_ptr<Model> with = with_adapter(**base, shared);
   std::mt19937_64 rng(3);
   std::vector<TrainSequence> seqs = mixed_sequences(V, Lc, 2);
   seqs.push_back(canvas_sequence(rng, V, 0, Lc));  // a canvas over an empty cache
@@ -357,7 +333,7 @@ TEST(DiffusionGemmaTrain, LossEqualsInferenceForwardWithTheAdapterFused) {
   ThreadPool pool(2);
   for (size_t i = 0; i < seqs.size(); ++i) {
     const double train = gradient(*tr, std::span(&seqs[i], 1), ad, pool).loss;
-    const double inf = inference_loss(**with, seqs[i], pool);
+    const double inf = inference_loss(*with, seqs[i], pool);
     const double base_inf = inference_loss(**base, seqs[i], pool);
     std::printf("sequence %zu: training loss %.9f, inference loss %.9f (base %.9f)\n", i, train, inf, base_inf);
     EXPECT_NEAR(train, inf, 2e-5 * std::abs(inf)) << "sequence " << i;
@@ -379,6 +355,14 @@ TEST(DiffusionGemmaTrain, LoraTargetsAreTheDecoderBlocksLinears) {
   EXPECT_EQ(targets[23].first, "model.decoder.layers.3.self_attn.o_proj");
   EXPECT_EQ(targets[23].second, (std::pair<int64_t, int64_t>{128, 64}));
   EXPECT_EQ((*model)->trainable()->lora_targets(1).size(), 6u);
+  // The same modules and sizes as the inference forward applies adapters to.
+  const std::vector<LoraTarget> inference = (*model)->adapter_targets();
+  ASSERT_EQ(inference.size(), targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    EXPECT_EQ(inference[i].module, targets[i].first);
+    EXPECT_EQ(inference[i].in, targets[i].second.first);
+    EXPECT_EQ(inference[i].out, targets[i].second.second);
+  }
 }
 
 TEST(DiffusionGemmaTrain, RejectsBadSequencesAndForeignModules) {
@@ -483,13 +467,15 @@ std::vector<TrainSequence> canvas_batch(const std::vector<std::pair<std::vector<
   return batch;
 }
 
-// How many of `pairs` the canvas decoder (confidence-threshold, τ 0.9, seed 1) reproduces on `model`.
+// How many of `pairs` the canvas decoder reproduces on `model` (seed 1; confidence-threshold with τ 0.9,
+// or the checkpoint's entropy-bound sampler).
 int count_recalled(const Model& model, ThreadPool& pool,
-                   const std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>& pairs, bool show_misses) {
+                   const std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>& pairs, bool show_misses,
+                   CanvasSampler sampler = CanvasSampler::kConfidenceThreshold) {
   auto md = ModelDir::open(test::fixture("dgemma-tiny"));
   auto copts = canvas_options_from_generation_config((*md)->generation_config);
   EXPECT_TRUE(copts.ok());
-  copts->sampler = CanvasSampler::kConfidenceThreshold;
+  copts->sampler = sampler;
   copts->threshold = 0.9;
   copts->seed = 1;
   copts->max_new_tokens = model.info().canvas_length;
@@ -512,8 +498,9 @@ int count_recalled(const Model& model, ThreadPool& pool,
 }
 
 // Trains a fresh adapter on four random pairs (seeded) for `steps` Adam steps and returns how many
-// the canvas decoder recalls with it fused into the base; `base_recalled` receives the count without it.
-int learn_and_recall(uint64_t seed, int steps, int* base_recalled, const std::vector<int>& report_at = {}) {
+// the confidence-threshold canvas decoder recalls with it (ForwardBatch::adapter); `base_recalled`
+// receives the count without it, `entropy_bound_recalled` the entropy-bound sampler's.
+int learn_and_recall(uint64_t seed, int steps, int* base_recalled, int* entropy_bound_recalled) {
   const std::string dir = test::fixture("dgemma-tiny");
   auto model = load_model(dir);
   EXPECT_TRUE(model.ok()) << model.status().ToString();
@@ -536,13 +523,6 @@ int learn_and_recall(uint64_t seed, int steps, int* base_recalled, const std::ve
   ThreadPool pool(1);  // tiny matrices: one thread is faster than handing them to a pool
   TrainOptions opts;
   opts.grad_checkpoint = false;  // the same gradients (tested above), a third less work
-  auto tuned_recall = [&]() {
-    auto fo = fused(dir, ad);
-    EXPECT_TRUE(fo.ok()) << fo.status().ToString();
-    auto tuned = load_model(dir, *fo);
-    EXPECT_TRUE(tuned.ok()) << tuned.status().ToString();
-    return tuned.ok() ? count_recalled(**tuned, pool, pairs, true) : -1;
-  };
   double first = 0, last = 0;
   for (int step = 0; step < steps; ++step) {
     const auto batch = canvas_batch(pairs, V, Lc, rng);
@@ -553,20 +533,22 @@ int learn_and_recall(uint64_t seed, int steps, int* base_recalled, const std::ve
     adam.step(ad, g);
     if (step == 0) first = st->loss;
     last = st->loss;
-    if (std::find(report_at.begin(), report_at.end(), step + 1) != report_at.end())
-      std::printf("step %d: loss %.4f, recalled %d/4\n", step + 1, last, tuned_recall());
   }
   std::printf("canvas loss: step 1 %.4f, step %d %.4f\n", first, steps, last);
   EXPECT_LT(last, 0.1 * first);
-  const int recalled = tuned_recall();
+  const auto tuned = with_adapter(**model, std::make_shared<LoraAdapter>(ad));
+  const int recalled = count_recalled(*tuned, pool, pairs, true);
   *base_recalled = count_recalled(**model, pool, pairs, false);
-  std::printf("recalled %d/4 with the adapter, %d/4 without\n", recalled, *base_recalled);
+  *entropy_bound_recalled = count_recalled(*tuned, pool, pairs, true, CanvasSampler::kEntropyBound);
+  std::printf("recalled %d/4 with the adapter (entropy-bound sampler: %d/4), %d/4 without\n", recalled,
+              *entropy_bound_recalled, *base_recalled);
   return recalled;
 }
 
 TEST(DiffusionGemmaTrain, CanvasAdapterMakesTheCanvasDecoderReproduceCompletions) {
-  int base = -1;
-  EXPECT_EQ(learn_and_recall(2026, 800, &base), 4);
+  int base = -1, entropy_bound = -1;
+  EXPECT_EQ(learn_and_recall(2026, 800, &base, &entropy_bound), 4);
+  EXPECT_EQ(entropy_bound, 4);
   EXPECT_EQ(base, 0);
 }
 

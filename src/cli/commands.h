@@ -14,5 +14,6 @@ int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 // `optiq lora train ...`: argv[0] is "train".
 int cmd_lora_train(int argc, char** argv);
+int cmd_train(int argc, char** argv);
 
 }  // namespace optiq::cli

@@ -84,13 +84,6 @@ int cmd_train(int argc, char** argv) {
   c.out_dir = f.has("-o") ? f.str("-o") : f.str("--output");
   c.resume = f.has("--resume");
   c.grad_checkpoint = !f.has("--no-grad-checkpoint");
-  if (f.has("--tokenizer")) {
-    c.tokenizer_dir = f.str("--tokenizer");
-  } else {
-    auto b = bundled_path("models/dhara-brown-tiny", "pass --tokenizer DIR");
-    if (!b.ok()) return usage_error(b.status().message());
-    c.tokenizer_dir = *b;
-  }
   if (f.has("--objective")) {
     auto o = parse_objective(f.str("--objective"));
     if (!o.ok()) return usage_error(o.status().message());
@@ -135,6 +128,14 @@ int cmd_train(int argc, char** argv) {
   if (threads < 0) return usage_error("--threads must be non-negative");
   c.seed = static_cast<uint64_t>(seed);
   if (Status s = validate_full_train_config(c); !s.ok()) return usage_error(s.message());
+  // The bundled tokenizer is looked up only once the arguments are known to be valid.
+  if (f.has("--tokenizer")) {
+    c.tokenizer_dir = f.str("--tokenizer");
+  } else {
+    auto b = bundled_path("models/dhara-brown-tiny", "pass --tokenizer DIR");
+    if (!b.ok()) return usage_error(b.status().message());
+    c.tokenizer_dir = *b;
+  }
 
   ThreadPool pool(static_cast<int>(threads));
   TrainLog log;

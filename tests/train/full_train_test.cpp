@@ -9,6 +9,8 @@
 #include <numeric>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "tests/test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "train/full_train.h"

@@ -16,5 +16,6 @@ int cmd_eval(int argc, char** argv);
 int cmd_lora(int argc, char** argv);
 // optiq lora train (cmd_lora_train.cpp); argv[0] is "train".
 int cmd_lora_train(int argc, char** argv);
+int cmd_train(int argc, char** argv);
 
 }  // namespace optiq::cli

@@ -27,6 +27,15 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   return b.next();
 }
 
+std::string format_duration(double s) {
+  char buf[32];
+  const auto t = static_cast<long long>(s + 0.5);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%llds", t);
+  return buf;
+}
+
 size_t peak_rss_bytes() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -107,15 +116,6 @@ Status check_same_run(const nlohmann::json& saved, const nlohmann::json& now, co
                                      ", now " + it.value().dump() + " (resume with the original arguments)");
   }
   return Status::Ok();
-}
-
-std::string format_duration(double s) {
-  char buf[32];
-  const auto t = static_cast<long long>(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t / 60) % 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%llds", t);
-  return buf;
 }
 
 // mlx-lm's "{it:07d}_adapters.safetensors".

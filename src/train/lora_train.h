@@ -113,6 +113,9 @@ nlohmann::json adapter_config_json(const LoraTrainConfig& config, const LoraAdap
 // The stream seeds of a run (see the header comment): a mix of `seed` and `stream`.
 uint64_t derive_seed(uint64_t seed, uint64_t stream);
 
+// A duration for progress lines: "42s", "3m07s", "1h05m".
+std::string format_duration(double seconds);
+
 // The process's peak resident memory (VmHWM of /proc/self/status) in bytes; 0 where unavailable.
 size_t peak_rss_bytes();
 

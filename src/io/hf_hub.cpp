@@ -81,7 +81,8 @@ std::unique_ptr<httplib::Client> make_client(const std::string& origin, const Hu
 
 // The bearer token goes to the endpoint's own host only, never to the CDN a download redirects to.
 httplib::Headers auth_headers(const std::string& origin, const HubOptions& o) {
-  httplib::Headers h{{"User-Agent", "optiq"}};
+  // identity: byte ranges and sizes must count the file's own bytes, not a gzip stream's.
+  httplib::Headers h{{"User-Agent", "optiq"}, {"Accept-Encoding", "identity"}};
   auto ep = split_url(o.endpoint);
   if (!o.token.empty() && ep.ok() && ep->origin == origin) h.emplace("Authorization", "Bearer " + o.token);
   return h;
@@ -111,7 +112,7 @@ Status http_status(int code, const std::string& repo, const std::string& what, c
 }
 
 Status transport_error(httplib::Error e, const std::string& repo, const std::string& url) {
-  return Status::IOError(repo + ": cannot reach " + url + ": " + httplib::to_string(e) + no_ssl_hint(url) +
+  return Status::IOError(repo + ": cannot reach " + url + " (HTTP client error: " + httplib::to_string(e) + ")" + no_ssl_hint(url) +
                          "; with a complete cache, --offline or HF_HUB_OFFLINE=1 skips the network");
 }
 
@@ -554,8 +555,8 @@ Result<std::string> resolve_model_path(const std::string& model, const HubOption
   if (offline) {
     auto snap = cached_snapshot(id, opts);
     if (!snap.ok())
-      return snap.status().WithContext("offline (--offline or HF_HUB_OFFLINE), no download: " + model +
-                                       " is neither a local directory nor complete in the cache " + opts.cache_dir);
+      return snap.status().WithContext("offline (--offline or HF_HUB_OFFLINE=1), nothing is downloaded, and '" + model +
+                                       "' is no local directory");
     return snap;
   }
   Repo r{id, repo_dir(id, opts), &opts};

@@ -111,7 +111,10 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "eval: %s\n", s.ToString().c_str());
     return 1;
   };
-  // Hugging Face ids (MODEL_DIR, --reference, --baseline) become cache snapshot directories.
+  // Hugging Face ids (MODEL_DIR, --reference, --baseline) become cache snapshot directories; the table
+  // names the models as given.
+  std::vector<std::string> labels = {model};
+  if (!baseline.empty()) labels.push_back(baseline);
   for (std::string* m : {&model, &reference, &baseline}) {
     if (m->empty()) continue;
     auto dir = resolve_model_arg(*m, offline);
@@ -147,7 +150,6 @@ int cmd_eval(int argc, char** argv) {
     }
     return Result<Loaded>(std::move(l));
   };
-  std::vector<std::string> labels = dirs;
   if (!adapter.empty()) labels[0] += " + " + adapter;
   if (task == "kl") {
     auto windows = eval_windows(*tokens, static_cast<int>(n_samples), static_cast<int>(seq_len));

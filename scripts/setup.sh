@@ -2,7 +2,7 @@
 # Installs the Debian dependencies, configures and builds optiq into ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(build-essential cmake ninja-build pkg-config libhwy-dev nlohmann-json3-dev libcpp-httplib-dev
+PKGS=(build-essential cmake ninja-build pkg-config libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libssl-dev
       libpcre2-dev libutf8proc-dev libstb-dev libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

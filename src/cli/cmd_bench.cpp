@@ -35,6 +35,7 @@ Measures, on a fixed prompt of random token ids:
   the time of one 32-token block forward on a cached prefix (median of repeats).
 --no-repack keeps quantized weights in the checkpoint layout only (see optiq generate --help).
 --adapter DIR runs every forward with that LoRA adapter applied, unmerged (see optiq generate --help).
+--model also takes a Hugging Face id ORG/NAME[@REV] (docs/models.md); --offline: from the cache only.
 )";
 
 int fail(const char* cmd, const Status& s) {
@@ -115,7 +116,7 @@ int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32
 
 int cmd_bench(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv, {"--model", "--prompt-len", "--gen-len", "--threads", "--repeats", "--adapter"},
-                            {"--json", "--help", "--no-bandwidth", "--no-repack"});
+                            {"--json", "--help", "--no-bandwidth", "--no-repack", "--offline"});
   if (!flags.ok()) return fail("bench", flags.status());
   const Flags& f = *flags;
   if (f.has("--help")) {

@@ -31,7 +31,8 @@ const char kConvertUsage[] =
     "  --skip-baselines        do not write uniform_4bit/\n"
     "  --causal-only           probe only the causal mode (default: also block diffusion if supported)\n"
     "  --threads N             worker threads (default: all cores)\n"
-    "  --quiet                 no progress bar\n";
+    "  --quiet                 no progress bar\n"
+    "  --offline               Hugging Face ids (MODEL_DIR may be ORG/NAME[@REV]) from the cache only, no network\n";
 
 bool parse_int(const char* s, int* out) {
   char* end = nullptr;
@@ -61,6 +62,7 @@ int cmd_convert(int argc, char** argv) {
   ConvertOptions o;
   o.progress = stderr;
   int threads = 0;
+  bool offline = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto need = [&](const char* flag) -> const char* {
@@ -111,6 +113,8 @@ int cmd_convert(int argc, char** argv) {
       if (!parse_int(v, &threads) || threads < 0) return bad("--threads", v);
     } else if (a == "--quiet") {
       o.progress = nullptr;
+    } else if (a == "--offline") {
+      offline = true;
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "convert: unknown option %s\n\n%s", a.c_str(), kConvertUsage);
       return 2;
@@ -124,6 +128,12 @@ int cmd_convert(int argc, char** argv) {
   if (o.model_dir.empty() || o.out_dir.empty()) {
     std::fprintf(stderr, "convert: MODEL_DIR and -o OUT are required\n\n%s", kConvertUsage);
     return 2;
+  }
+  if (auto dir = resolve_model_arg(o.model_dir, offline); dir.ok()) {
+    o.model_dir = *dir;
+  } else {
+    std::fprintf(stderr, "convert: %s\n", dir.status().ToString().c_str());
+    return 1;
   }
   if (o.method == "optiq" && o.calibration_path.empty()) {
     auto bundled = bundled_path("data/calibration/default.jsonl", "pass --calibration FILE");

@@ -27,7 +27,8 @@ const char kEvalUsage[] =
     "  --max-windows N     perplexity windows, 0 = all (default 0)\n"
     "  --causal-only       KL in causal mode only\n"
     "  --threads N         worker threads (default: all cores)\n"
-    "  --quiet             no progress bar\n";
+    "  --quiet             no progress bar\n"
+    "  --offline           Hugging Face ids (MODEL_DIR may be ORG/NAME[@REV]) from the cache only, no network\n";
 
 bool to_int(const char* s, long long* out) {
   char* end = nullptr;
@@ -41,6 +42,7 @@ int cmd_eval(int argc, char** argv) {
   std::string model, task, reference, baseline, text, adapter;
   long long heldout = 200000, n_samples = 16, seq_len = 512, max_windows = 0, threads = 0;
   ProbeOptions probe;
+  bool offline = false;
   std::FILE* progress = stderr;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -85,6 +87,8 @@ int cmd_eval(int argc, char** argv) {
       probe.block = false;
     } else if (a == "--quiet") {
       progress = nullptr;
+    } else if (a == "--offline") {
+      offline = true;
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "eval: unknown option %s\n\n%s", a.c_str(), kEvalUsage);
       return 2;
@@ -107,6 +111,16 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "eval: %s\n", s.ToString().c_str());
     return 1;
   };
+  // Hugging Face ids (MODEL_DIR, --reference, --baseline) become cache snapshot directories; the table
+  // names the models as given.
+  std::vector<std::string> labels = {model};
+  if (!baseline.empty()) labels.push_back(baseline);
+  for (std::string* m : {&model, &reference, &baseline}) {
+    if (m->empty()) continue;
+    auto dir = resolve_model_arg(*m, offline);
+    if (!dir.ok()) return fail(dir.status());
+    *m = *dir;
+  }
   if (text.empty()) {
     auto bundled = bundled_path("data/heldout/brown-heldout.txt", "pass --text FILE");
     if (!bundled.ok()) return fail(bundled.status());
@@ -136,7 +150,6 @@ int cmd_eval(int argc, char** argv) {
     }
     return Result<Loaded>(std::move(l));
   };
-  std::vector<std::string> labels = dirs;
   if (!adapter.empty()) labels[0] += " + " + adapter;
   if (task == "kl") {
     auto windows = eval_windows(*tokens, static_cast<int>(n_samples), static_cast<int>(seq_len));

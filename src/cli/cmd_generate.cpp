@@ -19,7 +19,9 @@ namespace {
 
 const char* kGenerateHelp = R"(usage: optiq generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3) [options]
 
-  --model DIR              model directory (default: the bundled models/dhara-brown-tiny)
+  --model DIR|ORG/NAME[@REV]  model directory or Hugging Face id (docs/models.md; default: the bundled
+                           models/dhara-brown-tiny)
+  --offline                Hugging Face ids from the cache only, no network (as HF_HUB_OFFLINE=1)
   --adapter DIR            apply a LoRA adapter (adapters.safetensors + adapter_config.json), unmerged
   --prompt TEXT            prompt text (tokenized with the model's tokenizer)
   --prompt-ids LIST        prompt as comma-separated token ids
@@ -165,7 +167,7 @@ int cmd_generate(int argc, char** argv) {
                             {"--model", "--prompt", "--prompt-ids", "--mode", "--max-tokens", "--temp", "--top-k",
                              "--top-p", "--min-p", "--seed", "--repetition-penalty", "--block-len", "--threshold",
                              "--draft-len", "--threads", "--sampler", "--steps", "--image", "--adapter"},
-                            {"--chat", "--json", "--help", "--no-repack"});
+                            {"--chat", "--json", "--help", "--no-repack", "--offline"});
   if (!flags.ok()) return fail(flags.status());
   const Flags& f = *flags;
   if (f.has("--help")) {

@@ -45,7 +45,8 @@ const char kFuseUsage[] =
     "\n"
     "  --adapter DIR        the adapter directory (adapters.safetensors + adapter_config.json);\n"
     "                       also --adapter-path\n"
-    "  -o, --output DIR     output directory (also --save-path)\n";
+    "  -o, --output DIR     output directory (also --save-path)\n"
+    "  --offline            MODEL_DIR may be a Hugging Face id ORG/NAME[@REV]; this takes it from the cache only\n";
 
 int fail(const char* cmd, const Status& s) {
   std::fprintf(stderr, "optiq lora %s: %s\n", cmd, s.ToString().c_str());
@@ -120,7 +121,7 @@ int lora_info(int argc, char** argv) {
 
 int lora_fuse(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv, {"--model", "--adapter", "--adapter-path", "-o", "--output", "--save-path"},
-                            {"--help"});
+                            {"--help", "--offline"});
   if (!flags.ok()) return fail("fuse", flags.status());
   const Flags& f = *flags;
   if (f.has("--help")) {
@@ -137,7 +138,9 @@ int lora_fuse(int argc, char** argv) {
   }
   auto ad = load_lora_adapter(adapter_dir);
   if (!ad.ok()) return fail("fuse", ad.status());
-  auto st = fuse_lora(model, *ad, out);
+  auto model_dir = resolve_model_arg(model, f.has("--offline"));
+  if (!model_dir.ok()) return fail("fuse", model_dir.status());
+  auto st = fuse_lora(*model_dir, *ad, out);
   if (!st.ok()) return fail("fuse", st.status());
   std::printf("fused %s (%zu modules, scale %g) into %s -> %s: %lld dense, %lld re-quantized; %lld safetensors "
               "files rewritten, %lld files copied\n",

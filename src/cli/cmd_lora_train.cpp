@@ -14,6 +14,7 @@ namespace {
 const char kLoraTrainUsage[] = R"(usage: optiq lora train MODEL_DIR --data DATA_DIR [--adapter-path OUT] [options]
 
 Trains a LoRA adapter on DATA_DIR/train.jsonl (validation loss on DATA_DIR/valid.jsonl if present).
+MODEL_DIR may be a Hugging Face id ORG/NAME[@REV] (docs/models.md; --offline: from the cache only).
 Rows: {"text"}, {"prompt", "completion"}, {"messages"} (chat template applied), or pre-tokenized
 {"prompt_ids", "completion_ids"}. Writes OUT/adapters.safetensors (F32 <module>.lora_a [in, r],
 <module>.lora_b [r, out]) and OUT/adapter_config.json; checkpoints and a resumable training state.
@@ -61,7 +62,7 @@ int cmd_lora_train(int argc, char** argv) {
        "--batch-size", "--rank", "--scale", "--dropout", "--num-layers", "--max-seq-length",
        "--grad-accumulation-steps", "--steps-per-report", "--steps-per-eval", "--val-batches", "--save-every",
        "--seed", "--objective", "--threads"},
-      {"--mask-prompt", "--grad-checkpoint", "--no-grad-checkpoint", "--resume", "--help", "-h"});
+      {"--mask-prompt", "--grad-checkpoint", "--no-grad-checkpoint", "--resume", "--help", "-h", "--offline"});
   if (!flags.ok()) return usage_error(flags.status().message());
   const Flags& f = *flags;
   if (f.has("--help") || f.has("-h")) {
@@ -76,7 +77,12 @@ int cmd_lora_train(int argc, char** argv) {
 
   LoraTrainConfig c;
   LoraTrainGiven given;
-  c.model_dir = f.positional()[0];
+  auto model_dir = resolve_model_arg(f.positional()[0], f.has("--offline"));
+  if (!model_dir.ok()) {
+    std::fprintf(stderr, "lora train: %s\n", model_dir.status().ToString().c_str());
+    return 1;
+  }
+  c.model_dir = *model_dir;
   c.data_dir = f.str("--data");
   c.adapter_path = f.has("-o") ? f.str("-o") : f.str("--adapter-path", "optiq_lora_adapters");
   c.resume_adapter_file = f.str("--resume-adapter-file");

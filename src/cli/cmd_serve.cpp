@@ -18,7 +18,9 @@ namespace {
 
 const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
 
-  --model DIR            model directory (default: the bundled models/dhara-brown-tiny)
+  --model DIR|ORG/NAME[@REV]  model directory or Hugging Face id (docs/models.md; default: the bundled
+                         models/dhara-brown-tiny)
+  --offline              Hugging Face ids from the cache only, no network (as HF_HUB_OFFLINE=1)
   --adapter [NAME=]DIR   mount a LoRA adapter (repeatable; NAME defaults to the directory's name).
                          A request picks one with "adapter": NAME (or "adapters"); with one adapter
                          mounted it is the default and "base" turns it off. GET /v1/adapters lists them.
@@ -33,7 +35,7 @@ const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
   --temp T --top-p P --top-k K --min-p M --repetition-penalty R --seed S
                          sampling defaults (default: generation_config.json, else greedy)
   --max-body-bytes N     largest request body (default 4194304); larger → 413
-  --model-id ID          id reported by /v1/models (default: the model directory's name)
+  --model-id ID          id reported by /v1/models (default: the Hugging Face id, else the model directory's name)
   --threads N            compute threads (default: all cores)
 
 Canvas-diffusion models (DiffusionGemma) decode with the sampler settings of generation_config.json;
@@ -101,7 +103,7 @@ int cmd_serve(int argc, char** argv) {
                             {"--model", "--host", "--port", "--max-concurrent", "--queue", "--api-key", "--max-tokens",
                              "--temp", "--top-p", "--top-k", "--min-p", "--repetition-penalty", "--seed",
                              "--max-body-bytes", "--model-id", "--threads", "--adapter"},
-                            {"--mtp", "--help"});
+                            {"--mtp", "--help", "--offline"});
   if (!flags.ok()) return fail(flags.status());
   const Flags& f = *flags;
   if (f.has("--help")) {
@@ -113,7 +115,9 @@ int cmd_serve(int argc, char** argv) {
   const std::string dir = *model_dir;
   serve::ServerOptions o;
   o.host = f.str("--host", "127.0.0.1");
-  o.model_id = f.str("--model-id", std::filesystem::path(dir).filename().string());
+  // An id the cache resolved (ORG/NAME) names the model better than its snapshot directory (a sha).
+  const bool hub_id = f.has("--model") && f.str("--model") != dir;
+  o.model_id = f.str("--model-id", hub_id ? f.str("--model") : std::filesystem::path(dir).filename().string());
   if (o.model_id.empty()) o.model_id = std::filesystem::path(dir).parent_path().filename().string();
   o.api_key = f.str("--api-key");
   o.defaults.sampling = sampling_defaults(dir);

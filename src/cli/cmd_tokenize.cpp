@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "tokenizer/tokenizer.h"
 
 namespace optiq::cli {
@@ -21,7 +22,8 @@ const char* kTokenizeUsage =
     "  --file F      tokenize the whole content of file F\n"
     "  --jsonl F     one {\"text\": ...} object per line in, one {\"ids\": [...]} per line out\n"
     "  --ids         print only the ids, space-separated (default: one 'id<TAB>token' line per token)\n"
-    "  --no-special  do not add the post-processor's special tokens (BOS etc.)\n";
+    "  --no-special  do not add the post-processor's special tokens (BOS etc.)\n"
+    "  --offline     --model may be a Hugging Face id ORG/NAME[@REV]; this takes it from the cache only\n";
 
 const char* kChatUsage =
     "usage: optiq chat-template --model DIR (--messages JSON | --request FILE.json)\n"
@@ -40,12 +42,12 @@ bool read_file(const std::string& path, std::string& out) {
 }
 
 // Parses --flag VALUE pairs and bare switches; returns false (after printing why) on unknown flags.
-struct Flags {
+struct TokenizeFlags {
   std::string model, text, file, jsonl, messages, request;
-  bool has_text = false, ids = false, no_special = false, help = false;
+  bool has_text = false, ids = false, no_special = false, help = false, offline = false;
 };
 
-bool parse_flags(int argc, char** argv, Flags& f, const char* usage) {
+bool parse_flags(int argc, char** argv, TokenizeFlags& f, const char* usage) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](std::string& dst) {
@@ -61,14 +63,21 @@ bool parse_flags(int argc, char** argv, Flags& f, const char* usage) {
     else if (a == "--messages") { if (!value(f.messages)) return false; }
     else if (a == "--request") { if (!value(f.request)) return false; }
     else if (a == "--ids") f.ids = true;
+    else if (a == "--offline") f.offline = true;
     else if (a == "--no-special") f.no_special = true;
     else { std::fprintf(stderr, "unknown option '%s'\n%s", a.c_str(), usage); return false; }
   }
   return true;
 }
 
-std::unique_ptr<Tokenizer> load(const std::string& dir) {
-  auto t = Tokenizer::from_dir(dir);
+// `model`: a directory or a Hugging Face id (resolve_model_arg).
+std::unique_ptr<Tokenizer> load(const std::string& model, bool offline) {
+  auto dir = resolve_model_arg(model, offline);
+  if (!dir.ok()) {
+    std::fprintf(stderr, "error: %s\n", dir.status().ToString().c_str());
+    return nullptr;
+  }
+  auto t = Tokenizer::from_dir(*dir);
   if (!t.ok()) {
     std::fprintf(stderr, "error: %s\n", t.status().ToString().c_str());
     return nullptr;
@@ -88,7 +97,7 @@ void print_ids(const std::vector<int32_t>& ids) {
 }  // namespace
 
 int cmd_tokenize(int argc, char** argv) {
-  Flags f;
+  TokenizeFlags f;
   if (!parse_flags(argc, argv, f, kTokenizeUsage)) return 2;
   if (f.help) { std::fputs(kTokenizeUsage, stdout); return 0; }
   int sources = f.has_text + !f.file.empty() + !f.jsonl.empty();
@@ -96,7 +105,7 @@ int cmd_tokenize(int argc, char** argv) {
     std::fputs(kTokenizeUsage, stderr);
     return 2;
   }
-  auto tok = load(f.model);
+  auto tok = load(f.model, f.offline);
   if (!tok) return 1;
   bool add_special = !f.no_special;
   if (!f.jsonl.empty()) {
@@ -142,7 +151,7 @@ int cmd_tokenize(int argc, char** argv) {
 }
 
 int cmd_chat_template(int argc, char** argv) {
-  Flags f;
+  TokenizeFlags f;
   if (!parse_flags(argc, argv, f, kChatUsage)) return 2;
   if (f.help) { std::fputs(kChatUsage, stdout); return 0; }
   if (f.model.empty() || (f.messages.empty() == f.request.empty()) || f.has_text || !f.file.empty() || !f.jsonl.empty()) {
@@ -170,7 +179,7 @@ int cmd_chat_template(int argc, char** argv) {
     std::fprintf(stderr, "error: %s: add_generation_prompt: expected a boolean\n", where.c_str());
     return 1;
   }
-  auto tok = load(f.model);
+  auto tok = load(f.model, f.offline);
   if (!tok) return 1;
   ojson extra = ojson::object();
   for (auto& [k, v] : req.items())

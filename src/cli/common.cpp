@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "cli/flags.h"
+#include "io/hf_hub.h"
 
 namespace optiq::cli {
 
@@ -20,8 +21,14 @@ Result<std::string> bundled_path(const std::string& rel, const std::string& inst
   return cand.string();
 }
 
+Result<std::string> resolve_model_arg(const std::string& arg, bool offline) {
+  HubOptions o = hub_options_from_env();
+  o.offline |= offline;
+  return resolve_model_path(arg, o);
+}
+
 Result<std::string> model_dir_flag(const Flags& f) {
-  if (f.has("--model")) return f.str("--model");
+  if (f.has("--model")) return resolve_model_arg(f.str("--model"), f.has("--offline"));
   return bundled_path("models/dhara-brown-tiny", "pass --model DIR");
 }
 

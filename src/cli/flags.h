@@ -86,7 +86,13 @@ class Flags {
 // (naming the path looked at, then `instead`, e.g. "pass --model DIR") when it is missing.
 Result<std::string> bundled_path(const std::string& rel, const std::string& instead);
 
-// --model, or the bundled default model models/dhara-brown-tiny.
+// A model argument (--model, a MODEL_DIR positional) as a directory: an existing local directory as
+// given, a Hugging Face id ORG/NAME[@REVISION] through the Hub cache, downloading what is missing
+// unless `offline` (--offline) or HF_HUB_OFFLINE=1 (io/hf_hub.h, docs/models.md).
+Result<std::string> resolve_model_arg(const std::string& arg, bool offline);
+
+// --model resolved by resolve_model_arg (with --offline), or the bundled default model
+// models/dhara-brown-tiny.
 Result<std::string> model_dir_flag(const Flags& f);
 
 // --adapter DIR: the adapter directory loaded (io/lora_adapter.h), checked against `base`

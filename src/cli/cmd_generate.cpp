@@ -27,8 +27,8 @@ Every model:
   --prompt TEXT            prompt text (tokenized with the model's tokenizer)
   --prompt-ids LIST        prompt as comma-separated token ids
   --chat                   wrap the prompt as a user message with the chat template
-  --max-tokens N           tokens to generate (default 128; canvas models: generation_config.json)
-  --seed S                 seed of the sampler RNG (default 0; canvas models: generation_config.json)
+  --max-tokens N           tokens to generate (default 128; canvas models 256, in whole canvases)
+  --seed S                 seed of the sampler RNG (default 0)
   --threshold T            confidence to commit a position: dhara --mode diffusion (default 0.5), or
                            DiffusionGemma's confidence-threshold sampler τ (default: generation_config.json,
                            else 0.9)
@@ -41,7 +41,8 @@ Token-by-token models (dhara):
   --mode ar|diffusion|selfspec   decoding mode (default ar); diffusion and selfspec are greedy
   --temp T --top-k K --top-p P --min-p M   sampling (default greedy)
   --repetition-penalty R   HF repetition penalty (default: generation_config.json, else 1.0)
-  --block-len N            diffusion block length (--mode diffusion; default 32)
+  --block-len N            block length: diffusion's blocks, self-speculation's draft mask grid
+                           (--mode diffusion or selfspec; default 32)
   --draft-len K            self-speculation draft length (--mode selfspec; default 8)
 
 Canvas-diffusion models (DiffusionGemma):
@@ -85,9 +86,8 @@ std::string check_flags_apply(const Flags& f, const ModelInfo& info) {
   const std::string mode = f.str("--mode", "ar");
   if (mode != "ar" && (!info.supports_block || info.mask_token_id < 0))
     return "--mode " + mode + " needs a block-diffusion model; " + info.model_type + " supports only ar";
-  if (mode != "diffusion")
-    for (const char* flag : {"--block-len", "--threshold"})
-      if (f.has(flag)) return std::string(flag) + " applies to --mode diffusion, not --mode " + mode;
+  if (mode == "ar" && f.has("--block-len")) return "--block-len applies to --mode diffusion or selfspec, not --mode ar";
+  if (mode != "diffusion" && f.has("--threshold")) return "--threshold applies to --mode diffusion, not --mode " + mode;
   if (mode != "selfspec" && f.has("--draft-len")) return "--draft-len applies to --mode selfspec, not --mode " + mode;
   return {};
 }

@@ -92,8 +92,10 @@ TEST(CliGenerate, FlagsThatDoNotApplyToTheModelAreUsageErrors) {
   expect_usage_error(run_optiq(dhara + "--image x.png"), "generate", "--image: dhara_ar has no vision tower");
   // dhara flags that belong to another decoding mode than the one chosen.
   expect_usage_error(run_optiq(dhara + "--draft-len 4"), "generate", "--draft-len applies to --mode selfspec, not --mode ar");
-  expect_usage_error(run_optiq(dhara + "--mode selfspec --block-len 16"), "generate",
-                     "--block-len applies to --mode diffusion, not --mode selfspec");
+  expect_usage_error(run_optiq(dhara + "--block-len 16"), "generate",
+                     "--block-len applies to --mode diffusion or selfspec, not --mode ar");
+  expect_usage_error(run_optiq(dhara + "--mode selfspec --threshold 0.7"), "generate",
+                     "--threshold applies to --mode diffusion, not --mode selfspec");
   expect_usage_error(run_optiq(dhara + "--threshold 0.7"), "generate", "--threshold applies to --mode diffusion");
   expect_usage_error(run_optiq(dhara + "--mode diffusion --temp 0.8"), "generate", "--mode diffusion decodes greedily");
 
@@ -109,6 +111,21 @@ TEST(CliGenerate, FlagsThatDoNotApplyToTheModelAreUsageErrors) {
   }
   expect_usage_error(run_optiq(canvas + "--sampler greedy"), "generate", "--sampler \"greedy\": expected entropy-bound");
   expect_usage_error(run_optiq(canvas + "--threshold 1.5"), "generate", "--threshold must be in [0, 1], got 1.5");
+}
+
+// The other side of the checks above: flags that do apply to the model and mode are accepted.
+TEST(CliGenerate, FlagsThatApplyAreAccepted) {
+  const std::string dhara = "generate --model " + kModel + " --prompt-ids 84,104 --max-tokens 4 --threads 1 ";
+  for (const char* args : {"--mode diffusion --block-len 16 --threshold 0.7", "--mode selfspec --block-len 16 --draft-len 4",
+                           "--temp 0.8 --top-k 5 --seed 2 --repetition-penalty 1.1"}) {
+    const CliRun r = run_optiq(dhara + args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+  }
+  const std::string image = std::string(OPTIQ_SOURCE_DIR) + "/tests/fuzz/corpus/image_decode/rgb_16x16_q50.jpg";
+  const CliRun r = run_optiq("generate --model " + kCanvas + " --prompt-ids 2,818 --max-tokens 4 --threads 1 " +
+                             "--sampler confidence-threshold --threshold 0.8 --steps 4 --seed 1 --image " + shell_quote(image));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "[confidence-threshold] prompt ")) << r.err;
 }
 
 // The stats line's tokens/forward is its generated count over the forward count it prints, for every

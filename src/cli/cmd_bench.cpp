@@ -29,7 +29,7 @@ const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--adapter DIR] [--
 
 Measures, on a fixed prompt of random token ids:
   tok/s for AR, block diffusion and self-speculation (greedy, no early stop),
-  forwards per generated token per mode,
+  forwards per generated token per mode (the prompt's forward included, as optiq generate counts),
   AR effective weight bandwidth (weight bytes per forward × decode forwards/s; the first token comes
     from the prompt's forward) against the measured read bandwidth
     (a 1 GiB streaming read on huge pages, taken before and after each AR run; the fraction is the
@@ -250,7 +250,10 @@ int cmd_bench(int argc, char** argv) {
     }
     out[mr.key] = best;
     if (mr.mode == DecodeMode::kAR) out["ar_effective_gbps"] = bytes_per_token * best_forwards_s / 1e9;
-    fpt[decode_mode_name(mr.mode)] = static_cast<double>(last.forwards - 1) / static_cast<double>(last.tokens.size());
+    // Every forward, the prompt's included (it yields the first token), as `optiq generate` counts
+    // its tokens/forward: AR is exactly 1. The bandwidth figures above use decode forwards only,
+    // because decode_seconds excludes the prefill.
+    fpt[decode_mode_name(mr.mode)] = static_cast<double>(last.forwards) / static_cast<double>(last.tokens.size());
     if (mr.mode == DecodeMode::kSelfSpec && !last.accepted_per_round.empty())
       out["selfspec_tokens_per_round"] = static_cast<double>(last.tokens.size()) / last.accepted_per_round.size();
   }

@@ -39,7 +39,11 @@ TEST(CliBench, ProgressOnStderr) {
     EXPECT_TRUE(contains(r.err, "optiq bench: " + std::string(mode) + ": run 1 of 1")) << mode << "\n" << r.err;
   }
   EXPECT_TRUE(contains(r.err, "block forward")) << r.err;
-  EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
+  ASSERT_TRUE(nlohmann::json::accept(r.out)) << r.out;
+  // Forwards per token count the prompt's forward, as generate's tokens/forward does: AR is exactly 1.
+  const auto fpt = nlohmann::json::parse(r.out)["forwards_per_token"];
+  EXPECT_DOUBLE_EQ(fpt["ar"].get<double>(), 1.0) << r.out;
+  EXPECT_GT(fpt["diffusion"].get<double>(), 0.0) << r.out;
   r = run_optiq("bench --model " + shell_quote(fixture("dgemma-tiny")) +
                 " --prompt-len 4 --gen-len 4 --repeats 1 --threads 1 --no-bandwidth");
   ASSERT_EQ(r.exit_code, 0) << r.err;

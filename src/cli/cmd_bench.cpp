@@ -4,12 +4,15 @@
 // (benchmark shapes).
 #include <algorithm>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "core/membw.h"
 #include "decode/canvas.h"
@@ -21,11 +24,12 @@ namespace optiq::cli {
 
 namespace {
 
-const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--adapter DIR] [--prompt-len N] [--gen-len N] [--threads N] [--json] [--no-repack]
+const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--adapter DIR] [--prompt-len N] [--gen-len N] [--repeats N] [--threads N]
+                   [--json] [--no-bandwidth] [--no-repack] [--quiet] [--offline]
 
 Measures, on a fixed prompt of random token ids:
   tok/s for AR, block diffusion and self-speculation (greedy, no early stop),
-  forwards per generated token per mode,
+  forwards per generated token per mode (the prompt's forward included, as optiq generate counts),
   AR effective weight bandwidth (weight bytes per forward × decode forwards/s; the first token comes
     from the prompt's forward) against the measured read bandwidth
     (a 1 GiB streaming read on huge pages, taken before and after each AR run; the fraction is the
@@ -35,12 +39,31 @@ Measures, on a fixed prompt of random token ids:
   the time of one 32-token block forward on a cached prefix (median of repeats).
 --no-repack keeps quantized weights in the checkpoint layout only (see optiq generate --help).
 --adapter DIR runs every forward with that LoRA adapter applied, unmerged (see optiq generate --help).
+Progress goes to stderr, one line per stage (--quiet: none).
 --model also takes a Hugging Face id ORG/NAME[@REV] (docs/models.md); --offline: from the cache only.
 )";
 
-int fail(const char* cmd, const Status& s) {
-  std::fprintf(stderr, "optiq %s: %s\n", cmd, s.ToString().c_str());
-  return 1;
+const char* kInitRandomHelp = R"(usage: optiq init-random --config CONFIG.json -o DIR [--dtype bf16|f32] [--seed S] [--quiet]
+
+Writes a random-weight checkpoint (config.json, generation_config.json, model.safetensors) for the
+config's model_type (any architecture optiq loads). Progress goes to stderr (--quiet: none).
+Example: optiq init-random --config bench/configs/dhara-250m.json -o /tmp/dhara-250m-random
+)";
+
+int fail(const Status& s) { return runtime_error("bench", s); }
+
+// One line per stage on stderr (stdout keeps the results, --json included), flushed so a slow
+// stage shows what it is doing; null with --quiet.
+void progress(std::FILE* out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void progress(std::FILE* out, const char* fmt, ...) {
+  if (!out) return;
+  std::va_list ap;
+  va_start(ap, fmt);
+  std::fputs("optiq bench: ", out);
+  std::vfprintf(out, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', out);
+  std::fflush(out);
 }
 
 // Bytes one AR decode forward reads on average over `n_fwd` forwards after a `prompt`-token prefill:
@@ -59,11 +82,11 @@ double median(std::vector<double> v) {
 
 // Canvas-diffusion models: tokens per forward, steps per canvas and tok/s for each sampler.
 int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32_t>& prompt, int64_t gen_len,
-                 int64_t repeats, bool json, ThreadPool& pool, nlohmann::json out) {
+                 int64_t repeats, bool json, ThreadPool& pool, nlohmann::json out, std::FILE* log) {
   CanvasOptions base;
   if (auto gen = read_json_file(dir + "/generation_config.json"); gen.ok()) {
     auto parsed = canvas_options_from_generation_config(*gen);
-    if (!parsed.ok()) return fail("bench", parsed.status());
+    if (!parsed.ok()) return fail(parsed.status());
     base = *parsed;
   }
   base.max_new_tokens = gen_len;
@@ -77,9 +100,11 @@ int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32
     CanvasResult last;
     double best_secs = 0;
     for (int rep = 0; rep <= repeats; ++rep) {
+      progress(log, "%s: %s %d of %lld", canvas_sampler_name(sampler), rep == 0 ? "warm-up" : "run", rep,
+               static_cast<long long>(repeats));
       auto t0 = std::chrono::steady_clock::now();
       auto r = canvas_generate(m, pool, prompt, o);
-      if (!r.ok()) return fail("bench", r.status());
+      if (!r.ok()) return fail(r.status());
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rep == 0) continue;
       if (best_secs == 0 || secs < best_secs) best_secs = secs;
@@ -116,32 +141,37 @@ int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32
 
 int cmd_bench(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv, {"--model", "--prompt-len", "--gen-len", "--threads", "--repeats", "--adapter"},
-                            {"--json", "--help", "--no-bandwidth", "--no-repack", "--offline"});
-  if (!flags.ok()) return fail("bench", flags.status());
+                            {"--json", "--help", "--no-bandwidth", "--no-repack", "--quiet", "--offline"});
+  if (!flags.ok()) return usage_error("bench", flags.status().message());
   const Flags& f = *flags;
   if (f.has("--help")) {
     std::fputs(kBenchHelp, stdout);
     return 0;
   }
-  auto model_dir = model_dir_flag(f);
-  if (!model_dir.ok()) return fail("bench", model_dir.status());
-  const std::string dir = *model_dir;
+  if (!f.positional().empty()) return usage_error("bench", "unexpected argument '" + f.positional()[0] + "'");
+  std::FILE* log = f.has("--quiet") ? nullptr : stderr;
   auto prompt_len = f.integer("--prompt-len", 64);
   auto gen_len = f.integer("--gen-len", 64);
   auto threads = f.integer("--threads", 0);
   auto repeats = f.integer("--repeats", 3);
   for (auto* r : {&prompt_len, &gen_len, &threads, &repeats})
-    if (!r->ok()) return fail("bench", r->status());
-  if (*prompt_len < 1 || *gen_len < 1 || *repeats < 1) return fail("bench", Status::InvalidArgument("lengths and repeats must be >= 1"));
+    if (!r->ok()) return usage_error("bench", r->status().message());
+  for (const char* name : {"--prompt-len", "--gen-len", "--repeats"})
+    if (*f.integer(name, 1) < 1) return usage_error("bench", std::string(name) + " must be >= 1, got " + f.str(name));
+  if (*threads < 0) return usage_error("bench", "--threads must be >= 0, got " + f.str("--threads"));
+  auto model_dir = model_dir_flag(f);
+  if (!model_dir.ok()) return fail(model_dir.status());
+  const std::string dir = *model_dir;
+  progress(log, "loading %s", dir.c_str());
 
   LoadOptions lo;
   lo.repack = !f.has("--no-repack");
   auto model = load_model(dir, lo);
-  if (!model.ok()) return fail("bench", model.status());
+  if (!model.ok()) return fail(model.status());
   std::unique_ptr<Model> adapted;
   if (f.has("--adapter")) {
     auto a = adapted_model(**model, f.str("--adapter"));
-    if (!a.ok()) return fail("bench", a.status());
+    if (!a.ok()) return fail(a.status());
     adapted = std::move(a).value();
   }
   const Model& m = adapted ? *adapted : **model;
@@ -162,7 +192,7 @@ int cmd_bench(int argc, char** argv) {
   out["prompt_tokens"] = *prompt_len;
   out["gen_tokens"] = *gen_len;
   out["total_weight_bytes"] = info.total_weight_bytes;
-  if (info.canvas_length > 0) return bench_canvas(m, dir, prompt, *gen_len, *repeats, f.has("--json"), pool, out);
+  if (info.canvas_length > 0) return bench_canvas(m, dir, prompt, *gen_len, *repeats, f.has("--json"), pool, out, log);
   nlohmann::json fpt = nlohmann::json::object();
 
   struct ModeRun {
@@ -179,7 +209,10 @@ int cmd_bench(int argc, char** argv) {
   // the higher of its two neighbours: on a shared machine the bandwidth moves by tens of percent
   // within seconds, so a probe taken once, seconds away, made the fraction swing by 0.3 run to run.
   std::unique_ptr<BandwidthProbe> probe;
-  if (!f.has("--no-bandwidth")) probe = std::make_unique<BandwidthProbe>(pool);
+  if (!f.has("--no-bandwidth")) {
+    progress(log, "measuring read bandwidth");
+    probe = std::make_unique<BandwidthProbe>(pool);
+  }
   std::vector<double> fractions, roofline_fractions;
   double roofline_bytes = 0;
   double best_probe = 0;
@@ -193,9 +226,11 @@ int cmd_bench(int argc, char** argv) {
     const bool paired = probe && mr.mode == DecodeMode::kAR;
     double before = 0;
     for (int rep = 0; rep <= *repeats; ++rep) {  // rep 0 warms up (pages the weights in)
+      progress(log, "%s: %s %d of %lld, %lld tokens", decode_mode_name(mr.mode), rep == 0 ? "warm-up" : "run", rep,
+               static_cast<long long>(*repeats), static_cast<long long>(*gen_len));
       if (paired && rep == 1) before = probe->measure(3);
       auto r = generate(m, pool, prompt, o);
-      if (!r.ok()) return fail("bench", r.status());
+      if (!r.ok()) return fail(r.status());
       if (rep == 0) continue;
       const double tok_s = static_cast<double>(r->tokens.size()) / r->decode_seconds;
       // The weights are read once per decode forward: n tokens take n - 1 of them after the prompt's.
@@ -216,7 +251,10 @@ int cmd_bench(int argc, char** argv) {
     }
     out[mr.key] = best;
     if (mr.mode == DecodeMode::kAR) out["ar_effective_gbps"] = bytes_per_token * best_forwards_s / 1e9;
-    fpt[decode_mode_name(mr.mode)] = static_cast<double>(last.forwards - 1) / static_cast<double>(last.tokens.size());
+    // Every forward, the prompt's included (it yields the first token), as `optiq generate` counts
+    // its tokens/forward: AR is exactly 1. The bandwidth figures above use decode forwards only,
+    // because decode_seconds excludes the prefill.
+    fpt[decode_mode_name(mr.mode)] = static_cast<double>(last.forwards) / static_cast<double>(last.tokens.size());
     if (mr.mode == DecodeMode::kSelfSpec && !last.accepted_per_round.empty())
       out["selfspec_tokens_per_round"] = static_cast<double>(last.tokens.size()) / last.accepted_per_round.size();
   }
@@ -235,13 +273,14 @@ int cmd_bench(int argc, char** argv) {
 
   // One 32-token block forward on a cached prefix (read-only, as a diffusion refinement step).
   {
+    progress(log, "32-token block forward on a %lld-token prefix", static_cast<long long>(*prompt_len));
     const int B = 32;
     auto cache = m.make_cache(static_cast<int64_t>(prompt.size()) + B);
     std::vector<float> logits(static_cast<size_t>(B) * info.vocab_size);
     ForwardBatch pre;
     pre.tokens = prompt;
     pre.last_logits_only = true;
-    if (Status s = m.forward(pre, *cache, logits.data(), pool); !s.ok()) return fail("bench", s);
+    if (Status s = m.forward(pre, *cache, logits.data(), pool); !s.ok()) return fail(s);
     std::vector<int32_t> block(B, info.mask_token_id >= 0 ? info.mask_token_id : 0);
     ForwardBatch step;
     step.tokens = block;
@@ -251,7 +290,7 @@ int cmd_bench(int argc, char** argv) {
     std::vector<double> ms;
     for (int rep = 0; rep < 2 + 2 * static_cast<int>(*repeats); ++rep) {
       auto t0 = std::chrono::steady_clock::now();
-      if (Status s = m.forward(step, *cache, logits.data(), pool); !s.ok()) return fail("bench", s);
+      if (Status s = m.forward(step, *cache, logits.data(), pool); !s.ok()) return fail(s);
       if (rep >= 2) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     out["block_forward_ms"] = median(ms);
@@ -285,27 +324,47 @@ int cmd_bench(int argc, char** argv) {
 }
 
 int cmd_init_random(int argc, char** argv) {
-  auto flags = Flags::parse(argc, argv, {"--config", "-o", "--output", "--dtype", "--seed"}, {"--help"});
-  if (!flags.ok()) return fail("init-random", flags.status());
+  const char* cmd = "init-random";
+  auto flags = Flags::parse(argc, argv, {"--config", "-o", "--output", "--dtype", "--seed"}, {"--help", "--quiet"});
+  if (!flags.ok()) return usage_error(cmd, flags.status().message());
   const Flags& f = *flags;
-  const std::string outdir = f.has("-o") ? f.str("-o") : f.str("--output");
-  if (f.has("--help") || !f.has("--config") || outdir.empty()) {
-    std::fputs("usage: optiq init-random --config CONFIG.json -o DIR [--dtype bf16|f32] [--seed S]\n"
-               "Writes a random-weight checkpoint (config.json, generation_config.json, model.safetensors)\n"
-               "for the config's model_type (any architecture optiq loads).\n"
-               "Example: optiq init-random --config bench/configs/dhara-250m.json -o /tmp/dhara-250m-random\n",
-               f.has("--help") ? stdout : stderr);
-    return f.has("--help") ? 0 : 2;
+  if (f.has("--help")) {
+    std::fputs(kInitRandomHelp, stdout);
+    return 0;
   }
-  auto cfg = read_json_file(f.str("--config"));
-  if (!cfg.ok()) return fail("init-random", cfg.status());
+  if (!f.positional().empty()) return usage_error(cmd, "unexpected argument '" + f.positional()[0] + "'");
+  if (f.has("-o") && f.has("--output")) return usage_error(cmd, "give -o or --output, not both");
+  const std::string outdir = f.has("-o") ? f.str("-o") : f.str("--output");
+  if (!f.has("--config")) return usage_error(cmd, "--config CONFIG.json is required");
+  if (outdir.empty()) return usage_error(cmd, "-o DIR is required");
   const std::string dt = f.str("--dtype", "bf16");
-  if (dt != "bf16" && dt != "f32") return fail("init-random", Status::InvalidArgument("--dtype must be bf16 or f32"));
+  if (dt != "bf16" && dt != "f32") return usage_error(cmd, "--dtype must be bf16 or f32, got '" + dt + "'");
   auto seed = f.integer("--seed", 0);
-  if (!seed.ok()) return fail("init-random", seed.status());
+  if (!seed.ok()) return usage_error(cmd, seed.status().message());
+  if (*seed < 0) return usage_error(cmd, "--seed must be non-negative, got " + f.str("--seed"));
+  auto cfg = read_json_file(f.str("--config"));
+  if (!cfg.ok()) return runtime_error(cmd, cfg.status());
+  // The writer fills and writes every tensor in one library call: a line before it and one after,
+  // so a long run (dhara-250m: seconds to minutes) shows what it is doing.
+  std::FILE* log = f.has("--quiet") ? nullptr : stderr;
+  const std::string type = cfg->is_object() && cfg->contains("model_type") && (*cfg)["model_type"].is_string()
+                               ? (*cfg)["model_type"].get<std::string>()
+                               : "?";
+  if (log) {
+    std::fprintf(log, "optiq init-random: filling %s weights (%s, seed %lld) for %s\n", type.c_str(), dt.c_str(),
+                 *seed, outdir.c_str());
+    std::fflush(log);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
   Status s = write_random_checkpoint(*cfg, outdir, dt == "f32" ? DType::kF32 : DType::kBF16, static_cast<uint64_t>(*seed));
-  if (!s.ok()) return fail("init-random", s.WithContext(f.str("--config")));
-  std::fprintf(stderr, "wrote %s\n", outdir.c_str());
+  if (!s.ok()) return runtime_error(cmd, s.WithContext(f.str("--config")));
+  if (log) {
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(outdir + "/model.safetensors", ec);
+    std::fprintf(log, "optiq init-random: wrote %s (model.safetensors %.1f MiB) in %.1f s\n", outdir.c_str(),
+                 ec ? 0.0 : static_cast<double>(bytes) / (1 << 20),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   return 0;
 }
 

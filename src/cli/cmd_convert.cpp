@@ -1,11 +1,13 @@
 // optiq convert MODEL_DIR -o OUT [options]: parses flags into ConvertOptions and prints a summary.
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
-#include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "quant/convert.h"
 
@@ -34,10 +36,10 @@ const char kConvertUsage[] =
     "  --quiet                 no progress bar\n"
     "  --offline               Hugging Face ids (MODEL_DIR may be ORG/NAME[@REV]) from the cache only, no network\n";
 
-bool parse_int(const char* s, int* out) {
+bool parse_int(const std::string& s, int* out) {
   char* end = nullptr;
-  long v = std::strtol(s, &end, 10);
-  if (!end || *end || end == s) return false;
+  long v = std::strtol(s.c_str(), &end, 10);
+  if (!end || *end || end == s.c_str() || v < INT32_MIN || v > INT32_MAX) return false;
   *out = static_cast<int>(v);
   return true;
 }
@@ -49,106 +51,72 @@ bool parse_bits(const std::string& s, std::vector<int>* out) {
     size_t comma = s.find(',', pos);
     if (comma == std::string::npos) comma = s.size();
     int v;
-    if (!parse_int(s.substr(pos, comma - pos).c_str(), &v)) return false;
+    if (!parse_int(s.substr(pos, comma - pos), &v)) return false;
     out->push_back(v);
     pos = comma + 1;
   }
   return !out->empty();
 }
 
+int usage(const std::string& message) { return usage_error("convert", message); }
+
 }  // namespace
 
 int cmd_convert(int argc, char** argv) {
+  auto flags = Flags::parse(argc, argv,
+                            {"-o", "--output", "--target-bpw", "--candidate-bits", "--group-size", "--method",
+                             "--n-calibration", "--seq-len", "--calibration", "--reference", "--threads"},
+                            {"--skip-baselines", "--causal-only", "--quiet", "--help", "--offline"});
+  if (!flags.ok()) return usage(flags.status().message());
+  const Flags& f = *flags;
+  if (f.has("--help")) {
+    std::fputs(kConvertUsage, stdout);
+    return 0;
+  }
+  if (f.positional().size() > 1) return usage("unexpected argument '" + f.positional()[1] + "'");
+  if (f.has("-o") && f.has("--output")) return usage("give -o or --output, not both");
   ConvertOptions o;
-  o.progress = stderr;
+  o.progress = f.has("--quiet") ? nullptr : stderr;
+  if (!f.positional().empty()) o.model_dir = f.positional()[0];
+  o.out_dir = f.has("-o") ? f.str("-o") : f.str("--output");
+  if (o.model_dir.empty()) return usage("MODEL_DIR is required");
+  if (o.out_dir.empty()) return usage("-o OUT is required");
+  auto bad = [&](const char* flag) { return usage("invalid value '" + f.str(flag) + "' for " + flag); };
+  if (f.has("--target-bpw")) {
+    auto v = f.num("--target-bpw", 0);
+    if (!v.ok() || *v <= 0) return bad("--target-bpw");
+    o.target_bpw = *v;
+  }
+  if (f.has("--candidate-bits") && !parse_bits(f.str("--candidate-bits"), &o.candidate_bits))
+    return bad("--candidate-bits");
+  struct IntFlag {
+    const char* name;
+    int min;
+    int* out;
+  };
   int threads = 0;
-  bool offline = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto need = [&](const char* flag) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "convert: %s needs a value\n", flag);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto bad = [&](const char* flag, const char* v) {
-      std::fprintf(stderr, "convert: invalid value '%s' for %s\n", v, flag);
-      return 2;
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kConvertUsage, stdout);
-      return 0;
-    } else if (a == "-o" || a == "--output") {
-      o.out_dir = need("-o");
-    } else if (a == "--target-bpw") {
-      const char* v = need("--target-bpw");
-      char* end = nullptr;
-      o.target_bpw = std::strtod(v, &end);
-      if (!end || *end || o.target_bpw <= 0) return bad("--target-bpw", v);
-    } else if (a == "--candidate-bits") {
-      const char* v = need("--candidate-bits");
-      if (!parse_bits(v, &o.candidate_bits)) return bad("--candidate-bits", v);
-    } else if (a == "--group-size") {
-      const char* v = need("--group-size");
-      if (!parse_int(v, &o.group_size)) return bad("--group-size", v);
-    } else if (a == "--method") {
-      o.method = need("--method");
-    } else if (a == "--n-calibration") {
-      const char* v = need("--n-calibration");
-      if (!parse_int(v, &o.n_calibration) || o.n_calibration <= 0) return bad("--n-calibration", v);
-    } else if (a == "--seq-len") {
-      const char* v = need("--seq-len");
-      if (!parse_int(v, &o.seq_len) || o.seq_len < 2) return bad("--seq-len", v);
-    } else if (a == "--calibration") {
-      o.calibration_path = need("--calibration");
-    } else if (a == "--reference") {
-      o.reference = need("--reference");
-    } else if (a == "--skip-baselines") {
-      o.skip_baselines = true;
-    } else if (a == "--causal-only") {
-      o.probe.block = false;
-    } else if (a == "--threads") {
-      const char* v = need("--threads");
-      if (!parse_int(v, &threads) || threads < 0) return bad("--threads", v);
-    } else if (a == "--quiet") {
-      o.progress = nullptr;
-    } else if (a == "--offline") {
-      offline = true;
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "convert: unknown option %s\n\n%s", a.c_str(), kConvertUsage);
-      return 2;
-    } else if (o.model_dir.empty()) {
-      o.model_dir = a;
-    } else {
-      std::fprintf(stderr, "convert: unexpected argument %s\n", a.c_str());
-      return 2;
-    }
-  }
-  if (o.model_dir.empty() || o.out_dir.empty()) {
-    std::fprintf(stderr, "convert: MODEL_DIR and -o OUT are required\n\n%s", kConvertUsage);
-    return 2;
-  }
-  if (auto dir = resolve_model_arg(o.model_dir, offline); dir.ok()) {
+  for (const IntFlag& i : {IntFlag{"--group-size", 1, &o.group_size}, {"--n-calibration", 1, &o.n_calibration},
+                           {"--seq-len", 2, &o.seq_len}, {"--threads", 0, &threads}})
+    if (f.has(i.name) && (!parse_int(f.str(i.name), i.out) || *i.out < i.min)) return bad(i.name);
+  if (f.has("--method")) o.method = f.str("--method");
+  if (o.method != "optiq" && o.method != "static")
+    return usage("--method must be optiq or static, got '" + o.method + "'");
+  o.calibration_path = f.str("--calibration");
+  if (f.has("--reference")) o.reference = f.str("--reference");
+  o.skip_baselines = f.has("--skip-baselines");
+  if (f.has("--causal-only")) o.probe.block = false;
+  if (auto dir = resolve_model_arg(o.model_dir, f.has("--offline")); dir.ok())
     o.model_dir = *dir;
-  } else {
-    std::fprintf(stderr, "convert: %s\n", dir.status().ToString().c_str());
-    return 1;
-  }
+  else
+    return runtime_error("convert", dir.status());
   if (o.method == "optiq" && o.calibration_path.empty()) {
     auto bundled = bundled_path("data/calibration/default.jsonl", "pass --calibration FILE");
-    if (!bundled.ok()) {
-      std::fprintf(stderr, "convert: %s\n", bundled.status().ToString().c_str());
-      return 1;
-    }
+    if (!bundled.ok()) return runtime_error("convert", bundled.status());
     o.calibration_path = *bundled;
   }
   ThreadPool pool(threads);
   auto r = convert_model(o, pool);
-  if (!r.ok()) {
-    std::fprintf(stderr, "convert: %s\n", r.status().ToString().c_str());
-    return 1;
-  }
+  if (!r.ok()) return runtime_error("convert", r.status());
   std::map<int, int> hist;
   for (auto& [n, b] : r->allocation.bits) ++hist[b];
   std::printf("wrote %s (achieved %.3f nominal bpw, target %.3f;", r->artifact_dir.c_str(),

@@ -1,11 +1,13 @@
 // optiq eval MODEL_DIR --task kl|perplexity [--reference DIR] [--baseline DIR]: parses flags, runs
 // quant/evaluate, prints a table (MODEL and BASELINE side by side).
+#include <algorithm>
 #include <cstdio>
-#include <cstdlib>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "quant/evaluate.h"
 
@@ -30,94 +32,62 @@ const char kEvalUsage[] =
     "  --quiet             no progress bar\n"
     "  --offline           Hugging Face ids (MODEL_DIR may be ORG/NAME[@REV]) from the cache only, no network\n";
 
-bool to_int(const char* s, long long* out) {
-  char* end = nullptr;
-  *out = std::strtoll(s, &end, 10);
-  return end && !*end && end != s;
-}
+// The tasks `--task` accepts, in the order the help lists them.
+const char* const kTasks[] = {"kl", "perplexity"};
+
+int usage(const std::string& message) { return usage_error("eval", message); }
 
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  std::string model, task, reference, baseline, text, adapter;
-  long long heldout = 200000, n_samples = 16, seq_len = 512, max_windows = 0, threads = 0;
-  ProbeOptions probe;
-  bool offline = false;
-  std::FILE* progress = stderr;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto need = [&](const char* flag) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "eval: %s needs a value\n", flag);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto num = [&](const char* flag, long long* out, long long min) {
-      const char* v = need(flag);
-      if (!to_int(v, out) || *out < min) {
-        std::fprintf(stderr, "eval: invalid value '%s' for %s\n", v, flag);
-        std::exit(2);
-      }
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kEvalUsage, stdout);
-      return 0;
-    } else if (a == "--task") {
-      task = need("--task");
-    } else if (a == "--reference") {
-      reference = need("--reference");
-    } else if (a == "--baseline") {
-      baseline = need("--baseline");
-    } else if (a == "--adapter") {
-      adapter = need("--adapter");
-    } else if (a == "--text") {
-      text = need("--text");
-    } else if (a == "--heldout-bytes") {
-      num("--heldout-bytes", &heldout, 0);
-    } else if (a == "--n-samples") {
-      num("--n-samples", &n_samples, 1);
-    } else if (a == "--seq-len") {
-      num("--seq-len", &seq_len, 2);
-    } else if (a == "--max-windows") {
-      num("--max-windows", &max_windows, 0);
-    } else if (a == "--threads") {
-      num("--threads", &threads, 0);
-    } else if (a == "--causal-only") {
-      probe.block = false;
-    } else if (a == "--quiet") {
-      progress = nullptr;
-    } else if (a == "--offline") {
-      offline = true;
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "eval: unknown option %s\n\n%s", a.c_str(), kEvalUsage);
-      return 2;
-    } else if (model.empty()) {
-      model = a;
-    } else {
-      std::fprintf(stderr, "eval: unexpected argument %s\n", a.c_str());
-      return 2;
-    }
+  auto flags = Flags::parse(argc, argv,
+                            {"--task", "--reference", "--baseline", "--adapter", "--text", "--heldout-bytes",
+                             "--n-samples", "--seq-len", "--max-windows", "--threads"},
+                            {"--causal-only", "--quiet", "--help", "--offline"});
+  if (!flags.ok()) return usage(flags.status().message());
+  const Flags& f = *flags;
+  if (f.has("--help")) {
+    std::fputs(kEvalUsage, stdout);
+    return 0;
   }
-  if (model.empty() || (task != "kl" && task != "perplexity")) {
-    std::fprintf(stderr, "eval: MODEL_DIR and --task kl|perplexity are required\n\n%s", kEvalUsage);
-    return 2;
+  if (f.positional().size() > 1) return usage("unexpected argument '" + f.positional()[1] + "'");
+  if (f.positional().empty()) return usage("MODEL_DIR is required");
+  if (!f.has("--task")) return usage("--task is required (kl or perplexity)");
+  const std::string task = f.str("--task"), adapter = f.str("--adapter");
+  std::string model = f.positional()[0], reference = f.str("--reference"), baseline = f.str("--baseline");
+  std::string text = f.str("--text");
+  if (std::find(std::begin(kTasks), std::end(kTasks), task) == std::end(kTasks)) {
+    std::string valid;
+    for (const char* t : kTasks) valid += (valid.empty() ? "" : ", ") + std::string(t);
+    return usage("unknown task '" + task + "'; valid tasks: " + valid);
   }
-  if (task == "kl" && reference.empty()) {
-    std::fprintf(stderr, "eval: --task kl needs --reference DIR\n");
-    return 2;
-  }
-  auto fail = [](const Status& s) {
-    std::fprintf(stderr, "eval: %s\n", s.ToString().c_str());
-    return 1;
+  if (task == "kl" && reference.empty()) return usage("--task kl needs --reference DIR");
+  struct IntFlag {
+    const char* name;
+    long long def, min;
+    long long* out;
   };
+  long long heldout, n_samples, seq_len, max_windows, threads;
+  for (const IntFlag& i : {IntFlag{"--heldout-bytes", 200000, 0, &heldout}, {"--n-samples", 16, 1, &n_samples},
+                           {"--seq-len", 512, 2, &seq_len}, {"--max-windows", 0, 0, &max_windows},
+                           {"--threads", 0, 0, &threads}}) {
+    auto v = f.integer(i.name, i.def);
+    if (!v.ok()) return usage(v.status().message());
+    if (*v < i.min) return usage(std::string(i.name) + " must be >= " + std::to_string(i.min) + ", got " + f.str(i.name));
+    *i.out = *v;
+  }
+  ProbeOptions probe;
+  probe.block = !f.has("--causal-only");
+  std::FILE* progress = f.has("--quiet") ? nullptr : stderr;
+  auto fail = [](const Status& s) { return runtime_error("eval", s); };
   // Hugging Face ids (MODEL_DIR, --reference, --baseline) become cache snapshot directories; the table
   // names the models as given.
   std::vector<std::string> labels = {model};
   if (!baseline.empty()) labels.push_back(baseline);
+  const std::string reference_label = reference;
   for (std::string* m : {&model, &reference, &baseline}) {
     if (m->empty()) continue;
-    auto dir = resolve_model_arg(*m, offline);
+    auto dir = resolve_model_arg(*m, f.has("--offline"));
     if (!dir.ok()) return fail(dir.status());
     *m = *dir;
   }
@@ -183,7 +153,7 @@ int cmd_eval(int argc, char** argv) {
 
   if (!reference.empty()) {
     dirs.push_back(reference);
-    labels.push_back(reference);
+    labels.push_back(reference_label);
   }
   std::vector<PerplexityResult> rows;
   for (size_t i = 0; i < dirs.size(); ++i) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "io/lora_adapter.h"
 #include "io/model_dir.h"
@@ -48,10 +49,8 @@ const char kFuseUsage[] =
     "  -o, --output DIR     output directory (also --save-path)\n"
     "  --offline            MODEL_DIR may be a Hugging Face id ORG/NAME[@REV]; this takes it from the cache only\n";
 
-int fail(const char* cmd, const Status& s) {
-  std::fprintf(stderr, "optiq lora %s: %s\n", cmd, s.ToString().c_str());
-  return 1;
-}
+int fail(const char* sub, const Status& s) { return runtime_error(std::string("lora ") + sub, s); }
+int usage(const char* sub, const std::string& message) { return usage_error(std::string("lora ") + sub, message); }
 
 // lora_adapter_summary plus what only the directory has: optiq_lora_config.json (OptIQ's record of
 // the source model and rank scaling) and the path.
@@ -76,16 +75,14 @@ nlohmann::json adapter_info(const std::string& dir, const LoraAdapter& ad) {
 
 int lora_info(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv, {}, {"--json", "--help"});
-  if (!flags.ok()) return fail("info", flags.status());
+  if (!flags.ok()) return usage("info", flags.status().message());
   const Flags& f = *flags;
   if (f.has("--help")) {
     std::fputs(kInfoUsage, stdout);
     return 0;
   }
-  if (f.positional().size() != 1) {
-    std::fputs(kInfoUsage, stderr);
-    return 2;
-  }
+  if (f.positional().size() != 1)
+    return usage("info", "expected one ADAPTER_DIR, got " + std::to_string(f.positional().size()) + " arguments");
   const std::string dir = f.positional()[0];
   auto ad = load_lora_adapter(dir);
   if (!ad.ok()) return fail("info", ad.status());
@@ -122,7 +119,7 @@ int lora_info(int argc, char** argv) {
 int lora_fuse(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv, {"--model", "--adapter", "--adapter-path", "-o", "--output", "--save-path"},
                             {"--help", "--offline"});
-  if (!flags.ok()) return fail("fuse", flags.status());
+  if (!flags.ok()) return usage("fuse", flags.status().message());
   const Flags& f = *flags;
   if (f.has("--help")) {
     std::fputs(kFuseUsage, stdout);
@@ -132,10 +129,11 @@ int lora_fuse(int argc, char** argv) {
   if (model.empty() && f.positional().size() == 1) model = f.positional()[0];
   const std::string adapter_dir = f.str("--adapter", f.str("--adapter-path"));
   const std::string out = f.str("-o", f.str("--output", f.str("--save-path")));
-  if (model.empty() || adapter_dir.empty() || out.empty() || f.positional().size() > (f.has("--model") ? 0u : 1u)) {
-    std::fputs(kFuseUsage, stderr);
-    return 2;
-  }
+  if (f.positional().size() > (f.has("--model") ? 0u : 1u))
+    return usage("fuse", "unexpected argument '" + f.positional().back() + "'");
+  if (model.empty()) return usage("fuse", "MODEL_DIR is required");
+  if (adapter_dir.empty()) return usage("fuse", "--adapter ADAPTER_DIR is required");
+  if (out.empty()) return usage("fuse", "-o OUT is required");
   auto ad = load_lora_adapter(adapter_dir);
   if (!ad.ok()) return fail("fuse", ad.status());
   auto model_dir = resolve_model_arg(model, f.has("--offline"));
@@ -153,17 +151,17 @@ int lora_fuse(int argc, char** argv) {
 }  // namespace
 
 int cmd_lora(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(kLoraUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) return usage_error("lora", "missing subcommand: train, info or fuse");
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kLoraUsage, stdout);
+    return 0;
   }
   // Each subcommand sees argv[0] = its own name, as top-level commands do.
   const std::string sub = argv[1];
   if (sub == "train") return cmd_lora_train(argc - 1, argv + 1);
   if (sub == "info") return lora_info(argc - 1, argv + 1);
   if (sub == "fuse") return lora_fuse(argc - 1, argv + 1);
-  std::fprintf(stderr, "optiq lora: unknown subcommand '%s'\n\n%s", sub.c_str(), kLoraUsage);
-  return 2;
+  return usage_error("lora", "unknown subcommand '" + sub + "'; valid: train, info, fuse");
 }
 
 }  // namespace optiq::cli

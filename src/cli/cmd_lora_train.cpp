@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "train/lora_train.h"
 
@@ -48,10 +49,7 @@ Rows: {"text"}, {"prompt", "completion"}, {"messages"} (chat template applied), 
   --threads N                     worker threads (default: all cores)
 )";
 
-int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "optiq lora train: %s\n\n%s", msg.c_str(), kLoraTrainUsage);
-  return 2;
-}
+int usage(const std::string& message) { return usage_error("lora train", message); }
 
 }  // namespace
 
@@ -62,26 +60,23 @@ int cmd_lora_train(int argc, char** argv) {
        "--batch-size", "--rank", "--scale", "--dropout", "--num-layers", "--max-seq-length",
        "--grad-accumulation-steps", "--steps-per-report", "--steps-per-eval", "--val-batches", "--save-every",
        "--seed", "--objective", "--threads"},
-      {"--mask-prompt", "--grad-checkpoint", "--no-grad-checkpoint", "--resume", "--help", "-h", "--offline"});
-  if (!flags.ok()) return usage_error(flags.status().message());
+      {"--mask-prompt", "--grad-checkpoint", "--no-grad-checkpoint", "--resume", "--help", "--offline"});
+  if (!flags.ok()) return usage(flags.status().message());
   const Flags& f = *flags;
-  if (f.has("--help") || f.has("-h")) {
+  if (f.has("--help")) {
     std::fputs(kLoraTrainUsage, stdout);
     return 0;
   }
-  if (f.positional().size() != 1) return usage_error("expected one MODEL_DIR, got " + std::to_string(f.positional().size()));
-  if (!f.has("--data")) return usage_error("--data DATA_DIR is required");
-  if (f.has("--adapter-path") && f.has("-o")) return usage_error("give --adapter-path or -o, not both");
+  if (f.positional().size() != 1) return usage("expected one MODEL_DIR, got " + std::to_string(f.positional().size()));
+  if (!f.has("--data")) return usage("--data DATA_DIR is required");
+  if (f.has("--adapter-path") && f.has("-o")) return usage("give --adapter-path or -o, not both");
   if (f.has("--grad-checkpoint") && f.has("--no-grad-checkpoint"))
-    return usage_error("--grad-checkpoint and --no-grad-checkpoint contradict each other");
+    return usage("--grad-checkpoint and --no-grad-checkpoint contradict each other");
 
   LoraTrainConfig c;
   LoraTrainGiven given;
   auto model_dir = resolve_model_arg(f.positional()[0], f.has("--offline"));
-  if (!model_dir.ok()) {
-    std::fprintf(stderr, "lora train: %s\n", model_dir.status().ToString().c_str());
-    return 1;
-  }
+  if (!model_dir.ok()) return runtime_error("lora train", model_dir.status());
   c.model_dir = *model_dir;
   c.data_dir = f.str("--data");
   c.adapter_path = f.has("-o") ? f.str("-o") : f.str("--adapter-path", "optiq_lora_adapters");
@@ -91,12 +86,12 @@ int cmd_lora_train(int argc, char** argv) {
   c.grad_checkpoint = !f.has("--no-grad-checkpoint");
   if (f.has("--objective")) {
     auto o = parse_objective(f.str("--objective"));
-    if (!o.ok()) return usage_error(o.status().message());
+    if (!o.ok()) return usage(o.status().message());
     given.objective = *o;
   }
   if (f.has("--optimizer")) {
     auto o = parse_optimizer(f.str("--optimizer"));
-    if (!o.ok()) return usage_error(o.status().message());
+    if (!o.ok()) return usage(o.status().message());
     c.optimizer = *o;
   }
   struct IntFlag {
@@ -110,21 +105,21 @@ int cmd_lora_train(int argc, char** argv) {
                            {"--val-batches", &c.val_batches}, {"--save-every", &c.save_every}, {"--threads", &threads},
                            {"--seed", &seed}}) {
     auto v = f.integer(i.name, *i.out);
-    if (!v.ok()) return usage_error(v.status().message());
+    if (!v.ok()) return usage(v.status().message());
     *i.out = *v;
   }
-  if (seed < 0) return usage_error("--seed must be non-negative");
-  if (threads < 0) return usage_error("--threads must be non-negative");
+  if (seed < 0) return usage("--seed must be non-negative");
+  if (threads < 0) return usage("--threads must be non-negative");
   c.seed = static_cast<uint64_t>(seed);
   c.rank_given = f.has("--rank");
   if (f.has("--iters")) {
     auto v = f.integer("--iters", 0);
-    if (!v.ok()) return usage_error(v.status().message());
+    if (!v.ok()) return usage(v.status().message());
     given.iters = *v;
   }
   auto lr = f.num("--learning-rate", 0), scale = f.num("--scale", 0), dropout = f.num("--dropout", 0);
   for (const auto* r : {&lr, &scale, &dropout})
-    if (!r->ok()) return usage_error(r->status().message());
+    if (!r->ok()) return usage(r->status().message());
   if (f.has("--learning-rate")) given.learning_rate = *lr;
   if (f.has("--scale")) given.scale = static_cast<float>(*scale);
   c.dropout = static_cast<float>(*dropout);
@@ -134,7 +129,7 @@ int cmd_lora_train(int argc, char** argv) {
     LoraTrainConfig check = c;
     apply_train_defaults(check, given, ModelInfo{}, 0);
     Status s = validate_train_config(check);
-    if (!s.ok()) return usage_error(s.message());
+    if (!s.ok()) return usage(s.message());
   }
 
   ThreadPool pool(static_cast<int>(threads));
@@ -145,10 +140,7 @@ int cmd_lora_train(int argc, char** argv) {
   };
   log.warning = [](const std::string& s) { std::fprintf(stderr, "optiq lora train: warning: %s\n", s.c_str()); };
   auto r = run_lora_train(c, given, pool, log);
-  if (!r.ok()) {
-    std::fprintf(stderr, "optiq lora train: %s\n", r.status().ToString().c_str());
-    return 1;
-  }
+  if (!r.ok()) return runtime_error("lora train", r.status());
   return 0;
 }
 

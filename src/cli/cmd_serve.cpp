@@ -3,11 +3,13 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "io/model_dir.h"
 #include "serve/server.h"
@@ -38,15 +40,17 @@ const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
   --model-id ID          id reported by /v1/models (default: the Hugging Face id, else the model directory's name)
   --threads N            compute threads (default: all cores)
 
+The model loads before the port opens: "listening on" is printed once requests can be served, and a
+model that does not load exits 1 with the loader's message. --mtp on a model without self-speculation
+(DiffusionGemma) is a usage error (exit 2).
+
 Canvas-diffusion models (DiffusionGemma) decode with the sampler settings of generation_config.json;
 a request may set "sampler" (entropy-bound | confidence-threshold), "threshold", "steps" and "seed",
 and send images inline (OpenAI image_url data: URLs, Anthropic base64 image blocks).
 )";
 
-int fail(const Status& s) {
-  std::fprintf(stderr, "optiq serve: %s\n", s.ToString().c_str());
-  return 1;
-}
+int usage(const std::string& message) { return usage_error("serve", message); }
+int fail(const Status& s) { return runtime_error("serve", s); }
 
 // Sampler defaults from generation_config.json (as `optiq generate` and mlx-optiq do).
 SamplingParams sampling_defaults(const std::string& dir) {
@@ -104,12 +108,13 @@ int cmd_serve(int argc, char** argv) {
                              "--temp", "--top-p", "--top-k", "--min-p", "--repetition-penalty", "--seed",
                              "--max-body-bytes", "--model-id", "--threads", "--adapter"},
                             {"--mtp", "--help", "--offline"});
-  if (!flags.ok()) return fail(flags.status());
+  if (!flags.ok()) return usage(flags.status().message());
   const Flags& f = *flags;
   if (f.has("--help")) {
     std::fputs(kServeHelp, stdout);
     return 0;
   }
+  if (!f.positional().empty()) return usage("unexpected argument '" + f.positional()[0] + "'");
   auto model_dir = model_dir_flag(f);
   if (!model_dir.ok()) return fail(model_dir.status());
   const std::string dir = *model_dir;
@@ -124,7 +129,7 @@ int cmd_serve(int argc, char** argv) {
   // Canvas-diffusion models (DiffusionGemma): the sampler settings `optiq generate` uses.
   if (auto gen = read_json_file(dir + "/generation_config.json"); gen.ok()) {
     auto canvas = canvas_options_from_generation_config(*gen);
-    if (!canvas.ok()) return fail(canvas.status());
+    if (!canvas.ok()) return fail(canvas.status().WithContext(dir + "/generation_config.json"));
     o.defaults.canvas = *canvas;
   }
   if (f.has("--mtp")) o.defaults.mode = DecodeMode::kSelfSpec;
@@ -145,10 +150,10 @@ int cmd_serve(int argc, char** argv) {
                     {"--seed", 0, 0, INT64_MAX, &seed}};
   for (auto& i : ints) {
     auto v = f.integer(i.name, i.def);
-    if (!v.ok()) return fail(v.status());
+    if (!v.ok()) return usage(v.status().message());
     if (*v < i.lo || *v > i.hi)
-      return fail(Status::InvalidArgument(std::string(i.name) + " must be in [" + std::to_string(i.lo) + ", " +
-                                          std::to_string(i.hi) + "], got " + std::to_string(*v)));
+      return usage(std::string(i.name) + " must be in [" + std::to_string(i.lo) + ", " + std::to_string(i.hi) +
+                   "], got " + std::to_string(*v));
     *i.out = *v;
   }
   o.port = static_cast<int>(port);
@@ -168,10 +173,10 @@ int cmd_serve(int argc, char** argv) {
                         {"--repetition-penalty", &o.defaults.sampling.repetition_penalty}};
   for (auto& fl : floats) {
     auto v = f.num(fl.name, *fl.out);
-    if (!v.ok()) return fail(v.status());
+    if (!v.ok()) return usage(v.status().message());
     *fl.out = static_cast<float>(*v);
   }
-  if (Status st = o.defaults.sampling.validate(); !st.ok()) return fail(st);
+  if (Status st = o.defaults.sampling.validate(); !st.ok()) return usage(st.message());
 
   // Signals are handled by one thread via sigwait; every other thread (HTTP, engine, compute) starts
   // with them blocked, so the handler never runs inside library code.
@@ -184,50 +189,58 @@ int cmd_serve(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   serve::Server server(o);
-  auto bound = server.bind();
-  if (!bound.ok()) return fail(bound.status());
-  std::printf("optiq serve: listening on http://%s:%d (model %s loading)\n", o.host.c_str(), *bound, dir.c_str());
-  std::fflush(stdout);
-
-  std::atomic<bool> exiting{false};
+  std::atomic<bool> serving{false}, exiting{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
-    if (!exiting.load()) {
-      std::fprintf(stderr, "optiq serve: signal %d, shutting down\n", sig);
-      server.stop();
+    if (exiting.load()) return;
+    if (!serving.load()) {  // still loading: nothing is served or half-written yet
+      std::fprintf(stderr, "optiq serve: signal %d while loading, exiting\n", sig);
+      std::_Exit(128 + sig);
     }
-  });
-  Status serve_status;
-  std::thread http([&] { serve_status = server.serve(); });
-
-  int rc = 0;
-  auto model = load_model(dir);
-  auto tok = model.ok() ? Tokenizer::from_dir(dir) : Result<std::unique_ptr<Tokenizer>>(model.status());
-  auto adapters = model.ok() && tok.ok() ? mount_adapters(**model, f.all("--adapter"))
-                                         : Result<std::vector<serve::MountedAdapter>>(Status::Internal("unused"));
-  if (!model.ok() || !tok.ok() || !adapters.ok()) {
-    rc = fail(!model.ok() ? model.status() : !tok.ok() ? tok.status() : adapters.status());
+    std::fprintf(stderr, "optiq serve: signal %d, shutting down\n", sig);
     server.stop();
-  } else {
-    // The lines go out once the server answers generation requests (clients wait for them).
-    const ModelInfo info = (*model)->info();
-    const std::vector<serve::MountedAdapter> mounted = *adapters;
-    server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads),
-                     std::move(adapters).value());
-    const char* decoding = info.canvas_length > 0 ? "canvas" : decode_mode_name(o.defaults.mode);
-    for (const serve::MountedAdapter& a : mounted)
-      std::printf("optiq serve: adapter %s mounted (%s, %zu modules, scale %g)%s\n", a.name.c_str(), a.path.c_str(),
-                  a.adapter->modules.size(), a.adapter->scale, mounted.size() == 1 ? ", the default" : "");
-    std::printf("optiq serve: model %s loaded (%s, context %lld, default decoding %s)\n", o.model_id.c_str(),
-                info.model_type.c_str(), static_cast<long long>(info.max_position), decoding);
-    std::fflush(stdout);
-  }
+  });
+  auto finish = [&](int rc) {
+    exiting.store(true);
+    pthread_kill(waiter.native_handle(), SIGUSR1);
+    waiter.join();
+    return rc;
+  };
+
+  // The model, tokenizer and adapters load before the port is bound: "listening" means the server
+  // answers generation requests, and a bad model exits 1 with the loader's message, never listening.
+  std::printf("optiq serve: loading model %s\n", dir.c_str());
+  std::fflush(stdout);
+  auto model = load_model(dir);
+  if (!model.ok()) return finish(fail(model.status()));
+  const ModelInfo info = (*model)->info();
+  if (f.has("--mtp") && (info.canvas_length > 0 || !info.supports_block || info.mask_token_id < 0))
+    return finish(usage("--mtp (self-speculation) needs a block-diffusion model such as dhara; " + info.model_type +
+                        (info.canvas_length > 0 ? " decodes by canvas diffusion" : " supports only ar")));
+  auto tok = Tokenizer::from_dir(dir);
+  if (!tok.ok()) return finish(fail(tok.status()));
+  auto adapters = mount_adapters(**model, f.all("--adapter"));
+  if (!adapters.ok()) return finish(fail(adapters.status()));
+  const std::vector<serve::MountedAdapter> mounted = *adapters;
+  auto bound = server.bind();
+  if (!bound.ok()) return finish(fail(bound.status()));
+  server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads),
+                   std::move(adapters).value());
+
+  Status serve_status;
+  serving.store(true);
+  std::thread http([&] { serve_status = server.serve(); });
+  const char* decoding = info.canvas_length > 0 ? "canvas" : decode_mode_name(o.defaults.mode);
+  for (const serve::MountedAdapter& a : mounted)
+    std::printf("optiq serve: adapter %s mounted (%s, %zu modules, scale %g)%s\n", a.name.c_str(), a.path.c_str(),
+                a.adapter->modules.size(), a.adapter->scale, mounted.size() == 1 ? ", the default" : "");
+  std::printf("optiq serve: model %s loaded (%s, context %lld, default decoding %s)\n", o.model_id.c_str(),
+              info.model_type.c_str(), static_cast<long long>(info.max_position), decoding);
+  std::printf("optiq serve: listening on http://%s:%d\n", o.host.c_str(), *bound);
+  std::fflush(stdout);
   http.join();
-  exiting.store(true);
-  pthread_kill(waiter.native_handle(), SIGUSR1);
-  waiter.join();
-  if (rc == 0 && !serve_status.ok()) return fail(serve_status);
+  const int rc = finish(serve_status.ok() ? 0 : fail(serve_status));
   if (rc == 0) std::printf("optiq serve: stopped\n");
   return rc;
 }

@@ -1,12 +1,12 @@
 // `optiq tokenize` and `optiq chat-template`: inspect a model directory's tokenizer and chat template.
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "tokenizer/tokenizer.h"
 
@@ -30,6 +30,7 @@ const char* kChatUsage =
     "  --messages JSON   a JSON array of {\"role\", \"content\"} messages\n"
     "  --request FILE    a JSON object with messages, tools, add_generation_prompt (default true) and any\n"
     "                    extra template variables (e.g. enable_thinking)\n"
+    "  --offline         --model may be a Hugging Face id ORG/NAME[@REV]; this takes it from the cache only\n"
     "Prints the rendered prompt exactly (no trailing newline added); template errors go to stderr.\n";
 
 bool read_file(const std::string& path, std::string& out) {
@@ -41,45 +42,32 @@ bool read_file(const std::string& path, std::string& out) {
   return true;
 }
 
-// Parses --flag VALUE pairs and bare switches; returns false (after printing why) on unknown flags.
-struct TokenizeFlags {
-  std::string model, text, file, jsonl, messages, request;
-  bool has_text = false, ids = false, no_special = false, help = false, offline = false;
+// A command's flags parsed (cli/flags.h); on a usage error, the exit code in `rc`.
+struct Parsed {
+  Result<Flags> flags = Status::Internal("unparsed");
+  int rc = 0;
 };
 
-bool parse_flags(int argc, char** argv, TokenizeFlags& f, const char* usage) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](std::string& dst) {
-      if (i + 1 >= argc) { std::fprintf(stderr, "%s: missing value\n%s", a.c_str(), usage); return false; }
-      dst = argv[++i];
-      return true;
-    };
-    if (a == "--help" || a == "-h") f.help = true;
-    else if (a == "--model") { if (!value(f.model)) return false; }
-    else if (a == "--text") { if (!value(f.text)) return false; f.has_text = true; }
-    else if (a == "--file") { if (!value(f.file)) return false; }
-    else if (a == "--jsonl") { if (!value(f.jsonl)) return false; }
-    else if (a == "--messages") { if (!value(f.messages)) return false; }
-    else if (a == "--request") { if (!value(f.request)) return false; }
-    else if (a == "--ids") f.ids = true;
-    else if (a == "--offline") f.offline = true;
-    else if (a == "--no-special") f.no_special = true;
-    else { std::fprintf(stderr, "unknown option '%s'\n%s", a.c_str(), usage); return false; }
-  }
-  return true;
+Parsed parse(const char* cmd, int argc, char** argv) {
+  Parsed p;
+  p.flags = Flags::parse(argc, argv, {"--model", "--text", "--file", "--jsonl", "--messages", "--request"},
+                         {"--ids", "--no-special", "--help", "--offline"});
+  if (!p.flags.ok()) p.rc = usage_error(cmd, p.flags.status().message());
+  else if (!p.flags->positional().empty())
+    p.rc = usage_error(cmd, "unexpected argument '" + p.flags->positional()[0] + "'");
+  return p;
 }
 
 // `model`: a directory or a Hugging Face id (resolve_model_arg).
-std::unique_ptr<Tokenizer> load(const std::string& model, bool offline) {
+std::unique_ptr<Tokenizer> load(const char* cmd, const std::string& model, bool offline) {
   auto dir = resolve_model_arg(model, offline);
   if (!dir.ok()) {
-    std::fprintf(stderr, "error: %s\n", dir.status().ToString().c_str());
+    runtime_error(cmd, dir.status());
     return nullptr;
   }
   auto t = Tokenizer::from_dir(*dir);
   if (!t.ok()) {
-    std::fprintf(stderr, "error: %s\n", t.status().ToString().c_str());
+    runtime_error(cmd, t.status());
     return nullptr;
   }
   return std::move(t).value();
@@ -97,48 +85,48 @@ void print_ids(const std::vector<int32_t>& ids) {
 }  // namespace
 
 int cmd_tokenize(int argc, char** argv) {
-  TokenizeFlags f;
-  if (!parse_flags(argc, argv, f, kTokenizeUsage)) return 2;
-  if (f.help) { std::fputs(kTokenizeUsage, stdout); return 0; }
-  int sources = f.has_text + !f.file.empty() + !f.jsonl.empty();
-  if (f.model.empty() || sources != 1 || !f.messages.empty() || !f.request.empty()) {
-    std::fputs(kTokenizeUsage, stderr);
-    return 2;
-  }
-  auto tok = load(f.model, f.offline);
-  if (!tok) return 1;
-  bool add_special = !f.no_special;
-  if (!f.jsonl.empty()) {
-    std::ifstream in(f.jsonl, std::ios::binary);
-    if (!in) { std::fprintf(stderr, "error: %s: cannot open\n", f.jsonl.c_str()); return 1; }
+  const char* cmd = "tokenize";
+  Parsed p = parse(cmd, argc, argv);
+  if (p.rc) return p.rc;
+  const Flags& f = *p.flags;
+  if (f.has("--help")) { std::fputs(kTokenizeUsage, stdout); return 0; }
+  if (!f.has("--model")) return usage_error(cmd, "--model DIR is required");
+  if (f.has("--text") + f.has("--file") + f.has("--jsonl") != 1)
+    return usage_error(cmd, "give exactly one of --text, --file and --jsonl");
+  for (const char* other : {"--messages", "--request"})
+    if (f.has(other)) return usage_error(cmd, std::string(other) + " belongs to optiq chat-template");
+  auto tok = load(cmd, f.str("--model"), f.has("--offline"));
+  if (!tok) return kExitRuntime;
+  bool add_special = !f.has("--no-special");
+  if (f.has("--jsonl")) {
+    const std::string jsonl = f.str("--jsonl");
+    std::ifstream in(jsonl, std::ios::binary);
+    if (!in) return runtime_error(cmd, Status::IOError(jsonl + ": cannot open"));
     std::string line;
     size_t lineno = 0;
     while (std::getline(in, line)) {
       ++lineno;
       if (line.empty()) continue;
+      const std::string where = jsonl + ":" + std::to_string(lineno);
       ojson j;
       try {
         j = ojson::parse(line);
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s:%zu: invalid JSON: %s\n", f.jsonl.c_str(), lineno, e.what());
-        return 1;
+        return runtime_error(cmd, Status::InvalidArgument(where + ": invalid JSON: " + e.what()));
       }
-      if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-        std::fprintf(stderr, "error: %s:%zu: expected {\"text\": string}\n", f.jsonl.c_str(), lineno);
-        return 1;
-      }
+      if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+        return runtime_error(cmd, Status::InvalidArgument(where + ": expected {\"text\": string}"));
       ojson out = {{"ids", tok->encode(j["text"].get<std::string>(), add_special)}};
       std::printf("%s\n", out.dump().c_str());
+      std::fflush(stdout);  // lines answered so far reach the reader even if a later one fails
     }
     return 0;
   }
-  std::string text = f.text;
-  if (!f.file.empty() && !read_file(f.file, text)) {
-    std::fprintf(stderr, "error: %s: cannot open\n", f.file.c_str());
-    return 1;
-  }
+  std::string text = f.str("--text");
+  if (f.has("--file") && !read_file(f.str("--file"), text))
+    return runtime_error(cmd, Status::IOError(f.str("--file") + ": cannot open"));
   std::vector<int32_t> ids = tok->encode(text, add_special);
-  if (f.ids) {
+  if (f.has("--ids")) {
     print_ids(ids);
     return 0;
   }
@@ -151,45 +139,44 @@ int cmd_tokenize(int argc, char** argv) {
 }
 
 int cmd_chat_template(int argc, char** argv) {
-  TokenizeFlags f;
-  if (!parse_flags(argc, argv, f, kChatUsage)) return 2;
-  if (f.help) { std::fputs(kChatUsage, stdout); return 0; }
-  if (f.model.empty() || (f.messages.empty() == f.request.empty()) || f.has_text || !f.file.empty() || !f.jsonl.empty()) {
-    std::fputs(kChatUsage, stderr);
-    return 2;
-  }
+  const char* cmd = "chat-template";
+  Parsed p = parse(cmd, argc, argv);
+  if (p.rc) return p.rc;
+  const Flags& f = *p.flags;
+  if (f.has("--help")) { std::fputs(kChatUsage, stdout); return 0; }
+  if (!f.has("--model")) return usage_error(cmd, "--model DIR is required");
+  if (f.has("--messages") == f.has("--request")) return usage_error(cmd, "give exactly one of --messages and --request");
+  for (const char* other : {"--text", "--file", "--jsonl", "--ids", "--no-special"})
+    if (f.has(other)) return usage_error(cmd, std::string(other) + " belongs to optiq tokenize");
   ojson req;
-  std::string src = f.messages, where = "--messages";
-  if (!f.request.empty()) {
-    where = f.request;
-    if (!read_file(f.request, src)) { std::fprintf(stderr, "error: %s: cannot open\n", f.request.c_str()); return 1; }
+  std::string src = f.str("--messages"), where = "--messages";
+  if (f.has("--request")) {
+    where = f.str("--request");
+    if (!read_file(where, src)) return runtime_error(cmd, Status::IOError(where + ": cannot open"));
   }
+  // A bad --messages value is a usage error; a bad --request file is the file's fault.
+  auto bad = [&](const std::string& msg) {
+    return f.has("--messages") ? usage_error(cmd, where + ": " + msg)
+                               : runtime_error(cmd, Status::InvalidArgument(where + ": " + msg));
+  };
   try {
     req = ojson::parse(src);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s: invalid JSON: %s\n", where.c_str(), e.what());
-    return 1;
+    return bad(std::string("invalid JSON: ") + e.what());
   }
-  if (!f.messages.empty()) req = ojson{{"messages", req}};
-  if (!req.is_object() || !req.contains("messages") || !req["messages"].is_array()) {
-    std::fprintf(stderr, "error: %s: expected a messages array\n", where.c_str());
-    return 1;
-  }
-  if (req.contains("add_generation_prompt") && !req["add_generation_prompt"].is_boolean()) {
-    std::fprintf(stderr, "error: %s: add_generation_prompt: expected a boolean\n", where.c_str());
-    return 1;
-  }
-  auto tok = load(f.model, f.offline);
-  if (!tok) return 1;
+  if (f.has("--messages")) req = ojson{{"messages", req}};
+  if (!req.is_object() || !req.contains("messages") || !req["messages"].is_array())
+    return bad("expected a messages array");
+  if (req.contains("add_generation_prompt") && !req["add_generation_prompt"].is_boolean())
+    return bad("add_generation_prompt: expected a boolean");
+  auto tok = load(cmd, f.str("--model"), f.has("--offline"));
+  if (!tok) return kExitRuntime;
   ojson extra = ojson::object();
   for (auto& [k, v] : req.items())
     if (k != "messages" && k != "tools" && k != "add_generation_prompt") extra[k] = v;
   auto r = tok->apply_chat_template(req["messages"], req.contains("tools") ? req["tools"] : ojson(),
                                     req.value("add_generation_prompt", true), extra);
-  if (!r.ok()) {
-    std::fprintf(stderr, "error: %s\n", r.status().ToString().c_str());
-    return 1;
-  }
+  if (!r.ok()) return runtime_error(cmd, r.status());
   std::fwrite(r->data(), 1, r->size(), stdout);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "cli/flags.h"
 #include "train/full_train.h"
 
@@ -52,10 +53,7 @@ Writes OUT/config.json, OUT/model.safetensors, the tokenizer files and generatio
   --threads N               worker threads (default: all cores)
 )";
 
-int usage_error(const std::string& msg) {
-  std::fprintf(stderr, "optiq train: %s\n\n%s", msg.c_str(), kTrainUsage);
-  return 2;
-}
+int usage(const std::string& message) { return usage_error("train", message); }
 
 }  // namespace
 
@@ -66,15 +64,15 @@ int cmd_train(int argc, char** argv) {
        "--learning-rate", "--lr-schedule", "--min-lr-ratio", "--warmup", "--weight-decay", "--clip-norm", "--iters",
        "--batch-size", "--seq-length", "--skip-tail-bytes", "--valid", "--val-batches", "--steps-per-report",
        "--steps-per-eval", "--save-every", "--stop-after", "--save-dtype", "--seed", "--threads"},
-      {"--resume", "--no-grad-checkpoint", "--help", "-h"});
-  if (!flags.ok()) return usage_error(flags.status().message());
+      {"--resume", "--no-grad-checkpoint", "--help"});
+  if (!flags.ok()) return usage(flags.status().message());
   const Flags& f = *flags;
-  if (f.has("--help") || f.has("-h")) {
+  if (f.has("--help")) {
     std::fputs(kTrainUsage, stdout);
     return 0;
   }
-  if (!f.positional().empty()) return usage_error("unexpected argument '" + f.positional()[0] + "'");
-  if (f.has("-o") && f.has("--output")) return usage_error("give -o or --output, not both");
+  if (!f.positional().empty()) return usage("unexpected argument '" + f.positional()[0] + "'");
+  if (f.has("-o") && f.has("--output")) return usage("give -o or --output, not both");
 
   FullTrainConfig c;
   c.config_path = f.str("--config");
@@ -86,19 +84,19 @@ int cmd_train(int argc, char** argv) {
   c.grad_checkpoint = !f.has("--no-grad-checkpoint");
   if (f.has("--objective")) {
     auto o = parse_objective(f.str("--objective"));
-    if (!o.ok()) return usage_error(o.status().message());
+    if (!o.ok()) return usage(o.status().message());
     c.objective = *o;
   }
   if (f.has("--optimizer") && f.str("--optimizer") != "adamw")
-    return usage_error("--optimizer: only adamw is supported, got '" + f.str("--optimizer") + "'");
+    return usage("--optimizer: only adamw is supported, got '" + f.str("--optimizer") + "'");
   const std::string sched = f.str("--lr-schedule", "cosine");
   if (sched == "cosine") c.schedule = LrSchedule::kCosine;
   else if (sched == "constant") c.schedule = LrSchedule::kConstant;
-  else return usage_error("--lr-schedule must be cosine or constant, got '" + sched + "'");
+  else return usage("--lr-schedule must be cosine or constant, got '" + sched + "'");
   const std::string dt = f.str("--save-dtype", "bf16");
   if (dt == "bf16") c.save_dtype = DType::kBF16;
   else if (dt == "f32") c.save_dtype = DType::kF32;
-  else return usage_error("--save-dtype must be bf16 or f32, got '" + dt + "'");
+  else return usage("--save-dtype must be bf16 or f32, got '" + dt + "'");
 
   struct IntFlag {
     const char* name;
@@ -111,7 +109,7 @@ int cmd_train(int argc, char** argv) {
                            {"--steps-per-eval", &c.steps_per_eval}, {"--save-every", &c.save_every}, {"--stop-after", &c.stop_after},
                            {"--threads", &threads}, {"--seed", &seed}}) {
     auto v = f.integer(i.name, *i.out);
-    if (!v.ok()) return usage_error(v.status().message());
+    if (!v.ok()) return usage(v.status().message());
     *i.out = *v;
   }
   struct NumFlag {
@@ -121,19 +119,19 @@ int cmd_train(int argc, char** argv) {
   for (const NumFlag& n : {NumFlag{"--learning-rate", &c.learning_rate}, {"--min-lr-ratio", &c.min_lr_ratio},
                            {"--weight-decay", &c.weight_decay}, {"--clip-norm", &c.clip_norm}}) {
     auto v = f.num(n.name, *n.out);
-    if (!v.ok()) return usage_error(v.status().message());
+    if (!v.ok()) return usage(v.status().message());
     *n.out = *v;
   }
-  if (seed < 0) return usage_error("--seed must be non-negative");
-  if (threads < 0) return usage_error("--threads must be non-negative");
+  if (seed < 0) return usage("--seed must be non-negative");
+  if (threads < 0) return usage("--threads must be non-negative");
   c.seed = static_cast<uint64_t>(seed);
-  if (Status s = validate_full_train_config(c); !s.ok()) return usage_error(s.message());
+  if (Status s = validate_full_train_config(c); !s.ok()) return usage(s.message());
   // The bundled tokenizer is looked up only once the arguments are known to be valid.
   if (f.has("--tokenizer")) {
     c.tokenizer_dir = f.str("--tokenizer");
   } else {
     auto b = bundled_path("models/dhara-brown-tiny", "pass --tokenizer DIR");
-    if (!b.ok()) return usage_error(b.status().message());
+    if (!b.ok()) return runtime_error("train", b.status());
     c.tokenizer_dir = *b;
   }
 
@@ -145,10 +143,7 @@ int cmd_train(int argc, char** argv) {
   };
   log.warning = [](const std::string& s) { std::fprintf(stderr, "optiq train: warning: %s\n", s.c_str()); };
   auto r = run_full_train(c, pool, log);
-  if (!r.ok()) {
-    std::fprintf(stderr, "optiq train: %s\n", r.status().ToString().c_str());
-    return 1;
-  }
+  if (!r.ok()) return runtime_error("train", r.status());
   return 0;
 }
 

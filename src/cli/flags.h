@@ -14,7 +14,8 @@ namespace optiq::cli {
 
 class Flags {
  public:
-  // `bool_flags` take no value. Unknown flags are an error naming the flag.
+  // `bool_flags` take no value; "-h" means "--help" wherever "--help" is one. Unknown flags are an
+  // error naming the flag (report it with usage_error, cli/errors.h).
   static Result<Flags> parse(int argc, char** argv, const std::set<std::string>& value_flags,
                              const std::set<std::string>& bool_flags) {
     Flags f;
@@ -32,6 +33,7 @@ class Flags {
         value = a.substr(eq + 1);
         has_value = true;
       }
+      if (name == "-h" && bool_flags.count("--help")) name = "--help";
       if (bool_flags.count(name)) {
         if (has_value) return Status::InvalidArgument(name + " takes no value");
         f.values_[name] = "1";

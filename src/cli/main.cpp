@@ -26,22 +26,25 @@ const Command kCommands[] = {
     {"train", optiq::cli::cmd_train, "train every parameter of a model (from random or existing weights)"},
 };
 
-void usage() {
-  std::fprintf(stderr, "usage: optiq <command> [options]\n\ncommands:\n");
-  for (const auto& c : kCommands) std::fprintf(stderr, "  %-14s %s\n", c.name, c.help);
-  std::fprintf(stderr, "\n`optiq <command> --help` describes a command's options.\n");
+void usage(std::FILE* out) {
+  std::fprintf(out, "usage: optiq <command> [options]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-14s %s\n", c.name, c.help);
+  std::fprintf(out,
+               "\n`optiq <command> --help` describes a command's options.\n"
+               "Exit status: 0 done, 1 the work failed (model, files), 2 a usage error.\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Help asked for goes to stdout; help after a mistake goes to stderr, as every command does.
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    usage();
+    usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   for (const auto& c : kCommands)
     if (!std::strcmp(argv[1], c.name)) return c.fn(argc - 1, argv + 1);
   std::fprintf(stderr, "optiq: unknown command '%s'\n", argv[1]);
-  usage();
+  usage(stderr);
   return 2;
 }

@@ -61,4 +61,22 @@ inline void expect_help(const std::string& cmd, const std::string& usage) {
   EXPECT_TRUE(contains(r.out, usage)) << r.out;
 }
 
+// A usage error (src/cli/errors.h): exit 2, "optiq <command>: " + a message containing `message`,
+// and the hint to `optiq <command> --help`, on stderr.
+inline void expect_usage_error(const CliRun& r, const std::string& command, const std::string& message) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "optiq " + command + ": ")) << r.err;
+  EXPECT_TRUE(contains(r.err, message)) << "want \"" << message << "\" in:\n" << r.err;
+  EXPECT_TRUE(contains(r.err, "'optiq " + command + " --help'")) << r.err;
+}
+
+// A runtime error: exit 1, "optiq <command>: " + the library's Status (containing `message`), and no
+// --help hint (the command line was fine).
+inline void expect_runtime_error(const CliRun& r, const std::string& command, const std::string& message) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "optiq " + command + ": ")) << r.err;
+  EXPECT_TRUE(contains(r.err, message)) << "want \"" << message << "\" in:\n" << r.err;
+  EXPECT_FALSE(contains(r.err, "--help'")) << r.err;
+}
+
 }  // namespace optiq::test

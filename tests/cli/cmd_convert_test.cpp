@@ -16,28 +16,24 @@ TEST(CliConvert, HelpGoesToStdout) {
 TEST(CliConvert, ArgumentErrorsExitTwoNamingTheFlag) {
   TempDir out;
   CliRun r = run_optiq("convert " + kModel);
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "MODEL_DIR and -o OUT are required")) << r.err;
+  expect_usage_error(r, "convert", "-o OUT is required");
   r = run_optiq("convert " + kModel + " -o " + shell_quote(out.str()) + " --group-size sixty");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "invalid value 'sixty' for --group-size")) << r.err;
+  expect_usage_error(r, "convert", "invalid value 'sixty' for --group-size");
   r = run_optiq("convert " + kModel + " -o " + shell_quote(out.str()) + " --frobnicate");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "unknown option --frobnicate")) << r.err;
+  expect_usage_error(r, "convert", "unknown option --frobnicate");
   r = run_optiq("convert " + kModel + " extra -o " + shell_quote(out.str()));
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "unexpected argument extra")) << r.err;
+  expect_usage_error(r, "convert", "unexpected argument 'extra'");
   r = run_optiq("convert " + kModel + " -o");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "-o needs a value")) << r.err;
+  expect_usage_error(r, "convert", "-o needs a value");
+  expect_usage_error(run_optiq("convert -o " + shell_quote(out.str())), "convert", "MODEL_DIR is required");
+  expect_usage_error(run_optiq("convert " + kModel + " -o " + shell_quote(out.str()) + " --method magic"), "convert",
+                     "--method must be optiq or static, got 'magic'");
 }
 
 TEST(CliConvert, LibraryErrorsExitOne) {
   TempDir out;
   const CliRun r = run_optiq("convert /nonexistent/model -o " + shell_quote(out.str()) + " --method static --quiet");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "convert: ")) << r.err;
-  EXPECT_TRUE(contains(r.err, "/nonexistent/model")) << r.err;
+  expect_runtime_error(r, "convert", "/nonexistent/model");
 }
 
 }  // namespace

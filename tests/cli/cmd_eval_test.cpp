@@ -17,18 +17,32 @@ TEST(CliEval, HelpGoesToStdout) {
 }
 
 TEST(CliEval, ArgumentErrorsExitTwo) {
-  CliRun r = run_optiq("eval " + kModel);
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "MODEL_DIR and --task kl|perplexity are required")) << r.err;
-  r = run_optiq("eval " + kModel + " --task kl");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "--task kl needs --reference DIR")) << r.err;
-  r = run_optiq("eval " + kModel + " --task perplexity --seq-len 1");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "invalid value '1' for --seq-len")) << r.err;
-  r = run_optiq("eval " + kModel + " --task perplexity --nope");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "unknown option --nope")) << r.err;
+  expect_usage_error(run_optiq("eval " + kModel), "eval", "--task is required (kl or perplexity)");
+  expect_usage_error(run_optiq("eval --task perplexity"), "eval", "MODEL_DIR is required");
+  expect_usage_error(run_optiq("eval " + kModel + " --task kl"), "eval", "--task kl needs --reference DIR");
+  expect_usage_error(run_optiq("eval " + kModel + " --task perplexity --seq-len 1"), "eval",
+                     "--seq-len must be >= 2, got 1");
+  expect_usage_error(run_optiq("eval " + kModel + " --task perplexity --seq-len x"), "eval",
+                     "--seq-len: not an integer: x");
+  expect_usage_error(run_optiq("eval " + kModel + " --task perplexity --nope"), "eval", "unknown option --nope");
+  expect_usage_error(run_optiq("eval " + kModel + " other --task perplexity"), "eval", "unexpected argument 'other'");
+}
+
+// An unknown task is named and every valid one listed (the help's list, not a fixed string here).
+TEST(CliEval, UnknownTaskListsTheValidOnes) {
+  const CliRun r = run_optiq("eval " + kModel + " --task gsm8k");
+  expect_usage_error(r, "eval", "unknown task 'gsm8k'; valid tasks: ");
+  for (const char* task : {"kl", "perplexity"}) EXPECT_TRUE(contains(r.err, task)) << r.err;
+}
+
+// Without --text the held-out text is the bundled data/heldout/brown-heldout.txt, found next to the
+// executable (as the default model is), not in a sibling ../shared checkout.
+TEST(CliEval, DefaultTextIsTheBundledHeldout) {
+  const CliRun r = run_optiq("eval " + kModel + " --task perplexity --seq-len 32 --max-windows 1 --threads 1 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string first_line = r.out.substr(0, r.out.find('\n'));  // "perplexity on <text> (...)"
+  EXPECT_TRUE(contains(first_line, "/data/heldout/brown-heldout.txt")) << r.out;
+  EXPECT_FALSE(contains(first_line, "shared")) << r.out;
 }
 
 TEST(CliEval, PerplexityOnAGivenTextAndAMissingText) {
@@ -43,8 +57,7 @@ TEST(CliEval, PerplexityOnAGivenTextAndAMissingText) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("perplexity +nll/token"))) << r.out;
   r = run_optiq("eval " + kModel + " --task perplexity --text " + shell_quote(t.str() + "/none.txt") + " --quiet");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "none.txt: cannot open held-out text")) << r.err;
+  expect_runtime_error(r, "eval", "none.txt: cannot open held-out text");
 }
 
 // --adapter applies to MODEL_DIR only: its row is labelled with the adapter and differs from the
@@ -65,8 +78,7 @@ TEST(CliEval, PerplexityWithAnAdapter) {
   ASSERT_TRUE(std::regex_search(r.out, without, std::regex("dhara-tiny +([0-9.]+)"))) << r.out;
   EXPECT_NE(with[1].str(), without[1].str()) << r.out;
   r = run_optiq("eval " + kModel + " --task perplexity --text " + shell_quote(text) + " --adapter /nonexistent/ad --quiet");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "/nonexistent/ad/adapters.safetensors")) << r.err;
+  expect_runtime_error(r, "eval", "/nonexistent/ad/adapters.safetensors");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -22,22 +23,37 @@ using Clock = std::chrono::steady_clock;
 
 TEST(CliServe, HelpAndFlagErrors) {
   expect_help("serve", "usage: optiq serve");
-  CliRun r = run_optiq("serve --port 70000");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "--port must be in [0, 65535], got 70000")) << r.err;
-  r = run_optiq("serve --temp hot");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "--temp: not a number: hot")) << r.err;
+  expect_usage_error(run_optiq("serve --port 70000"), "serve", "--port must be in [0, 65535], got 70000");
+  expect_usage_error(run_optiq("serve --temp hot"), "serve", "--temp: not a number: hot");
+  expect_usage_error(run_optiq("serve --bogus"), "serve", "unknown option --bogus");
+  // --mtp is self-speculation: a DiffusionGemma model has none (found once the model is read).
+  const CliRun r = run_optiq("serve --model " + shell_quote(fixture("dgemma-tiny")) + " --port 0 --threads 1 --mtp");
+  expect_usage_error(r, "serve", "--mtp (self-speculation) needs a block-diffusion model");
+  EXPECT_FALSE(contains(r.out, "listening")) << r.out;
 }
 
-// Adapters are checked at startup (after the port is bound, while the model loads): a bad one stops
+// A model that does not load stops the server before it listens: exit 1 with the loader's message,
+// and never a "listening" line (a client waiting for it would otherwise connect to a dead server).
+TEST(CliServe, BadModelExitsOneWithTheLoadersMessage) {
+  TempDir t;
+  CliRun r = run_optiq("serve --model " + shell_quote(t.str() + "/absent") + " --port 0 --threads 1");
+  expect_runtime_error(r, "serve", t.str() + "/absent");
+  EXPECT_FALSE(contains(r.out, "listening")) << r.out;
+  // A directory with a config.json but no weights.
+  std::ofstream(t.str() + "/config.json") << R"({"model_type": "dhara_ar"})";
+  r = run_optiq("serve --model " + shell_quote(t.str()) + " --port 0 --threads 1");
+  expect_runtime_error(r, "serve", t.str());
+  EXPECT_FALSE(contains(r.out, "listening")) << r.out;
+}
+
+// Adapters are checked at startup (while the model loads, before the port is bound): a bad one stops
 // the server with the module or name at fault.
 TEST(CliServe, AdapterErrorsStopTheServer) {
   const std::string model = " --model " + tiny_model_arg() + " --port 0 --threads 1";
   const std::string ad = shell_quote(fixture("lora/dhara-tiny-text/init"));
   CliRun r = run_optiq("serve" + model + " --adapter /nonexistent/ad");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "--adapter /nonexistent/ad: ")) << r.err;
+  expect_runtime_error(r, "serve", "--adapter /nonexistent/ad: ");
+  EXPECT_FALSE(contains(r.out, "listening")) << r.out;
   r = run_optiq("serve" + model + " --adapter base=" + ad);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "\"base\" is reserved")) << r.err;
@@ -119,7 +135,9 @@ TEST(CliServe, ServesOneRequestOnAFreePortAndStopsOnSigterm) {
       << serve.text();
   const int port = std::stoi(m[1].str());
   ASSERT_GT(port, 0);
-  ASSERT_TRUE(serve.wait_for(std::regex("model dhara-tiny loaded"), std::chrono::seconds(60))) << serve.text();
+  // "listening" comes only once the model has loaded: the loaded line is already there.
+  EXPECT_TRUE(contains(serve.text(), "model dhara-tiny loaded")) << serve.text();
+  EXPECT_LT(serve.text().find("model dhara-tiny loaded"), serve.text().find("listening on")) << serve.text();
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(60, 0);
   auto models = c.Get("/v1/models");

@@ -14,17 +14,17 @@ TEST(CliTokenize, HelpGoesToStdout) {
 }
 
 TEST(CliTokenize, UsageErrorsExitTwo) {
-  CliRun r = run_optiq("tokenize --text hi");  // no model
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "usage: optiq tokenize")) << r.err;
-  r = run_optiq("tokenize --model " + kModel + " --text a --file b");  // two sources
-  EXPECT_EQ(r.exit_code, 2);
-  r = run_optiq("tokenize --model " + kModel + " --bogus");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "unknown option '--bogus'")) << r.err;
-  r = run_optiq("tokenize --model");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "--model: missing value")) << r.err;
+  expect_usage_error(run_optiq("tokenize --text hi"), "tokenize", "--model DIR is required");
+  expect_usage_error(run_optiq("tokenize --model " + kModel + " --text a --file b"), "tokenize",
+                     "give exactly one of --text, --file and --jsonl");
+  expect_usage_error(run_optiq("tokenize --model " + kModel + " --bogus"), "tokenize", "unknown option --bogus");
+  expect_usage_error(run_optiq("tokenize --model"), "tokenize", "--model needs a value");
+  expect_usage_error(run_optiq("tokenize --model " + kModel + " --text a extra"), "tokenize",
+                     "unexpected argument 'extra'");
+  expect_usage_error(run_optiq("chat-template --model " + kModel), "chat-template",
+                     "give exactly one of --messages and --request");
+  expect_usage_error(run_optiq("chat-template --model " + kModel + " --messages '[oops'"), "chat-template",
+                     "--messages: invalid JSON");
 }
 
 TEST(CliTokenize, IdsEqualTheLibrarysEncoding) {
@@ -42,12 +42,12 @@ TEST(CliTokenize, JsonlErrorsNameFileAndLine) {
   const std::string path = t.str() + "/in.jsonl";
   std::ofstream(path) << "{\"text\": \"a\"}\n{oops\n";
   const CliRun r = run_optiq("tokenize --model " + kModel + " --jsonl " + shell_quote(path));
-  EXPECT_EQ(r.exit_code, 1);
+  expect_runtime_error(r, "tokenize", "in.jsonl:2: invalid JSON");
   EXPECT_TRUE(contains(r.out, "{\"ids\":[")) << r.out;  // the first line was answered
-  EXPECT_TRUE(contains(r.err, "in.jsonl:2: invalid JSON")) << r.err;
-  const CliRun missing = run_optiq("tokenize --model " + shell_quote(t.str()) + " --text x");
-  EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_TRUE(contains(missing.err, "error:")) << missing.err;
+  // No tokenizer in the directory: the loader's message, naming the directory.
+  expect_runtime_error(run_optiq("tokenize --model " + shell_quote(t.str()) + " --text x"), "tokenize", t.str());
+  expect_runtime_error(run_optiq("chat-template --model " + kModel + " --request " + shell_quote(t.str() + "/none.json")),
+                       "chat-template", "none.json: cannot open");
 }
 
 }  // namespace

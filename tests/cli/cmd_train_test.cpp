@@ -30,9 +30,8 @@ TEST(CliTrain, ArgumentErrorsExitTwoWithUsage) {
            {"train --config c.json -o o", "--data is required"},
        }) {
     const CliRun r = run_optiq(args);
-    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
-    EXPECT_TRUE(contains(r.err, msg)) << args << "\n" << r.err;
-    EXPECT_TRUE(contains(r.err, "usage: optiq train")) << args;
+    SCOPED_TRACE(args);
+    expect_usage_error(r, "train", msg);
   }
 }
 

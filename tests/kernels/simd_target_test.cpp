@@ -1,5 +1,6 @@
 // Which Highway target dynamic dispatch picks on this CPU. The line it prints is how CI logs show the
-// target each run used (the ARM64 step runs the kernels on an SVE and a NEON-only CPU model).
+// target each run used (the ARM64 step runs the kernels on SVE CPU models of several vector lengths and
+// a NEON-only one, and fails a run that dispatches to another target than the one it expects).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "tests/kernels/simd_target_test.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -31,6 +32,19 @@ inline void fill_random(uint8_t* p, size_t n, uint64_t seed) {
 // (src/core/membw.h), so every roofline fraction in the project uses one denominator.
 inline double measure_read_gbps(ThreadPool& pool, size_t bytes = size_t{1} << 30, int reps = 5) {
   return measure_read_bandwidth_gbps(pool, bytes, reps);
+}
+
+// Removes a `--threads=N` argument (before benchmark::Initialize sees it) and returns N, or `def`.
+inline int take_threads_flag(int& argc, char** argv, int def) {
+  int threads = def;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) != 0) continue;
+    threads = std::atoi(argv[i] + 10);
+    for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+    --argc;
+    --i;
+  }
+  return threads;
 }
 
 }  // namespace optiq::bench

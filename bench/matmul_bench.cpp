@@ -149,14 +149,7 @@ void BM_reference_q4_768x768(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   using namespace optiq;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      env().threads = std::atoi(argv[i] + 10);
-      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
-      --argc;
-      --i;
-    }
-  }
+  env().threads = bench::take_threads_flag(argc, argv, env().threads);
   benchmark::Initialize(&argc, argv);
   {
     ThreadPool pool(env().threads);

@@ -21,7 +21,7 @@ namespace optiq::cli {
 
 namespace {
 
-const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--prompt-len N] [--gen-len N] [--threads N] [--json] [--no-repack]
+const char* kBenchHelp = R"(usage: optiq bench [--model DIR] [--adapter DIR] [--prompt-len N] [--gen-len N] [--threads N] [--json] [--no-repack]
 
 Measures, on a fixed prompt of random token ids:
   tok/s for AR, block diffusion and self-speculation (greedy, no early stop),
@@ -34,6 +34,7 @@ Measures, on a fixed prompt of random token ids:
     recurrent state), which at long prompts rivals the weights,
   the time of one 32-token block forward on a cached prefix (median of repeats).
 --no-repack keeps quantized weights in the checkpoint layout only (see optiq generate --help).
+--adapter DIR runs every forward with that LoRA adapter applied, unmerged (see optiq generate --help).
 )";
 
 int fail(const char* cmd, const Status& s) {
@@ -101,6 +102,7 @@ int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32
   std::printf("model %s (%s), %d threads, prompt %zu tokens, generate %lld tokens, best of %lld\n", dir.c_str(),
               out["model_type"].get<std::string>().c_str(), pool.size(), prompt.size(), static_cast<long long>(gen_len),
               static_cast<long long>(repeats));
+  if (out.contains("adapter")) std::printf("adapter %s, applied unmerged\n", out["adapter"].get<std::string>().c_str());
   for (const char* name : {"entropy-bound", "confidence-threshold"})
     std::printf("  %-21s %8.1f tok/s  %6.2f tokens/forward  %5.1f steps/canvas  %.1f ms/forward\n", name,
                 out[name]["tok_s"].get<double>(), out[name]["tokens_per_forward"].get<double>(),
@@ -112,7 +114,7 @@ int bench_canvas(const Model& m, const std::string& dir, const std::vector<int32
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-  auto flags = Flags::parse(argc, argv, {"--model", "--prompt-len", "--gen-len", "--threads", "--repeats"},
+  auto flags = Flags::parse(argc, argv, {"--model", "--prompt-len", "--gen-len", "--threads", "--repeats", "--adapter"},
                             {"--json", "--help", "--no-bandwidth", "--no-repack"});
   if (!flags.ok()) return fail("bench", flags.status());
   const Flags& f = *flags;
@@ -135,7 +137,13 @@ int cmd_bench(int argc, char** argv) {
   lo.repack = !f.has("--no-repack");
   auto model = load_model(dir, lo);
   if (!model.ok()) return fail("bench", model.status());
-  const Model& m = **model;
+  std::unique_ptr<Model> adapted;
+  if (f.has("--adapter")) {
+    auto a = adapted_model(**model, f.str("--adapter"));
+    if (!a.ok()) return fail("bench", a.status());
+    adapted = std::move(a).value();
+  }
+  const Model& m = adapted ? *adapted : **model;
   const ModelInfo& info = m.info();
   ThreadPool pool(static_cast<int>(*threads));
 
@@ -147,6 +155,7 @@ int cmd_bench(int argc, char** argv) {
   nlohmann::json out;
   out["model"] = dir;
   out["model_type"] = info.model_type;
+  if (adapted) out["adapter"] = f.str("--adapter");
   out["threads"] = pool.size();
   out["hardware_threads"] = std::thread::hardware_concurrency();
   out["prompt_tokens"] = *prompt_len;
@@ -253,6 +262,7 @@ int cmd_bench(int argc, char** argv) {
   }
   std::printf("model %s (%s), %d threads, weights %.1f MiB\n", dir.c_str(), info.model_type.c_str(), pool.size(),
               static_cast<double>(info.total_weight_bytes) / (1 << 20));
+  if (adapted) std::printf("adapter %s, applied unmerged\n", f.str("--adapter").c_str());
   std::printf("prompt %lld tokens, generate %lld tokens, best of %lld\n", static_cast<long long>(*prompt_len),
               static_cast<long long>(*gen_len), static_cast<long long>(*repeats));
   for (const auto& mr : modes)

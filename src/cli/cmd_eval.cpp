@@ -19,6 +19,7 @@ const char kEvalUsage[] =
     "  --task T            kl (needs --reference) or perplexity\n"
     "  --reference DIR     the reference model for KL (usually the bf16 source)\n"
     "  --baseline DIR      a second model evaluated the same way, shown side by side\n"
+    "  --adapter DIR       apply a LoRA adapter to MODEL_DIR (unmerged; not to --baseline or --reference)\n"
     "  --text FILE         held-out text (default: the bundled data/heldout/brown-heldout.txt)\n"
     "  --heldout-bytes N   use the last N bytes of the text (default 200000; 0 = all)\n"
     "  --n-samples N       KL windows (default 16)\n"
@@ -37,7 +38,7 @@ bool to_int(const char* s, long long* out) {
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  std::string model, task, reference, baseline, text;
+  std::string model, task, reference, baseline, text, adapter;
   long long heldout = 200000, n_samples = 16, seq_len = 512, max_windows = 0, threads = 0;
   ProbeOptions probe;
   std::FILE* progress = stderr;
@@ -66,6 +67,8 @@ int cmd_eval(int argc, char** argv) {
       reference = need("--reference");
     } else if (a == "--baseline") {
       baseline = need("--baseline");
+    } else if (a == "--adapter") {
+      adapter = need("--adapter");
     } else if (a == "--text") {
       text = need("--text");
     } else if (a == "--heldout-bytes") {
@@ -109,6 +112,9 @@ int cmd_eval(int argc, char** argv) {
     if (!bundled.ok()) return fail(bundled.status());
     text = *bundled;
   }
+  if (!adapter.empty()) {  // the files up front; the check against the model when it is loaded
+    if (auto ad = load_lora_adapter(adapter); !ad.ok()) return fail(ad.status());
+  }
   ThreadPool pool(static_cast<int>(threads));
   auto tokens = read_heldout_tokens(text, heldout, model);
   if (!tokens.ok()) return fail(tokens.status());
@@ -117,6 +123,21 @@ int cmd_eval(int argc, char** argv) {
 
   LoadOptions block_only;  // evaluation runs whole windows: no decode-matmul copies
   block_only.repack = false;
+  // dirs[i] loaded; MODEL_DIR (i = 0) with --adapter applied.
+  struct Loaded {
+    std::unique_ptr<Model> base, adapted;
+    const Model& get() const { return adapted ? *adapted : *base; }
+  };
+  auto load = [&](size_t i) -> Result<Loaded> {
+    Loaded l;
+    OPTIQ_ASSIGN_OR_RETURN(l.base, load_model(dirs[i], block_only));
+    if (i == 0 && !adapter.empty()) {
+      OPTIQ_ASSIGN_OR_RETURN(l.adapted, adapted_model(*l.base, adapter));
+    }
+    return Result<Loaded>(std::move(l));
+  };
+  std::vector<std::string> labels = dirs;
+  if (!adapter.empty()) labels[0] += " + " + adapter;
   if (task == "kl") {
     auto windows = eval_windows(*tokens, static_cast<int>(n_samples), static_cast<int>(seq_len));
     if (windows.empty()) return fail(Status::InvalidArgument(text + ": too short for one window"));
@@ -126,11 +147,11 @@ int cmd_eval(int argc, char** argv) {
     auto ref = ReferenceLogits::compute(**ref_model, windows, probe, pool);
     if (!ref.ok()) return fail(ref.status());
     std::vector<KlSummary> rows;
-    for (const auto& d : dirs) {
-      auto m = load_model(d, block_only);
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      auto m = load(i);
       if (!m.ok()) return fail(m.status());
-      auto kv = ref->compare(**m, pool);
-      if (!kv.ok()) return fail(kv.status().WithContext(d));
+      auto kv = ref->compare(m->get(), pool);
+      if (!kv.ok()) return fail(kv.status().WithContext(dirs[i]));
       rows.push_back(summarize_kl(*kv));
     }
     std::printf("KL(reference || model), reference %s, %zu held-out windows x %lld tokens\n", reference.c_str(),
@@ -139,27 +160,31 @@ int cmd_eval(int argc, char** argv) {
     for (size_t i = 0; i < dirs.size(); ++i) {
       const KlSummary& s = rows[i];
       if (s.n_block > 0)
-        std::printf("%-44s %12.5f %12.5f %12.5f %12.5f\n", dirs[i].c_str(), s.causal_mean, s.causal_p95, s.block_mean,
+        std::printf("%-44s %12.5f %12.5f %12.5f %12.5f\n", labels[i].c_str(), s.causal_mean, s.causal_p95, s.block_mean,
                     s.block_p95);
       else
-        std::printf("%-44s %12.5f %12.5f %12s %12s\n", dirs[i].c_str(), s.causal_mean, s.causal_p95, "-", "-");
+        std::printf("%-44s %12.5f %12.5f %12s %12s\n", labels[i].c_str(), s.causal_mean, s.causal_p95, "-", "-");
     }
     return 0;
   }
 
-  if (!reference.empty()) dirs.push_back(reference);
+  if (!reference.empty()) {
+    dirs.push_back(reference);
+    labels.push_back(reference);
+  }
   std::vector<PerplexityResult> rows;
-  for (const auto& d : dirs) {
-    auto m = load_model(d, block_only);
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    auto m = load(i);
     if (!m.ok()) return fail(m.status());
-    auto r = evaluate_perplexity(**m, *tokens, static_cast<int>(seq_len), static_cast<int>(max_windows), pool, progress);
-    if (!r.ok()) return fail(r.status().WithContext(d));
+    auto r = evaluate_perplexity(m->get(), *tokens, static_cast<int>(seq_len), static_cast<int>(max_windows), pool,
+                                 progress);
+    if (!r.ok()) return fail(r.status().WithContext(dirs[i]));
     rows.push_back(*r);
   }
   std::printf("perplexity on %s (last %lld bytes), windows of %lld tokens\n", text.c_str(), heldout, seq_len);
   std::printf("%-44s %12s %12s %10s\n", "model", "perplexity", "nll/token", "tokens");
   for (size_t i = 0; i < dirs.size(); ++i)
-    std::printf("%-44s %12.4f %12.5f %10lld\n", dirs[i].c_str(), rows[i].perplexity, rows[i].mean_nll,
+    std::printf("%-44s %12.4f %12.5f %10lld\n", labels[i].c_str(), rows[i].perplexity, rows[i].mean_nll,
                 static_cast<long long>(rows[i].n_tokens));
   return 0;
 }

@@ -20,6 +20,7 @@ namespace {
 const char* kGenerateHelp = R"(usage: optiq generate [--model DIR] (--prompt TEXT | --prompt-ids 1,2,3) [options]
 
   --model DIR              model directory (default: the bundled models/dhara-brown-tiny)
+  --adapter DIR            apply a LoRA adapter (adapters.safetensors + adapter_config.json), unmerged
   --prompt TEXT            prompt text (tokenized with the model's tokenizer)
   --prompt-ids LIST        prompt as comma-separated token ids
   --chat                   wrap the prompt as a user message with the chat template
@@ -163,7 +164,7 @@ int cmd_generate(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv,
                             {"--model", "--prompt", "--prompt-ids", "--mode", "--max-tokens", "--temp", "--top-k",
                              "--top-p", "--min-p", "--seed", "--repetition-penalty", "--block-len", "--threshold",
-                             "--draft-len", "--threads", "--sampler", "--steps", "--image"},
+                             "--draft-len", "--threads", "--sampler", "--steps", "--image", "--adapter"},
                             {"--chat", "--json", "--help", "--no-repack"});
   if (!flags.ok()) return fail(flags.status());
   const Flags& f = *flags;
@@ -180,9 +181,16 @@ int cmd_generate(int argc, char** argv) {
   const std::string dir = *model_dir;
   LoadOptions lo;
   lo.repack = !f.has("--no-repack");
-  auto model = load_model(dir, lo);
-  if (!model.ok()) return fail(model.status());
-  const ModelInfo& info = (*model)->info();
+  auto base = load_model(dir, lo);
+  if (!base.ok()) return fail(base.status());
+  std::unique_ptr<Model> adapted;
+  if (f.has("--adapter")) {
+    auto a = adapted_model(**base, f.str("--adapter"));
+    if (!a.ok()) return fail(a.status());
+    adapted = std::move(a).value();
+  }
+  const Model& model = adapted ? *adapted : **base;
+  const ModelInfo& info = model.info();
   // Without a tokenizer, --prompt-ids still works and output is printed as ids.
   std::unique_ptr<TextCodec> codec;
   {
@@ -239,7 +247,7 @@ int cmd_generate(int argc, char** argv) {
   ThreadPool pool(static_cast<int>(threads));
   const bool json_out = f.has("--json");
   if (info.canvas_length > 0)
-    return generate_canvas(f, dir, **model, codec.get(), *prompt, pool, static_cast<int64_t>(max_tokens));
+    return generate_canvas(f, dir, model, codec.get(), *prompt, pool, static_cast<int64_t>(max_tokens));
   const std::vector<int32_t> stops = info.eos_ids;
   bool stopped_text = false;
   auto on_tokens = [&](std::span<const int32_t> toks) {
@@ -247,7 +255,7 @@ int cmd_generate(int argc, char** argv) {
     print_until_stop(toks, stops, codec.get(), stopped_text);
     return true;
   };
-  auto r = generate(**model, pool, *prompt, o, on_tokens);
+  auto r = generate(model, pool, *prompt, o, on_tokens);
   if (!r.ok()) return fail(r.status());
   const auto visible = r->visible_tokens(stops);
   const std::string text = codec ? codec->decode(visible) : std::string();

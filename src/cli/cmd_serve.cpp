@@ -19,6 +19,9 @@ namespace {
 const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
 
   --model DIR            model directory (default: the bundled models/dhara-brown-tiny)
+  --adapter [NAME=]DIR   mount a LoRA adapter (repeatable; NAME defaults to the directory's name).
+                         A request picks one with "adapter": NAME (or "adapters"); with one adapter
+                         mounted it is the default and "base" turns it off. GET /v1/adapters lists them.
   --host ADDR            address to listen on (default 127.0.0.1, loopback only)
   --port N               port (default 8080; 0 picks a free one, printed on stdout)
   --mtp                  decode greedy requests with self-speculation (dhara); a request's
@@ -62,13 +65,42 @@ SamplingParams sampling_defaults(const std::string& dir) {
   return p;
 }
 
+// --adapter [NAME=]DIR flags: each loaded and checked against the model; names unique, not "base".
+Result<std::vector<serve::MountedAdapter>> mount_adapters(const Model& model, const std::vector<std::string>& flags) {
+  std::vector<serve::MountedAdapter> out;
+  for (const std::string& flag : flags) {
+    serve::MountedAdapter m;
+    const size_t eq = flag.find('=');
+    m.path = flag;
+    if (eq != std::string::npos && eq > 0 && flag.find('/') > eq) {
+      m.name = flag.substr(0, eq);
+      m.path = flag.substr(eq + 1);
+    }
+    auto ad = load_lora_adapter(m.path);
+    if (!ad.ok()) return ad.status().WithContext("--adapter " + flag);
+    OPTIQ_RETURN_IF_ERROR(validate_adapter(model, *ad).WithContext("--adapter " + flag));
+    if (m.name.empty()) m.name = ad->name;
+    if (m.name == "base")
+      return Status::InvalidArgument("--adapter " + flag + ": \"base\" is reserved (it names the base model); "
+                                     "give another name as NAME=DIR");
+    for (const serve::MountedAdapter& o : out)
+      if (o.name == m.name)
+        return Status::InvalidArgument("--adapter " + flag + ": another adapter is already named \"" + m.name +
+                                       "\"; give distinct names as NAME=DIR");
+    ad->name = m.name;
+    m.adapter = std::make_shared<const LoraAdapter>(std::move(ad).value());
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv,
                             {"--model", "--host", "--port", "--max-concurrent", "--queue", "--api-key", "--max-tokens",
                              "--temp", "--top-p", "--top-k", "--min-p", "--repetition-penalty", "--seed",
-                             "--max-body-bytes", "--model-id", "--threads"},
+                             "--max-body-bytes", "--model-id", "--threads", "--adapter"},
                             {"--mtp", "--help"});
   if (!flags.ok()) return fail(flags.status());
   const Flags& f = *flags;
@@ -168,16 +200,24 @@ int cmd_serve(int argc, char** argv) {
   int rc = 0;
   auto model = load_model(dir);
   auto tok = model.ok() ? Tokenizer::from_dir(dir) : Result<std::unique_ptr<Tokenizer>>(model.status());
-  if (!model.ok() || !tok.ok()) {
-    rc = fail(!model.ok() ? model.status() : tok.status());
+  auto adapters = model.ok() && tok.ok() ? mount_adapters(**model, f.all("--adapter"))
+                                         : Result<std::vector<serve::MountedAdapter>>(Status::Internal("unused"));
+  if (!model.ok() || !tok.ok() || !adapters.ok()) {
+    rc = fail(!model.ok() ? model.status() : !tok.ok() ? tok.status() : adapters.status());
     server.stop();
   } else {
-    const ModelInfo& info = (*model)->info();
+    // The lines go out once the server answers generation requests (clients wait for them).
+    const ModelInfo info = (*model)->info();
+    const std::vector<serve::MountedAdapter> mounted = *adapters;
+    server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads),
+                     std::move(adapters).value());
     const char* decoding = info.canvas_length > 0 ? "canvas" : decode_mode_name(o.defaults.mode);
+    for (const serve::MountedAdapter& a : mounted)
+      std::printf("optiq serve: adapter %s mounted (%s, %zu modules, scale %g)%s\n", a.name.c_str(), a.path.c_str(),
+                  a.adapter->modules.size(), a.adapter->scale, mounted.size() == 1 ? ", the default" : "");
     std::printf("optiq serve: model %s loaded (%s, context %lld, default decoding %s)\n", o.model_id.c_str(),
                 info.model_type.c_str(), static_cast<long long>(info.max_position), decoding);
     std::fflush(stdout);
-    server.set_model(std::move(model).value(), std::move(tok).value(), static_cast<int>(threads));
   }
   http.join();
   exiting.store(true);

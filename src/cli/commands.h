@@ -12,5 +12,10 @@ int cmd_chat_template(int, char**);
 int cmd_serve(int, char**);
 int cmd_convert(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+// optiq lora: dispatches train / info / fuse (cmd_lora.cpp).
+int cmd_lora(int argc, char** argv);
+// optiq lora train (cmd_lora_train.cpp); argv[0] is "train".
+int cmd_lora_train(int argc, char** argv);
+int cmd_train(int argc, char** argv);
 
 }  // namespace optiq::cli

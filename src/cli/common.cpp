@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <memory>
 
 #include "cli/flags.h"
 
@@ -22,6 +23,12 @@ Result<std::string> bundled_path(const std::string& rel, const std::string& inst
 Result<std::string> model_dir_flag(const Flags& f) {
   if (f.has("--model")) return f.str("--model");
   return bundled_path("models/dhara-brown-tiny", "pass --model DIR");
+}
+
+Result<std::unique_ptr<Model>> adapted_model(const Model& base, const std::string& adapter_dir) {
+  OPTIQ_ASSIGN_OR_RETURN(LoraAdapter ad, load_lora_adapter(adapter_dir));
+  OPTIQ_RETURN_IF_ERROR(validate_adapter(base, ad).WithContext("--adapter " + adapter_dir));
+  return with_adapter(base, std::make_shared<const LoraAdapter>(std::move(ad)));
 }
 
 }  // namespace optiq::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "models/model.h"
 
 namespace optiq::cli {
 
@@ -42,10 +43,16 @@ class Flags {
         value = argv[++i];
       }
       f.values_[name] = value;
+      f.all_[name].push_back(value);
     }
     return f;
   }
   bool has(const std::string& n) const { return values_.count(n) > 0; }
+  // Every value given for a repeatable flag, in order (str() returns the last).
+  std::vector<std::string> all(const std::string& n) const {
+    auto it = all_.find(n);
+    return it == all_.end() ? std::vector<std::string>{} : it->second;
+  }
   std::string str(const std::string& n, const std::string& def = "") const {
     auto it = values_.find(n);
     return it == values_.end() ? def : it->second;
@@ -70,6 +77,7 @@ class Flags {
 
  private:
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_;
   std::vector<std::string> positional_;
 };
 
@@ -80,5 +88,10 @@ Result<std::string> bundled_path(const std::string& rel, const std::string& inst
 
 // --model, or the bundled default model models/dhara-brown-tiny.
 Result<std::string> model_dir_flag(const Flags& f);
+
+// --adapter DIR: the adapter directory loaded (io/lora_adapter.h), checked against `base`
+// (validate_adapter) and applied by the returned view of `base` (with_adapter), which `base` must
+// outlive. Errors name the directory.
+Result<std::unique_ptr<Model>> adapted_model(const Model& base, const std::string& adapter_dir);
 
 }  // namespace optiq::cli

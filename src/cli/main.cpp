@@ -22,6 +22,8 @@ const Command kCommands[] = {
     {"chat-template", optiq::cli::cmd_chat_template, "render a conversation with the model's chat template"},
     {"convert", optiq::cli::cmd_convert, "quantize to MLX affine mixed precision (OptIQ sensitivity)"},
     {"eval", optiq::cli::cmd_eval, "KL against a reference model and held-out perplexity"},
+    {"lora", optiq::cli::cmd_lora, "LoRA adapters: train, info, fuse"},
+    {"train", optiq::cli::cmd_train, "train every parameter of a model (from random or existing weights)"},
 };
 
 void usage() {

@@ -10,6 +10,12 @@
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
 #define STBI_MAX_DIMENSIONS (1 << 15)
+// stb's mallocs zeroed, as upstream 2.28 zeroes its JPEG decoder state (2.27 leaves it uninitialized): a
+// scan that decodes with a Huffman table no DHT segment defined, which check_jpeg_huffman_tables refuses
+// first, would find zeros (every code decodes as symbol 0) instead of stale memory that indexes anywhere.
+#define STBI_MALLOC(size) calloc(1, size)
+#define STBI_REALLOC(p, size) realloc(p, size)
+#define STBI_FREE(p) free(p)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -53,10 +59,21 @@ Status check_png_chunks(std::span<const uint8_t> b) {
                                  " before the IEND chunk");
 }
 
-// stb_image 2.27 (Debian 12) writes past its Huffman tables when a DHT table declares more than 256
-// codes (stbi__build_huffman; upstream 2.28 checks it), already in stbi_info: refuse such a JPEG first.
-// Walks the markers as stb reads them (segments back to back, bytes between them skipped, entropy-coded
-// data up to the next marker other than a restart) and checks every Huffman table stb would build.
+// Huffman tables are where stb_image 2.27 (Debian 12) trusts a JPEG too far; upstream 2.28 fixed both ways:
+// - a DHT table declaring more than 256 codes makes stbi__build_huffman write past its arrays, already in
+//   stbi_info (2.28 checks the count);
+// - a scan that decodes with a table no DHT segment defined reads that table from uninitialized memory (stb
+//   mallocs its decoder state; 2.28 zeroes it), and stbi__jpeg_huff_decode then indexes the table's
+//   values[256] with a symbol number computed from garbage (UBSan: index 16712520). A table that
+//   stbi__build_huffman did build cannot do that: its canonical codes of up to 9 bits cover, through the
+//   fast table, every bit pattern below maxcode[9], so the slow path only sees patterns at or above it,
+//   which maxcode / delta map to symbols below the table's code count, at most 256.
+// So refuse both before stb runs. Walks the markers as stb reads them (segments back to back, bytes between
+// them skipped, entropy-coded data up to the next marker other than a restart), keeps which tables are
+// defined so far, and checks each scan against the tables stb's stbi__parse_entropy_coded_data decodes it
+// with: in a sequential frame (SOF0, SOF1) every component's DC and AC table; in a progressive one (SOF2)
+// the DC table in a first DC scan (Ss = 0, Ah = 0), none in a DC refinement (raw bits), the AC table in an
+// AC scan. libjpeg's progressive files rely on that: their first DC scan names AC table 0 before any exists.
 Status check_jpeg_huffman_tables(std::span<const uint8_t> b) {
   const size_t n = b.size();
   if (n < 2 || b[0] != 0xFF) return Status::Ok();  // not a JPEG
@@ -66,6 +83,8 @@ Status check_jpeg_huffman_tables(std::span<const uint8_t> b) {
   ++p;
   auto at = [&](size_t i) -> size_t { return i < n ? b[i] : 0; };  // stb reads zeros past the end
   auto is_rst = [](size_t m) { return m >= 0xD0 && m <= 0xD7; };
+  bool defined[2][4] = {};  // [DC, AC][table id], stb's huff_dc / huff_ac; other ids stb refuses
+  size_t sof = 0;           // the frame stb decodes: the first SOF0-2 (it refuses any other and a second one)
   while (p < n) {
     if (b[p] != 0xFF) {
       ++p;
@@ -85,8 +104,27 @@ Status check_jpeg_huffman_tables(std::span<const uint8_t> b) {
         if (codes > 256)
           return Status::InvalidArgument("image: JPEG Huffman table at byte " + std::to_string(t) + " declares " +
                                          std::to_string(codes) + " codes (at most 256)");
+        const size_t tc = at(t) >> 4, th = at(t) & 15;
+        if (tc <= 1 && th <= 3) defined[tc][th] = true;
         t += 17 + codes;
         left -= static_cast<int64_t>(17 + codes);
+      }
+    }
+    if ((m == 0xC0 || m == 0xC1 || m == 0xC2) && sof == 0) sof = m;
+    if (m == 0xDA) {
+      // Ns, then (component id, Td << 4 | Ta) per component, then Ss, Se, Ah << 4 | Al.
+      const size_t ns = at(p + 2), ss = at(p + 3 + 2 * ns), ah = at(p + 5 + 2 * ns) >> 4;
+      const bool progressive = sof == 0xC2;  // before any SOF (stb refuses the scan) check both tables
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0), uses_ac = !progressive || ss != 0;
+      auto undefined = [&](const char* kind, size_t id) {
+        return Status::InvalidArgument("image: JPEG scan at byte " + std::to_string(p - 2) + " decodes with " + kind +
+                                       " Huffman table " + std::to_string(id) +
+                                       ", which no DHT segment before it defines");
+      };
+      for (size_t i = 0; i < ns; ++i) {
+        const size_t td = at(p + 4 + 2 * i) >> 4, ta = at(p + 4 + 2 * i) & 15;
+        if (uses_dc && !(td <= 3 && defined[0][td])) return undefined("DC", td);
+        if (uses_ac && !(ta <= 3 && defined[1][ta])) return undefined("AC", ta);
       }
     }
     p += len;

@@ -1,6 +1,7 @@
 #include "io/lora_adapter.h"
 
 #include <cstring>
+#include <set>
 
 #include "io/model_dir.h"
 #include "io/safetensors.h"
@@ -121,6 +122,50 @@ Status save_lora_weights(const std::string& path, const LoraAdapter& adapter) {
     tensors.push_back({module + ".lora_b", DType::kF32, {m.rank, m.out}, m.b.data(), m.b.size() * sizeof(float)});
   }
   return write_safetensors(path, tensors);
+}
+
+nlohmann::json lora_adapter_summary(const LoraAdapter& ad) {
+  using json = nlohmann::json;
+  const json& c = ad.config.is_object() ? ad.config : json::object();
+  auto str = [&](std::initializer_list<const char*> keys) -> json {
+    for (const char* k : keys)
+      if (c.contains(k) && c[k].is_string() && !c[k].get<std::string>().empty()) return c[k];
+    return nullptr;
+  };
+  json out;
+  out["base_model"] = str({"base_model_name_or_path", "base_model", "model", "source_model"});
+  out["fine_tune_type"] = str({"fine_tune_type", "peft_type"});
+  std::map<int64_t, int64_t> ranks;  // rank → modules (optiq's rank scaling gives layers their own)
+  std::set<int64_t> layers;
+  std::set<std::string> kinds;
+  for (const auto& [name, m] : ad.modules) {
+    ++ranks[m.rank];
+    // "<prefix>layers.<N>.<kind>" → N and kind; other names are their own kind.
+    const size_t at = name.find("layers.");
+    size_t end = at == std::string::npos ? at : at + 7;
+    while (end != std::string::npos && end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+    if (at != std::string::npos && end > at + 7 && end < name.size() && name[end] == '.') {
+      layers.insert(std::stoll(name.substr(at + 7, end - at - 7)));
+      kinds.insert(name.substr(end + 1));
+    } else {
+      kinds.insert(name);
+    }
+  }
+  out["rank"] = ranks.size() == 1 ? json(ranks.begin()->first) : json(nullptr);
+  json dist = json::object();
+  for (auto [r, n] : ranks) dist[std::to_string(r)] = n;
+  out["rank_distribution"] = dist;
+  out["scale"] = ad.scale;
+  const json* lp = c.contains("lora_parameters") && c["lora_parameters"].is_object() ? &c["lora_parameters"] : nullptr;
+  if (lp && lp->contains("dropout") && (*lp)["dropout"].is_number()) out["dropout"] = (*lp)["dropout"];
+  else if (c.contains("lora_dropout") && c["lora_dropout"].is_number()) out["dropout"] = c["lora_dropout"];
+  else out["dropout"] = 0.0;
+  out["num_layers"] = c.contains("num_layers") && c["num_layers"].is_number_integer() ? c["num_layers"] : json(nullptr);
+  out["modules"] = ad.modules.size();
+  out["layers"] = layers.size();
+  out["module_kinds"] = kinds;
+  out["parameters"] = ad.parameter_count();
+  return out;
 }
 
 }  // namespace optiq

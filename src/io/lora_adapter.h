@@ -49,4 +49,11 @@ Result<LoraAdapter> load_lora_adapter(const std::string& dir);
 // Writes the modules as F32 `<m>.lora_a` / `<m>.lora_b` to `path`, atomically.
 Status save_lora_weights(const std::string& path, const LoraAdapter& adapter);
 
+// What an adapter holds, for `optiq lora info` and the server's adapter list: {"rank" (null when
+// ranks differ), "rank_distribution" {rank: modules}, "scale", "dropout", "num_layers",
+// "fine_tune_type", "base_model" (PEFT base_model_name_or_path or mlx-lm/optiq keys; null if none),
+// "modules" (count), "layers" (distinct layer indices), "module_kinds" (the paths after
+// "layers.N.", sorted), "parameters"}. Fields missing from the config are null (dropout 0).
+nlohmann::json lora_adapter_summary(const LoraAdapter& adapter);
+
 }  // namespace optiq

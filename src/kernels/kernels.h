@@ -48,6 +48,13 @@ void matmul_grouped(std::span<const MatmulOut> outs, const float* x, int64_t n_g
 // std::bad_alloc when the arena cannot grow (the weight is then unchanged).
 bool add_decode_layout(Weight& w, HugePageArena& arena);
 
+// An unmerged LoRA adapter on a linear layer whose output is already in `out` (specs/optiq-surface.md
+// L.1): out[T, n_out] += scale · (x[T, n_in] · a[n_in, rank]) · b[rank, n_out], fp32, a and b
+// row-major. Each row is computed as a one-row call computes it, whatever T and the thread count.
+// `out` must not alias x.
+void lora_add(float* out, const float* x, int64_t T, const float* a, const float* b, int64_t n_in, int64_t rank,
+              int64_t n_out, float scale, const KernelContext& ctx);
+
 // ---- Norms, activations, elementwise ----
 
 // y[T, C] = w[C] · x / sqrt(mean(x²) + eps), row by row. `w` is dense [C] (f32/bf16/f16); with

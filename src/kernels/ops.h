@@ -36,6 +36,8 @@ void conv1d_dw_reference(float* y, const float* x, int64_t T, int64_t C, const f
 void silu_mul_reference(float* out, const float* gate, const float* up, int64_t n);
 void softcap_inplace_reference(float* x, int64_t n, float cap);
 void add_inplace_reference(float* x, const float* y, int64_t n);
+void lora_add_reference(float* out, const float* x, int64_t T, const float* a, const float* b, int64_t n_in,
+                        int64_t rank, int64_t n_out, float scale);  // in double, rounded once
 void attention_reference(float* out, const float* q, const float* k, const float* v, int64_t T, int64_t H,
                          int64_t Hkv, int64_t D, const int64_t* key_begin, const int64_t* key_end, float scale,
                          ThreadPool& pool);

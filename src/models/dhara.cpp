@@ -20,6 +20,7 @@
 #include "kernels/kernels.h"
 #include "models/dhara.h"
 #include "models/kv_store.h"
+#include "models/lora_linears.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
 
@@ -139,6 +140,7 @@ class DharaCache final : public Cache {
   // Scratch, grown on demand and reused across forwards.
   std::vector<float> x, h, q, kk, vv, att, tmp, g, u, logits_h, conv_state_tmp;
   std::vector<int64_t> pos, key_begin, key_end;
+  LoraLinears lora;       // the forward's adapter modules (ForwardBatch::adapter)
   KernelScratch kernels;  // the kernels' reused buffers for this cache's forwards
 
  private:
@@ -166,7 +168,8 @@ class DharaModel final : public Model {
     m->dir_ = dir;
     OPTIQ_RETURN_IF_ERROR(m->load_weights());
     m->fill_info();
-    m->trainable_ = make_dhara_trainable({&m->cfg_, &m->embed_tokens_, &m->norm_, &m->layers_, m->widths_});
+    m->trainable_ =
+        make_dhara_trainable({&m->cfg_, &m->embed_tokens_, &m->norm_, &m->layers_, m->widths_, &m->dir_->config});
     return std::unique_ptr<Model>(std::move(m));
   }
 
@@ -179,11 +182,15 @@ class DharaModel final : public Model {
 
   Status forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const override;
   const Trainable* trainable() const override { return trainable_.get(); }
+  std::vector<LoraTarget> adapter_targets() const override { return lora_targets_; }
 
  private:
   DharaModel() = default;
   Status load_weights();
   void fill_info();
+  // The linears an adapter may wrap, kNumLora slots per layer (specs/optiq-surface.md L.2).
+  enum LoraSlot { kLoraQ = 0, kLoraK, kLoraV, kLoraO, kLoraGate, kLoraUp, kLoraDown, kNumLora };
+  static size_t lora_slot(int64_t layer, LoraSlot s) { return static_cast<size_t>(layer * kNumLora + s); }
   // One forward's activations, in the cache's buffers, for T rows.
   struct Acts {
     int64_t T = 0, S0 = 0;  // rows; cache length before the forward
@@ -192,9 +199,16 @@ class DharaModel final : public Model {
     float *q, *k, *v, *att;  // [T, H·D], [T, Hkv·D] ×2, [T, H·D]
     float *tmp, *g, *u;     // [T, C] projection output; [T, F] ×2 gate / up
     const int64_t *pos, *key_begin, *key_end;  // [T] positions and per-row key ranges
+    const LoraLinears* lora = nullptr;         // the adapter's modules by lora_slot
   };
 
   void layer(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const;
+  // The adapter's terms on the q, k and v rows (from a.h), before the Canon B convs read them.
+  void add_qkv_lora(int64_t l, const Acts& a, int64_t T, const KernelContext& ctx) const {
+    a.lora->apply(lora_slot(l, kLoraQ), a.q, a.h, T, ctx);
+    a.lora->apply(lora_slot(l, kLoraK), a.k, a.h, T, ctx);
+    a.lora->apply(lora_slot(l, kLoraV), a.v, a.h, T, ctx);
+  }
   void attention_chunk(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const;
   void attention_step(int64_t l, DharaCache& c, const Acts& a, const KernelContext& ctx) const;
 
@@ -238,6 +252,7 @@ class DharaModel final : public Model {
   int64_t widths_[kNumConv] = {};
   ModelInfo info_;
   std::unique_ptr<Trainable> trainable_;
+  std::vector<LoraTarget> lora_targets_;  // [layers · kNumLora], module names built once at load
 };
 
 Status DharaModel::load_weights() {
@@ -291,6 +306,10 @@ Status DharaModel::load_weights() {
     OPTIQ_ASSIGN_OR_RETURN(L.gate_proj, wl.linear(p + "mlp.gate_proj", F, C));
     OPTIQ_ASSIGN_OR_RETURN(L.up_proj, wl.linear(p + "mlp.up_proj", F, C));
     OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
+    for (const LoraTarget& t : {LoraTarget{p + "self_attn.q_proj", C, H * D}, {p + "self_attn.k_proj", C, Hkv * D},
+                                {p + "self_attn.v_proj", C, Hkv * D}, {p + "self_attn.o_proj", H * D, C},
+                                {p + "mlp.gate_proj", C, F}, {p + "mlp.up_proj", C, F}, {p + "mlp.down_proj", F, C}})
+      lora_targets_.push_back(t);
     for (int s = 0; s < kNumConv; ++s) {
       if (!cfg_.canon(conv_letter[s])) continue;
       const std::string name = p + conv_names[s] + ".conv.weight";
@@ -366,6 +385,8 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   if (!b.input_embeds.empty() && static_cast<int64_t>(b.input_embeds.size()) != T * C)
     return Status::InvalidArgument("dhara forward: input_embeds must be [T, C]");
 
+  OPTIQ_RETURN_IF_ERROR(c.lora.resolve(b.adapter, lora_targets_).WithContext("dhara forward"));
+
   KernelContext ctx(pool, c.kernels, {.row_invariant = b.row_invariant});
   c.reserve_rows(S0 + T);
   Acts a;
@@ -387,6 +408,7 @@ Status DharaModel::forward(const ForwardBatch& b, Cache& cache_base, float* logi
   a.pos = pos;
   a.key_begin = kb;
   a.key_end = ke;
+  a.lora = &c.lora;
   // Per-row key ranges: every mask mode is a prefix [0, end) of the cache plus this chunk.
   for (int64_t t = 0; t < T; ++t) {
     pos[t] = b.pos0 + t;
@@ -427,15 +449,19 @@ void DharaModel::layer(int64_t l, DharaCache& c, const Acts& a, const KernelCont
   else
     attention_chunk(l, c, a, ctx);
   matmul(a.tmp, a.att, T, L.o_proj, ctx);
+  a.lora->apply(lora_slot(l, kLoraO), a.tmp, a.att, T, ctx);
   add_inplace(a.x, a.tmp, T * C, ctx);
   // MLP block: h2 = norm_post(x); h2 += canonC(h2); m = silu(Wg h2) * (Wu h2); m += canonD(m); x += Wd m.
   rms_norm(a.h, a.x, T, C, L.post_attention_layernorm, cfg_.rms_norm_eps, ctx);
   canon(c, l, kConvC, a.h, T, a.write, ctx);
   const MatmulOut gate_up[] = {{a.g, &L.gate_proj}, {a.u, &L.up_proj}};
   matmul_multi(gate_up, a.h, T, ctx);
+  a.lora->apply(lora_slot(l, kLoraGate), a.g, a.h, T, ctx);
+  a.lora->apply(lora_slot(l, kLoraUp), a.u, a.h, T, ctx);
   silu_mul(a.g, a.g, a.u, T * F, ctx);
   canon(c, l, kConvD, a.g, T, a.write, ctx);
   matmul(a.tmp, a.g, T, L.down_proj, ctx);
+  a.lora->apply(lora_slot(l, kLoraDown), a.tmp, a.g, T, ctx);
   add_inplace(a.x, a.tmp, T * C, ctx);
 }
 
@@ -446,6 +472,7 @@ void DharaModel::attention_chunk(int64_t l, DharaCache& c, const Acts& a, const 
   const int64_t T = a.T, D = cfg_.head_dim, H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
   const MatmulOut qkv[] = {{a.q, &L.q_proj}, {a.k, &L.k_proj}, {a.v, &L.v_proj}};
   matmul_multi(qkv, a.h, T, ctx);
+  add_qkv_lora(l, a, T, ctx);
   canon(c, l, kConvBq, a.q, T, a.write, ctx);
   canon(c, l, kConvBk, a.k, T, a.write, ctx);
   canon(c, l, kConvBv, a.v, T, a.write, ctx);
@@ -470,7 +497,7 @@ void DharaModel::attention_step(int64_t l, DharaCache& c, const Acts& a, const K
   const int64_t D = cfg_.head_dim, H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, G = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const MatmulOut qkv[] = {{a.q, &L.q_proj}, {a.k, &L.k_proj}, {a.v, &L.v_proj}};
-  matmul_grouped(qkv, a.h, Hkv, [&](int64_t grp, const KernelContext& wctx) {
+  const GroupFn group = [&](int64_t grp, const KernelContext& wctx) {
     float* qg = a.q + grp * G * D;
     float* kg = a.k + grp * D;
     float* vg = a.v + grp * D;
@@ -486,7 +513,19 @@ void DharaModel::attention_step(int64_t l, DharaCache& c, const Acts& a, const K
     std::memcpy(c.v(l) + a.S0 * Hkv * D + grp * D, vg, sizeof(float) * D);
     attention_heads(a.att, a.q, c.k(l), c.v(l), H, Hkv, D, a.key_begin[0], a.key_end[0], scale, grp * G,
                     (grp + 1) * G, wctx);
-  }, ctx);
+  };
+  if (!a.lora->has(lora_slot(l, kLoraQ)) && !a.lora->has(lora_slot(l, kLoraK)) && !a.lora->has(lora_slot(l, kLoraV))) {
+    matmul_grouped(qkv, a.h, Hkv, group, ctx);
+    return;
+  }
+  // With an adapter on q, k or v its term must be in the rows before a group reads them: the whole
+  // projections first, then the groups in parallel (matmul_grouped's own fallback order).
+  matmul_multi(qkv, a.h, 1, ctx);
+  add_qkv_lora(l, a, 1, ctx);
+  ctx.parallel_for(Hkv, [&](int64_t gb, int64_t ge, int thread) {
+    const KernelContext wctx = ctx.for_worker(thread);
+    for (int64_t g = gb; g < ge; ++g) group(g, wctx);
+  }, 1);
 }
 
 }  // namespace

@@ -92,6 +92,7 @@ struct DharaWeightsView {
   const Weight* norm = nullptr;          // [C]
   const std::vector<DharaLayer>* layers = nullptr;
   const int64_t* widths = nullptr;       // [kNumConv] channels of each Canon conv slot
+  const nlohmann::json* config = nullptr;  // config.json as read (full training writes it back)
 };
 
 // The training interface of a loaded dhara model (models/dhara_train.cpp); the view must outlive it.

@@ -25,156 +25,16 @@
 
 #include "core/aligned.h"
 #include "kernels/kernels.h"
+#include "models/diffusion_gemma.h"
 #include "models/gemma4_vision.h"
 #include "models/kv_store.h"
+#include "models/lora_linears.h"
 #include "models/registry.h"
 #include "models/weight_loader.h"
 
 namespace optiq {
 
 namespace {
-
-using json = nlohmann::json;
-
-
-// text_config, fields spelled as the config.json keys.
-struct DiffusionGemmaConfig {
-  int64_t vocab_size = 0, hidden_size = 0, num_hidden_layers = 0;
-  std::vector<bool> full_attention;  // per layer, from layer_types
-  int64_t sliding_window = 0;
-  int64_t num_attention_heads = 0, num_key_value_heads = 0, num_global_key_value_heads = 0;
-  int64_t head_dim = 0, global_head_dim = 0;
-  double rope_theta = 10000.0, global_rope_theta = 1e6, partial_rotary_factor = 0.25;
-  int64_t intermediate_size = 0, num_experts = 0, top_k_experts = 0, moe_intermediate_size = 0;
-  float rms_norm_eps = 1e-6f;
-  float final_logit_softcapping = 30.f;
-  int64_t max_position_embeddings = 0;
-  // Top level.
-  int canvas_length = 0;
-  int32_t boi_token_id = -1, image_token_id = -1, eoi_token_id = -1;
-  int64_t vision_soft_tokens_per_image = 0;
-
-  // Mistyped fields (a string where a number belongs, ...) become Corruption, never exceptions.
-  static Result<DiffusionGemmaConfig> from_json(const json& top, const std::string& file) {
-    try {
-      return parse(top, file);
-    } catch (const json::exception& e) {
-      return Status::Corruption(file + ": " + e.what());
-    }
-  }
-
- private:
-  static Result<DiffusionGemmaConfig> parse(const json& top, const std::string& file) {
-    DiffusionGemmaConfig c;
-    if (!top.contains("text_config") || !top["text_config"].is_object())
-      return Status::Corruption(file + ": missing object text_config");
-    const json& j = top["text_config"];
-    auto need_int = [&](const char* key, int64_t* out) { return read_positive_int(j, key, file + ": text_config.", out); };
-    OPTIQ_RETURN_IF_ERROR(need_int("vocab_size", &c.vocab_size));
-    OPTIQ_RETURN_IF_ERROR(need_int("hidden_size", &c.hidden_size));
-    OPTIQ_RETURN_IF_ERROR(need_int("num_hidden_layers", &c.num_hidden_layers));
-    OPTIQ_RETURN_IF_ERROR(need_int("sliding_window", &c.sliding_window));
-    OPTIQ_RETURN_IF_ERROR(need_int("num_attention_heads", &c.num_attention_heads));
-    OPTIQ_RETURN_IF_ERROR(need_int("num_key_value_heads", &c.num_key_value_heads));
-    OPTIQ_RETURN_IF_ERROR(need_int("head_dim", &c.head_dim));
-    OPTIQ_RETURN_IF_ERROR(need_int("intermediate_size", &c.intermediate_size));
-    OPTIQ_RETURN_IF_ERROR(need_int("num_experts", &c.num_experts));
-    OPTIQ_RETURN_IF_ERROR(need_int("top_k_experts", &c.top_k_experts));
-    OPTIQ_RETURN_IF_ERROR(need_int("moe_intermediate_size", &c.moe_intermediate_size));
-    auto int_or = [&](const json& obj, const char* key, auto fallback, auto* out) {
-      OPTIQ_ASSIGN_OR_RETURN(*out, read_int(obj, key, fallback, file + ": "));
-      return Status::Ok();
-    };
-    OPTIQ_RETURN_IF_ERROR(int_or(j, "num_global_key_value_heads", c.num_key_value_heads, &c.num_global_key_value_heads));
-    OPTIQ_RETURN_IF_ERROR(int_or(j, "global_head_dim", c.head_dim, &c.global_head_dim));
-    c.rms_norm_eps = j.value("rms_norm_eps", c.rms_norm_eps);
-    if (j.contains("final_logit_softcapping"))  // null: no soft-cap (HF semantics)
-      c.final_logit_softcapping = j["final_logit_softcapping"].is_null() ? 0.f : j["final_logit_softcapping"].get<float>();
-    OPTIQ_RETURN_IF_ERROR(int_or(j, "max_position_embeddings", int64_t{262144}, &c.max_position_embeddings));
-    c.rope_theta = j.value("rope_theta", c.rope_theta);
-    c.global_rope_theta = j.value("global_rope_theta", c.global_rope_theta);
-    c.partial_rotary_factor = j.value("partial_rotary_factor", c.partial_rotary_factor);
-    // rope_parameters (newer layout) wins over the flat keys.
-    if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
-      const json& rp = j["rope_parameters"];
-      if (rp.contains("sliding_attention") && rp["sliding_attention"].is_object()) {
-        const json& s = rp["sliding_attention"];
-        if (s.value("rope_type", std::string("default")) != "default")
-          return Status::Unsupported(file + ": rope_parameters.sliding_attention.rope_type " + s["rope_type"].dump());
-        c.rope_theta = s.value("rope_theta", c.rope_theta);
-      }
-      if (rp.contains("full_attention") && rp["full_attention"].is_object()) {
-        const json& f = rp["full_attention"];
-        const std::string type = f.value("rope_type", std::string("proportional"));
-        if (type != "proportional" && type != "default")
-          return Status::Unsupported(file + ": rope_parameters.full_attention.rope_type \"" + type + "\"");
-        c.global_rope_theta = f.value("rope_theta", c.global_rope_theta);
-        c.partial_rotary_factor = type == "default" ? 1.0 : f.value("partial_rotary_factor", c.partial_rotary_factor);
-      }
-    }
-    const std::string act = j.value("hidden_activation", std::string("gelu_pytorch_tanh"));
-    if (act != "gelu_pytorch_tanh")
-      return Status::Unsupported(file + ": text_config.hidden_activation \"" + act + "\" (only gelu_pytorch_tanh)");
-    if (j.value("attention_bias", false)) return Status::Unsupported(file + ": text_config.attention_bias=true");
-    // layer_types; the last layer is always full (HF __post_init__).
-    c.full_attention.assign(static_cast<size_t>(c.num_hidden_layers), false);
-    if (j.contains("layer_types") && j["layer_types"].is_array()) {
-      const json& lt = j["layer_types"];
-      if (static_cast<int64_t>(lt.size()) != c.num_hidden_layers)
-        return Status::Corruption(file + ": text_config.layer_types has " + std::to_string(lt.size()) +
-                                  " entries, num_hidden_layers is " + std::to_string(c.num_hidden_layers));
-      for (size_t i = 0; i < lt.size(); ++i) {
-        const std::string t = lt[i].is_string() ? lt[i].get<std::string>() : "";
-        if (t == "full_attention") c.full_attention[i] = true;
-        else if (t != "sliding_attention")
-          return Status::Corruption(file + ": text_config.layer_types[" + std::to_string(i) + "] = " + lt[i].dump());
-      }
-    } else {
-      for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.full_attention[i] = (i % 6) == 5;
-    }
-    c.full_attention.back() = true;
-    if (c.num_attention_heads % c.num_key_value_heads != 0 || c.num_global_key_value_heads <= 0 ||
-        c.num_attention_heads % c.num_global_key_value_heads != 0)
-      return Status::Corruption(file + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
-                                " is not a multiple of the key/value head counts");
-    if (c.head_dim % 2 || c.global_head_dim <= 0 || c.global_head_dim % 2)
-      return Status::Corruption(file + ": head dims must be positive and even");
-    if (c.top_k_experts > c.num_experts)
-      return Status::Corruption(file + ": top_k_experts " + std::to_string(c.top_k_experts) + " > num_experts " +
-                                std::to_string(c.num_experts));
-    if (c.partial_rotary_factor <= 0 || c.partial_rotary_factor > 1)
-      return Status::Corruption(file + ": partial_rotary_factor must be in (0, 1]");
-    auto it = top.find("canvas_length");
-    if (it == top.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
-      return Status::Corruption(file + ": canvas_length must be a positive integer");
-    c.canvas_length = it->get<int>();
-    OPTIQ_RETURN_IF_ERROR(int_or(top, "boi_token_id", int32_t{-1}, &c.boi_token_id));
-    OPTIQ_RETURN_IF_ERROR(int_or(top, "image_token_id", int32_t{-1}, &c.image_token_id));
-    OPTIQ_RETURN_IF_ERROR(int_or(top, "eoi_token_id", int32_t{-1}, &c.eoi_token_id));
-    OPTIQ_RETURN_IF_ERROR(int_or(top, "vision_soft_tokens_per_image", int64_t{0}, &c.vision_soft_tokens_per_image));
-    return c;
-  }
-};
-
-struct DgLayer {
-  bool full = false;
-  bool k_eq_v = false;       // V is the raw k_proj output (full layers without v_proj)
-  int64_t n_kv = 0, D = 0;   // Hkv and head dim of this layer type
-  int64_t rot_pairs = 0;     // RoPE pairs actually rotated (partial on full layers)
-  std::vector<float> inv_freq;  // [D/2]
-  Weight input_layernorm, post_attention_layernorm;                 // [C]
-  Weight pre_feedforward_layernorm, post_feedforward_layernorm_1;   // [C] dense branch
-  Weight pre_feedforward_layernorm_2, post_feedforward_layernorm_2; // [C] expert branch
-  Weight post_feedforward_layernorm;                                // [C]
-  Weight q_proj, k_proj, v_proj, o_proj;  // [H·D, C], [Hkv·D, C], [Hkv·D, C] (absent if k_eq_v), [C, H·D]
-  Weight q_norm, k_norm;                  // [D]
-  Weight gate_proj, up_proj, down_proj;   // [F, C] ×2, [C, F]
-  Weight router_proj;                     // [E, C]
-  std::vector<float> router_scale;        // [C]
-  std::vector<float> per_expert_scale;    // [E]
-  std::vector<ExpertFfn> experts;         // E × {[2Fe, C], [C, Fe]}
-  float encoder_scalar = 1.f, decoder_scalar = 1.f;
-};
 
 // K/V of every layer for every position (sliding layers keep their full history too: simple, and
 // a decoder step only reads the last window−1 rows of it).
@@ -226,6 +86,7 @@ class DgCache final : public Cache {
   std::vector<float> x, h, q, kk, vv, att, tmp, dense, ex, g, u, rl, rw, sc_p, sc_soft;
   std::vector<int32_t> sel;
   std::vector<int64_t> pos, key_begin, key_end, run_begin, run_end;
+  LoraLinears lora;       // the forward's adapter modules (ForwardBatch::adapter)
   KernelScratch kernels;  // the kernels' reused buffers for this cache's forwards
 
  private:
@@ -276,6 +137,8 @@ class DiffusionGemmaModel final : public Model {
       OPTIQ_ASSIGN_OR_RETURN(m->vision_, Gemma4Vision::load(wl, vc, "model.encoder.", m->cfg_.hidden_size));
     }
     m->fill_info();
+    m->trainable_ = make_diffusion_gemma_trainable(
+        {&m->cfg_, &m->embed_tokens_, m->embed_scale_, &m->norm_, &m->layers_});
     return std::unique_ptr<Model>(std::move(m));
   }
 
@@ -288,6 +151,13 @@ class DiffusionGemmaModel final : public Model {
 
   Status forward(const ForwardBatch& b, Cache& cache_base, float* logits, ThreadPool& pool) const override;
 
+  std::vector<LoraTarget> adapter_targets() const override {
+    std::vector<LoraTarget> out;
+    for (const LoraTarget& t : lora_targets_)
+      if (!t.module.empty()) out.push_back(t);
+    return out;
+  }
+
   Result<ImageEmbedding> embed_image(std::span<const uint8_t> rgb, int width, int height,
                                      ThreadPool& pool) const override {
     if (!vision_) return Status::Unsupported(dir_->path + ": checkpoint has no vision tower");
@@ -295,9 +165,15 @@ class DiffusionGemmaModel final : public Model {
     return vision_->embed(rgb, width, height, pool, n);
   }
 
+  const Trainable* trainable() const override { return trainable_.get(); }
+
  private:
   DiffusionGemmaModel() = default;
   Status load_weights();
+  // The linears an adapter may wrap, kNumLora slots per decoder layer (specs/optiq-surface.md L.2);
+  // the encoder runs the same layers, so one adapter acts in both modes.
+  enum LoraSlot { kLoraQ = 0, kLoraK, kLoraV, kLoraO, kLoraGate, kLoraUp, kLoraDown, kNumLora };
+  static size_t lora_slot(size_t layer, LoraSlot s) { return layer * kNumLora + s; }
   void fill_info();
   // Decoder input block (§2.7): x[T, C] = rmsnorm_noscale(x + SC(self_condition)); x holds the scaled embedding.
   void self_condition_input(DgCache& c, float* x, int64_t T, std::span<const float> sc, const KernelContext& ctx) const;
@@ -314,6 +190,8 @@ class DiffusionGemmaModel final : public Model {
   std::vector<DgLayer> layers_;
   std::unique_ptr<Gemma4Vision> vision_;
   ModelInfo info_;
+  std::vector<LoraTarget> lora_targets_;  // [layers · kNumLora]; v_proj's slot empty on K = V layers
+  std::unique_ptr<Trainable> trainable_;
 };
 
 Status DiffusionGemmaModel::load_weights() {
@@ -381,6 +259,11 @@ Status DiffusionGemmaModel::load_weights() {
     OPTIQ_ASSIGN_OR_RETURN(L.gate_proj, wl.linear(p + "mlp.gate_proj", F, C));
     OPTIQ_ASSIGN_OR_RETURN(L.up_proj, wl.linear(p + "mlp.up_proj", F, C));
     OPTIQ_ASSIGN_OR_RETURN(L.down_proj, wl.linear(p + "mlp.down_proj", C, F));
+    for (const LoraTarget& t :
+         {LoraTarget{p + "self_attn.q_proj", C, H * D}, {p + "self_attn.k_proj", C, Hkv * D},
+          L.k_eq_v ? LoraTarget{} : LoraTarget{p + "self_attn.v_proj", C, Hkv * D}, {p + "self_attn.o_proj", H * D, C},
+          {p + "mlp.gate_proj", C, F}, {p + "mlp.up_proj", C, F}, {p + "mlp.down_proj", F, C}})
+      lora_targets_.push_back(t);
     OPTIQ_ASSIGN_OR_RETURN(L.router_proj, wl.linear(p + "router.proj", E, C));
     OPTIQ_ASSIGN_OR_RETURN(L.router_scale, wl.f32(p + "router.scale", {C}));
     OPTIQ_ASSIGN_OR_RETURN(L.per_expert_scale, wl.f32(p + "router.per_expert_scale", {E}));
@@ -474,11 +357,18 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   const int64_t* pos = c.pos.data();
 
   // Attention (§2.3).
+  const LoraLinears& lora = c.lora;
   rms_norm(h, x, T, C, L.input_layernorm, eps, ctx);
   matmul(q, h, T, L.q_proj, ctx);
+  lora.apply(lora_slot(l, kLoraQ), q, h, T, ctx);
   matmul(kk, h, T, L.k_proj, ctx);
-  if (L.k_eq_v) std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection
-  else matmul(vv, h, T, L.v_proj, ctx);
+  lora.apply(lora_slot(l, kLoraK), kk, h, T, ctx);
+  if (L.k_eq_v) {
+    std::memcpy(vv, kk, sizeof(float) * T * Hkv * D);  // V := raw K projection (its adapter included)
+  } else {
+    matmul(vv, h, T, L.v_proj, ctx);
+    lora.apply(lora_slot(l, kLoraV), vv, h, T, ctx);
+  }
   rms_norm(q, q, T * H, D, L.q_norm, eps, ctx);
   rope(q, T, H, D, pos, L.inv_freq.data(), L.rot_pairs, ctx);
   rms_norm(kk, kk, T * Hkv, D, L.k_norm, eps, ctx);
@@ -510,6 +400,7 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   // Canvas steps and commits: many rows sharing their keys → GEMM form; few rows → the plain kernel.
   attention(att, q, c.k(l), c.v(l), T, H, Hkv, D, kb, ke, 1.0f, ctx);
   matmul(tmp, att, T, L.o_proj, ctx);
+  lora.apply(lora_slot(l, kLoraO), tmp, att, T, ctx);
   rms_norm(tmp, tmp, T, C, L.post_attention_layernorm, eps, ctx);
   add_inplace(x, tmp, T * C, ctx);
 
@@ -519,9 +410,12 @@ void DiffusionGemmaModel::layer(DgCache& c, size_t l, float* x, int64_t T, int64
   float* dense = grow(c.dense, T * C);
   rms_norm(h, x, T, C, L.pre_feedforward_layernorm, eps, ctx);
   matmul(g, h, T, L.gate_proj, ctx);
+  lora.apply(lora_slot(l, kLoraGate), g, h, T, ctx);
   matmul(u, h, T, L.up_proj, ctx);
+  lora.apply(lora_slot(l, kLoraUp), u, h, T, ctx);
   gelu_tanh_mul(g, g, u, T * F, ctx);
   matmul(dense, g, T, L.down_proj, ctx);
+  lora.apply(lora_slot(l, kLoraDown), dense, g, T, ctx);
   rms_norm(dense, dense, T, C, L.post_feedforward_layernorm_1, eps, ctx);
 
   // Router (§2.5) on the un-normed residual: rmsnorm_noscale(x) · scale · C^−½ → logits → top-k.
@@ -553,6 +447,7 @@ Status DiffusionGemmaModel::forward(const ForwardBatch& b, Cache& cache_base, fl
   auto* cp = dynamic_cast<DgCache*>(&cache_base);
   if (!cp) return Status::InvalidArgument("diffusion_gemma forward: cache was not made by this model");
   DgCache& c = *cp;
+  OPTIQ_RETURN_IF_ERROR(c.lora.resolve(b.adapter, lora_targets_).WithContext("diffusion_gemma forward"));
   const KernelContext ctx(pool, c.kernels, {.row_invariant = b.row_invariant});
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size;

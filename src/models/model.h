@@ -100,6 +100,29 @@ struct TrainStats {
   size_t peak_activation_bytes = 0;
 };
 
+// Full-parameter training state: the model's weights as fp32 tensors under their checkpoint names
+// and shapes, owned by this object (never the memory-mapped checkpoint).
+struct ParamTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+using ParamSet = std::map<std::string, ParamTensor>;
+// Same names and shapes, all zeros (gradient accumulators, optimizer moments).
+ParamSet zeros_like(const ParamSet& params);
+
+class FullTrainable {
+ public:
+  virtual ~FullTrainable() = default;
+  // Updated in place by the caller (the optimizer) between steps; the next step reads them.
+  virtual ParamSet& parameters() = 0;
+  // Adds ∂loss/∂p of every parameter into `grads` (zeros_like(parameters()) shaped) and returns the
+  // loss of these sequences.
+  virtual Result<TrainStats> accumulate_gradients(std::span<const TrainSequence> batch, ParamSet& grads,
+                                                  const TrainOptions& opts, ThreadPool& pool) = 0;
+  // Writes DIR/config.json and DIR/model.safetensors (F32 or BF16), each atomically.
+  virtual Status save(const std::string& dir, DType dtype) const = 0;
+};
+
 // A model that can be trained: gradients of the loss with respect to LoRA parameters. Loss and
 // gradients are fp32, base weights used as their exact fp32 values (L.8).
 class Trainable {
@@ -113,6 +136,10 @@ class Trainable {
   virtual Result<TrainStats> accumulate_lora_gradients(std::span<const TrainSequence> batch,
                                                        const LoraAdapter& params, LoraAdapter& grads,
                                                        const TrainOptions& opts, ThreadPool& pool) const = 0;
+  // A full-parameter trainer starting from this model's weights (copied to fp32).
+  virtual Result<std::unique_ptr<FullTrainable>> make_full_trainable() const {
+    return Status::Unsupported("full-parameter training is not implemented for this architecture");
+  }
 };
 
 // What decoders may know about a model: read from config.json / generation_config.json.
@@ -151,6 +178,13 @@ struct ImageEmbedding {
   std::vector<float> embeds;
 };
 
+// A linear layer an adapter may wrap (ForwardBatch::adapter): its module path, the checkpoint's
+// weight name without ".weight" ("model.layers.0.self_attn.q_proj"), and its sizes (y[out] = W x[in]).
+struct LoraTarget {
+  std::string module;
+  int64_t in = 0, out = 0;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -168,7 +202,22 @@ class Model {
   }
   // The training interface, or null for an architecture that cannot be trained yet.
   virtual const Trainable* trainable() const { return nullptr; }
+  // Every linear ForwardBatch::adapter may name, in model order; empty for an architecture that
+  // applies no adapters. A forward fails (InvalidArgument) on an adapter naming anything else, or
+  // with other sizes; validate_adapter says so once, at load.
+  virtual std::vector<LoraTarget> adapter_targets() const { return {}; }
 };
+
+// Ok when every module of `adapter` is one of model.adapter_targets() with the same sizes; else
+// InvalidArgument naming the adapter, the first offending module, and both sizes (or the targets'
+// naming pattern when the module does not exist).
+Status validate_adapter(const Model& model, const LoraAdapter& adapter);
+
+// A view of `base` whose forwards apply `adapter` (ForwardBatch::adapter), unless a batch names
+// its own: decoders, evaluation and the server run an adapted model through the plain Model
+// interface. Everything else (info, caches, vision tower) is the base's. `base` must outlive the
+// view; validate the adapter first (forwards fail on a mismatch).
+std::unique_ptr<Model> with_adapter(const Model& base, std::shared_ptr<const LoraAdapter> adapter);
 
 // A caller-owned float tensor that replaces a checkpoint tensor at load (see LoadOptions).
 struct TensorOverride {

@@ -2,11 +2,12 @@
 
 namespace optiq::serve {
 
-Job::Job(std::vector<int32_t> prompt, GenerateOptions opts)
-    : prompt_(std::move(prompt)), opts_(std::move(opts)), prompt_tokens_(static_cast<int64_t>(prompt_.size())) {}
+Job::Job(std::vector<int32_t> prompt, GenerateOptions opts, const Model* model)
+    : prompt_(std::move(prompt)), opts_(std::move(opts)), model_(model),
+      prompt_tokens_(static_cast<int64_t>(prompt_.size())) {}
 
-Job::Job(std::vector<int32_t> prompt, CanvasWork canvas)
-    : prompt_(std::move(prompt)), canvas_(std::move(canvas)) {
+Job::Job(std::vector<int32_t> prompt, CanvasWork canvas, const Model* model)
+    : prompt_(std::move(prompt)), canvas_(std::move(canvas)), model_(model) {
   // With images the length is known only after the vision tower ran (set_prompt_tokens).
   if (canvas_->images.empty()) prompt_tokens_ = static_cast<int64_t>(prompt_.size());
 }
@@ -133,17 +134,18 @@ void Engine::worker_loop() {
 }
 
 Status Engine::run(Job& job) {
-  if (job.canvas()) return run_canvas(job);
+  const Model& model = job.model() ? *job.model() : model_;
+  if (job.canvas()) return run_canvas(job, model);
   auto on_tokens = [&](std::span<const int32_t> toks) {
     job.push_tokens(toks);
     return !job.cancelled();
   };
-  auto r = generate(model_, pool_, job.prompt(), job.options(), on_tokens);
+  auto r = generate(model, pool_, job.prompt(), job.options(), on_tokens);
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Status Engine::run_canvas(Job& job) {
-  const ModelInfo& info = model_.info();
+Status Engine::run_canvas(Job& job, const Model& model) {
+  const ModelInfo& info = model.info();
   const CanvasWork& work = *job.canvas();
   const CanvasOptions& o = work.options;
   std::vector<int32_t> prompt = job.prompt();
@@ -153,7 +155,7 @@ Status Engine::run_canvas(Job& job) {
     for (size_t i = 0; i < work.images.size(); ++i) {
       if (job.cancelled()) return Status::Ok();
       const RgbImage& im = work.images[i];
-      auto e = model_.embed_image(im.rgb, im.width, im.height, pool_);
+      auto e = model.embed_image(im.rgb, im.width, im.height, pool_);
       if (!e.ok()) return e.status().WithContext("image " + std::to_string(i));
       soft.push_back(std::move(e).value());
     }
@@ -172,7 +174,7 @@ Status Engine::run_canvas(Job& job) {
     return !job.cancelled();
   };
   auto cancelled = [&] { return job.cancelled(); };
-  auto r = canvas_generate(model_, pool_, prompt, o, work.images.empty() ? nullptr : &embeds, on_canvas, cancelled);
+  auto r = canvas_generate(model, pool_, prompt, o, work.images.empty() ? nullptr : &embeds, on_canvas, cancelled);
   if (!r.ok()) return r.status();
   // canvas_generate drops the EOS; pass it on when it ended the text within max_new_tokens, so that
   // consumers see "stop" and count it, as with generate().

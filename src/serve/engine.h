@@ -42,13 +42,16 @@ struct CanvasWork {
 // Thread safety: all members except the constructor arguments are guarded by mu_ or atomic.
 class Job {
  public:
-  // An AR / block-diffusion job (generate()).
-  Job(std::vector<int32_t> prompt, GenerateOptions opts);
+  // An AR / block-diffusion job (generate()). `model`: the view of the engine's model to run (an
+  // adapter mounted on it, models/model.h with_adapter), which must outlive the job; null runs the
+  // engine's model itself.
+  Job(std::vector<int32_t> prompt, GenerateOptions opts, const Model* model = nullptr);
   // A canvas-diffusion job (canvas_generate()). Tokens are pushed canvas by canvas, cut at the first EOS
   // and at max_new_tokens; the EOS itself follows when it ended the text (as generate() emits it).
-  Job(std::vector<int32_t> prompt, CanvasWork canvas);
+  Job(std::vector<int32_t> prompt, CanvasWork canvas, const Model* model = nullptr);
 
   const std::vector<int32_t>& prompt() const { return prompt_; }
+  const Model* model() const { return model_; }
   const GenerateOptions& options() const { return opts_; }
   const CanvasWork* canvas() const { return canvas_ ? &*canvas_ : nullptr; }
 
@@ -85,6 +88,7 @@ class Job {
   const std::vector<int32_t> prompt_;
   const GenerateOptions opts_;
   const std::optional<CanvasWork> canvas_;
+  const Model* const model_;
   std::atomic<bool> cancelled_{false};
   Clock::time_point enqueued_at_;
   std::mutex mu_;
@@ -126,7 +130,7 @@ class Engine {
  private:
   void worker_loop();
   Status run(Job& job);
-  Status run_canvas(Job& job);
+  Status run_canvas(Job& job, const Model& model);
 
   const Model& model_;
   ThreadPool& pool_;

@@ -68,6 +68,9 @@ struct GenRequest {
   std::optional<DecodeMode> mode;  // "decoding": "ar" | "diffusion" | "selfspec"
   CanvasOverrides canvas;
   std::vector<ImageInput> images;  // in prompt order, one per {"type":"image"} item in `messages`
+  // "adapter" (or OptIQ's "adapters"): the name of a mounted LoRA adapter, or "base" for none; unset:
+  // the server's default (its only adapter when exactly one is mounted).
+  std::optional<std::string> adapter;
 };
 
 // Limits on what a request may ask for.

@@ -185,6 +185,26 @@ Status parse_template_kwargs(const Json& j, GenRequest& r) {
   return Status::Ok();
 }
 
+// "adapter": a name; OptIQ's "adapters": a name or a list of one. Which names exist is the server's
+// business (Server::model_for).
+Status parse_adapter(const Json& j, GenRequest& r) {
+  for (const char* key : {"adapter", "adapters"}) {
+    const Json* v = field(j, key);
+    if (!v) continue;
+    const Json* name = v;
+    if (v->is_array()) {
+      if (v->size() != 1) return bad(key, "one adapter per request, got a list of " + std::to_string(v->size()));
+      name = &(*v)[0];
+    }
+    if (!name->is_string()) return wrong_type(key, "a string (an adapter name, or \"base\")", *name);
+    const std::string n = name->get<std::string>();
+    if (r.adapter && *r.adapter != n)
+      return bad(key, "names adapter \"" + n + "\" but \"adapter\" names \"" + *r.adapter + "\"");
+    r.adapter = n;
+  }
+  return Status::Ok();
+}
+
 }  // namespace detail
 
 using detail::bad;
@@ -201,6 +221,7 @@ Result<GenRequest> parse_request(Api api, std::string_view body) {
     case Api::kMessages: OPTIQ_RETURN_IF_ERROR(detail::parse_messages(j, r)); break;
     case Api::kResponses: OPTIQ_RETURN_IF_ERROR(detail::parse_responses(j, r)); break;
   }
+  OPTIQ_RETURN_IF_ERROR(detail::parse_adapter(j, r));
   return r;
 }
 

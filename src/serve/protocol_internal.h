@@ -35,6 +35,7 @@ Status parse_stop(const Json& j, const char* key, std::vector<std::string>& out,
 Status parse_mode(const Json& j, GenRequest& r);           // "decoding"
 Status parse_canvas_fields(const Json& j, GenRequest& r);  // "sampler", "threshold", "steps"
 Status parse_template_kwargs(const Json& j, GenRequest& r);  // "chat_template_kwargs"
+Status parse_adapter(const Json& j, GenRequest& r);        // "adapter" / "adapters", every API
 
 // ---- OpenAI parts the Responses API reuses (protocol_openai.cpp) ----
 Status parse_openai_sampling(const Json& j, GenRequest& r);

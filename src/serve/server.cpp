@@ -19,7 +19,7 @@ std::string dump(const Json& j) { return j.dump(-1, ' ', false, nlohmann::json::
 std::string route_label(const std::string& path) {
   static constexpr const char* kRoutes[] = {"/v1/chat/completions", "/chat/completions", "/v1/completions",
                                             "/v1/messages",         "/v1/responses",     "/v1/models",
-                                            "/health",              "/metrics"};
+                                            "/v1/adapters",         "/health",           "/metrics"};
   for (const char* r : kRoutes)
     if (path == r) return r;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
@@ -75,6 +75,7 @@ Server::Server(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_uni
   s.Post("/v1/responses", [this](const httplib::Request& q, httplib::Response& r) { handle_generate(Api::kResponses, q, r); });
   s.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); });
   s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); });
+  s.Get("/v1/adapters", [this](const httplib::Request& q, httplib::Response& r) { handle_adapters(q, r); });
   s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
     const bool up = loaded_.load(std::memory_order_acquire) && !stopping_.load();
     r.status = up ? 200 : 503;
@@ -135,8 +136,11 @@ Status Server::serve() {
   return Status::Ok();
 }
 
-void Server::set_model(std::unique_ptr<Model> model, std::unique_ptr<Tokenizer> tok, int threads) {
+void Server::set_model(std::unique_ptr<Model> model, std::unique_ptr<Tokenizer> tok, int threads,
+                       std::vector<MountedAdapter> adapters) {
   model_ = std::move(model);
+  adapters_ = std::move(adapters);
+  for (const MountedAdapter& a : adapters_) adapter_views_.push_back(with_adapter(*model_, a.adapter));
   tok_ = std::move(tok);
   pool_ = std::make_unique<ThreadPool>(threads);
   engine_ = std::make_unique<Engine>(*model_, *pool_, opts_.queue_capacity);
@@ -223,6 +227,58 @@ void Server::handle_models(const httplib::Request& req, httplib::Response& res) 
   res.set_content(dump(Json{{"object", "list"}, {"data", Json::array({model})}}), kJsonType);
 }
 
+void Server::handle_adapters(const httplib::Request& req, httplib::Response& res) {
+  if (!authorized(req)) return send_error(Dialect::kOpenAI, 401, "invalid API key", res);
+  if (!loaded_.load(std::memory_order_acquire)) {
+    res.set_header("Retry-After", "1");
+    return send_error(Dialect::kOpenAI, 503, "model is loading", res);
+  }
+  Json data = Json::array();
+  for (const MountedAdapter& a : adapters_) {
+    const nlohmann::json sum = lora_adapter_summary(*a.adapter);
+    data.push_back(Json{{"name", a.name},
+                        {"object", "adapter"},
+                        {"path", a.path},
+                        {"rank", Json::parse(sum["rank"].dump())},
+                        {"rank_distribution", Json::parse(sum["rank_distribution"].dump())},
+                        {"scale", a.adapter->scale},
+                        {"modules", a.adapter->modules.size()},
+                        {"module_kinds", Json::parse(sum["module_kinds"].dump())},
+                        {"parameters", a.adapter->parameter_count()},
+                        {"default", adapters_.size() == 1}});
+  }
+  res.set_content(dump(Json{{"object", "list"},
+                            {"default", adapters_.size() == 1 ? Json(adapters_[0].name) : Json("base")},
+                            {"data", data}}),
+                  kJsonType);
+}
+
+Result<const Model*> Server::model_for(const GenRequest& r, std::string* name) const {
+  if (!r.adapter) {
+    if (adapters_.size() == 1) {
+      *name = adapters_[0].name;
+      return adapter_views_[0].get();
+    }
+    *name = "base";
+    return model_.get();
+  }
+  if (*r.adapter == "base") {
+    *name = "base";
+    return model_.get();
+  }
+  std::string known;
+  for (size_t i = 0; i < adapters_.size(); ++i) {
+    if (adapters_[i].name == *r.adapter) {
+      *name = adapters_[i].name;
+      return adapter_views_[i].get();
+    }
+    known += (known.empty() ? "\"" : ", \"") + adapters_[i].name + "\"";
+  }
+  return Status::InvalidArgument("adapter: no adapter \"" + *r.adapter + "\" is mounted (" +
+                                 (known.empty() ? std::string("none is mounted;") : "mounted: " + known + ";") +
+                                 " \"base\" runs the base model; GET /v1/adapters lists them)");
+}
+
 void Server::handle_generate(Api api, const httplib::Request& req, httplib::Response& res) {
   const Dialect dialect = dialect_of(api);
   const auto arrived = Clock::now();
@@ -234,6 +290,9 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
   }
   auto parsed = parse_request(api, req.body);
   if (!parsed.ok()) return send_error(dialect, http_status_for(parsed.status()), parsed.status().message(), res);
+  std::string adapter_name;
+  auto model = model_for(*parsed, &adapter_name);
+  if (!model.ok()) return send_error(dialect, http_status_for(model.status()), model.status().message(), res);
   const ModelInfo& info = model_->info();
   if (!parsed->images.empty() && (info.image_token_id < 0 || info.canvas_length <= 0))
     return send_error(dialect, 400,
@@ -253,13 +312,13 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
     s->stop_ids = co->eos_ids.empty() ? info.eos_ids : co->eos_ids;
     res.set_header("X-Optiq-Sampler", canvas_sampler_name(co->sampler));
     s->job = std::make_shared<Job>(std::move(prompt).value(),
-                                   CanvasWork{std::move(co).value(), std::move(images).value()});
+                                   CanvasWork{std::move(co).value(), std::move(images).value()}, *model);
   } else {
     auto gen = resolve_options(*parsed, opts_.defaults, info, static_cast<int64_t>(prompt->size()));
     if (!gen.ok()) return send_error(dialect, http_status_for(gen.status()), gen.status().message(), res);
     s->outcome.decoding = decode_mode_name(gen->mode);
     s->stop_ids = gen->stop_ids.empty() ? info.eos_ids : gen->stop_ids;
-    s->job = std::make_shared<Job>(std::move(prompt).value(), std::move(gen).value());
+    s->job = std::make_shared<Job>(std::move(prompt).value(), std::move(gen).value(), *model);
   }
   s->req = std::move(parsed).value();
   s->req.images = {};  // decoded into the job; the encoded bytes are not needed any more
@@ -276,6 +335,7 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
   s->detok = std::make_unique<StreamingDetokenizer>(*tok_, /*skip_special_tokens=*/true);
   s->stop = std::make_unique<StopFilter>(s->req.stop);
   res.set_header("X-Optiq-Decoding", s->outcome.decoding);
+  res.set_header("X-Optiq-Adapter", adapter_name);
 
   // Runs the whole response inside one provider call; returning false drops the connection.
   auto provider = [this, s](size_t, httplib::DataSink& sink) -> bool {

@@ -1,10 +1,15 @@
 // The HTTP server: OpenAI- and Anthropic-compatible routes over one Engine.
 //
 // Routes: POST /v1/chat/completions (/chat/completions), /v1/completions, /v1/messages,
-// /v1/responses; GET /v1/models[/ID], /health, /metrics. Requests parse into GenRequest
+// /v1/responses; GET /v1/models[/ID], /v1/adapters, /health, /metrics. Requests parse into GenRequest
 // (serve/protocol.h), are tokenized on the handler thread, and run on the engine's single worker;
 // the handler thread streams the tokens back, holding back text that could begin a stop string.
 // Errors are answered in the caller's dialect; no request can stop the server.
+//
+// LoRA adapters (specs/optiq-surface.md §5.6) are mounted on the one base model, unmerged: a request
+// picks one by name in its "adapter" field (or OptIQ's "adapters"); with exactly one mounted it is
+// the default, and "base" runs the base model. Switching costs nothing: each job carries the
+// adapted view of the model it runs.
 //
 // Thread safety: bind(), serve() and set_model() are called once each by the owner (set_model may
 // run on another thread while serve() is running); stop() may be called from any thread.
@@ -47,6 +52,13 @@ struct ServerOptions {
   std::chrono::milliseconds probe_interval{250};
 };
 
+// An adapter mounted on the server's model.
+struct MountedAdapter {
+  std::string name;  // what requests name; unique, not "base"
+  std::string path;  // the directory it was loaded from (listed by GET /v1/adapters)
+  std::shared_ptr<const LoraAdapter> adapter;  // checked against the model (validate_adapter)
+};
+
 class Server {
  public:
   explicit Server(ServerOptions opts);
@@ -58,15 +70,21 @@ class Server {
   Result<int> bind();
   // Serves until stop(). Requests before set_model() get 503 (/health too).
   Status serve();
-  // Hands over the loaded model and tokenizer and starts the engine with `threads` compute threads
-  // (0: all cores). Generation routes and /health work from then on.
-  void set_model(std::unique_ptr<Model> model, std::unique_ptr<Tokenizer> tok, int threads);
+  // Hands over the loaded model, tokenizer and mounted adapters and starts the engine with `threads`
+  // compute threads (0: all cores). Generation routes and /health work from then on. The adapters
+  // must be valid for the model (validate_adapter) with unique names other than "base".
+  void set_model(std::unique_ptr<Model> model, std::unique_ptr<Tokenizer> tok, int threads,
+                 std::vector<MountedAdapter> adapters = {});
   // Cancels queued and running generations and stops serving; serve() then returns.
   void stop();
 
  private:
   void handle_generate(Api api, const httplib::Request& req, httplib::Response& res);
   void handle_models(const httplib::Request& req, httplib::Response& res);
+  void handle_adapters(const httplib::Request& req, httplib::Response& res);
+  // The model a request runs: the view of the adapter it names (or the default one), or the base.
+  // InvalidArgument naming the mounted adapters for an unknown name. `name` gets what ran ("base").
+  Result<const Model*> model_for(const GenRequest& r, std::string* name) const;
   bool authorized(const httplib::Request& req) const;
   void send_error(Dialect d, int status, const std::string& message, httplib::Response& res) const;
   Result<std::vector<int32_t>> tokenize(const GenRequest& r) const;
@@ -80,6 +98,8 @@ class Server {
   Metrics metrics_;
   // Set once by set_model() before loaded_ turns true; read-only afterwards.
   std::unique_ptr<Model> model_;
+  std::vector<MountedAdapter> adapters_;
+  std::vector<std::unique_ptr<Model>> adapter_views_;  // [adapters_]: model_ with each adapter applied
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Engine> engine_;

@@ -21,6 +21,14 @@ TEST(CliBench, MissingModelNamesThePath) {
   EXPECT_TRUE(contains(r.err, "absent")) << r.err;
 }
 
+TEST(CliBench, AdapterIsAppliedAndReported) {
+  const CliRun r = run_optiq("bench --model " + tiny_model_arg() + " --adapter " +
+                             shell_quote(fixture("lora/dhara-tiny-text/init")) +
+                             " --prompt-len 8 --gen-len 4 --repeats 1 --threads 1 --no-bandwidth --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "\"adapter\": \"" + fixture("lora/dhara-tiny-text/init") + "\"")) << r.out;
+}
+
 TEST(CliInitRandom, UsageErrorsExitTwo) {
   const CliRun r = run_optiq("init-random");
   EXPECT_EQ(r.exit_code, 2);

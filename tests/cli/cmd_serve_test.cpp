@@ -30,6 +30,22 @@ TEST(CliServe, HelpAndFlagErrors) {
   EXPECT_TRUE(contains(r.err, "--temp: not a number: hot")) << r.err;
 }
 
+// Adapters are checked at startup (after the port is bound, while the model loads): a bad one stops
+// the server with the module or name at fault.
+TEST(CliServe, AdapterErrorsStopTheServer) {
+  const std::string model = " --model " + tiny_model_arg() + " --port 0 --threads 1";
+  const std::string ad = shell_quote(fixture("lora/dhara-tiny-text/init"));
+  CliRun r = run_optiq("serve" + model + " --adapter /nonexistent/ad");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "--adapter /nonexistent/ad: ")) << r.err;
+  r = run_optiq("serve" + model + " --adapter base=" + ad);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "\"base\" is reserved")) << r.err;
+  r = run_optiq("serve" + model + " --adapter " + ad + " --adapter " + ad);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "another adapter is already named \"init\"")) << r.err;
+}
+
 // A child `optiq serve` with its stdout on a pipe.
 class ServeProcess {
  public:

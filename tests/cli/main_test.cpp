@@ -9,7 +9,7 @@ namespace {
 TEST(CliMain, HelpListsEveryCommandAndExitsZero) {
   const CliRun r = run_optiq("--help");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const char* cmd : {"generate", "bench", "init-random", "tokenize", "serve", "chat-template", "convert", "eval"})
+  for (const char* cmd : {"generate", "bench", "init-random", "tokenize", "serve", "chat-template", "convert", "eval", "lora"})
     EXPECT_TRUE(contains(r.err, "  " + std::string(cmd) + " ")) << cmd << "\n" << r.err;
   EXPECT_EQ(run_optiq("-h").exit_code, 0);
 }

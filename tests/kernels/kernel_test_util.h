@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <vector>
+
 #include "core/thread_pool.h"
 #include "kernels/context.h"
 
@@ -14,6 +17,15 @@ struct TestKernels {
   KernelScratch scratch;
   KernelContext ctx;
 };
+
+// n values ~ N(0, sd²), deterministic in `seed`.
+inline std::vector<float> randn(size_t n, uint32_t seed, float sd = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
 
 }  // namespace optiq
 

@@ -24,6 +24,12 @@ if(OPTIQ_SERVE_NODE AND OPTIQ_SERVE_NPM)
                    --tokenizer ${CMAKE_SOURCE_DIR}/tests/serve/data/dgemma-tiny-tokenizer
                    --node-modules ${CMAKE_BINARY_DIR}/serve-npm/node_modules)
   set_tests_properties(serve_canvas PROPERTIES FIXTURES_REQUIRED serve_npm TIMEOUT 300)
+  # LoRA adapters mounted on dhara-tiny, chosen per request through the SDKs.
+  add_test(NAME serve_adapters
+           COMMAND ${OPTIQ_SERVE_NODE} ${_serve_dir}/adapters.mjs --optiq $<TARGET_FILE:optiq>
+                   --model ${CMAKE_SOURCE_DIR}/../shared/fixtures/dhara-tiny
+                   --node-modules ${CMAKE_BINARY_DIR}/serve-npm/node_modules)
+  set_tests_properties(serve_adapters PROPERTIES FIXTURES_REQUIRED serve_npm TIMEOUT 300)
   # 32 concurrent streaming clients × 20 requests with random disconnects; short outputs keep it CI-sized.
   add_test(NAME serve_load COMMAND ${OPTIQ_SERVE_NODE} ${_serve_dir}/load.mjs ${_serve_args}
            --clients 32 --requests 20 --max-tokens 24 --disconnect 0.3)

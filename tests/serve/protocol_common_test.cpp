@@ -153,6 +153,32 @@ TEST(ServeProtocol, ErrorBodyTypesFollowHttpStatus) {
   EXPECT_EQ(dialect_of(Api::kResponses), Dialect::kOpenAI);
 }
 
+// "adapter" (or OptIQ's "adapters", a name or a list of one) in every API; null means unset.
+TEST(ServeProtocol, AdapterFieldInEveryApi) {
+  const std::pair<Api, std::string> apis[] = {
+      {Api::kChat, R"("messages":[{"role":"user","content":"x"}])"},
+      {Api::kCompletions, R"("prompt":"x")"},
+      {Api::kMessages, R"("messages":[{"role":"user","content":"x"}],"max_tokens":4)"},
+      {Api::kResponses, R"("input":"x")"}};
+  for (const auto& [api, base] : apis) {
+    auto r = parse_request(api, "{" + base + R"(,"adapter":"alpha"})");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->adapter, "alpha");
+    r = parse_request(api, "{" + base + R"(,"adapters":["beta"]})");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->adapter, "beta");
+    r = parse_request(api, "{" + base + R"(,"adapter":null})");
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->adapter.has_value());
+  }
+  for (const char* bad : {R"("adapter":1)", R"("adapters":[])", R"("adapters":["a","b"])", R"("adapters":[2])",
+                          R"("adapter":"a","adapters":"b")"}) {
+    auto r = parse_request(Api::kCompletions, std::string(R"({"prompt":"x",)") + bad + "}");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().message().rfind("adapter", 0), 0u) << r.status().message();
+  }
+}
+
 TEST(ServeProtocol, SseFrameLayout) {
   EXPECT_EQ(sse_frame(Json{{"a", 1}}), "data: {\"a\":1}\n\n");
   EXPECT_EQ(sse_frame(Json{{"a", 1}}, "ping"), "event: ping\ndata: {\"a\":1}\n\n");

@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "tests/lora_test_util.h"
 #include "tests/test_util.h"
 
 namespace optiq::serve {
@@ -244,6 +245,141 @@ TEST_F(ServeServer, StopEndsActiveStreams) {
   server_->stop();
   t.join();
   thread_.join();
+}
+
+// Adapters mounted on one base (dhara-tiny): each request picks one by name, the default applies when
+// exactly one is mounted, "base" turns it off, an unknown name is a 400 and the server keeps serving.
+class ServeAdapters : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = load_model(test::fixture("dhara-tiny"));
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    base_ = std::move(m).value();
+    // Two strong, different adapters, so that every choice decodes differently.
+    for (uint64_t seed : {1, 2}) {
+      auto ad = std::make_shared<LoraAdapter>(test::random_adapter(*base_, 4, 8.f, 0.1f, seed));
+      ad->name = seed == 1 ? "alpha" : "beta";
+      adapters_.push_back(ad);
+    }
+  }
+  void start(std::vector<size_t> mounted) {
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    server_ = std::make_unique<Server>(o);
+    auto port = server_->bind();
+    ASSERT_TRUE(port.ok()) << port.status().ToString();
+    port_ = *port;
+    thread_ = std::thread([this] { EXPECT_TRUE(server_->serve().ok()); });
+    auto model = load_model(test::fixture("dhara-tiny"));
+    auto tok = Tokenizer::from_dir(test::fixture("dhara-tiny"));
+    ASSERT_TRUE(model.ok() && tok.ok());
+    std::vector<MountedAdapter> m;
+    for (size_t i : mounted) m.push_back({adapters_[i]->name, "/adapters/" + adapters_[i]->name, adapters_[i]});
+    server_->set_model(std::move(model).value(), std::move(tok).value(), 1, std::move(m));
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  // POSTs a completion; returns (text, X-Optiq-Adapter) after checking the status.
+  std::pair<std::string, std::string> complete(const Json& extra, int want_status = 200) {
+    Json body{{"prompt", "The jury said"}, {"max_tokens", 24}};
+    for (auto& [k, v] : extra.items()) body[k] = v;
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30);
+    auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    EXPECT_TRUE(r);
+    if (!r) return {};
+    EXPECT_EQ(r->status, want_status) << r->body;
+    Json j = Json::parse(r->body);
+    if (want_status != 200) return {j["error"]["message"].get<std::string>(), ""};
+    return {j["choices"][0]["text"].get<std::string>(), r->get_header_value("X-Optiq-Adapter")};
+  }
+  // Greedy text of the engine on the base model with adapter i (or none).
+  std::string direct(int i) {
+    auto tok = Tokenizer::from_dir(test::fixture("dhara-tiny"));
+    const std::vector<int32_t> prompt = (*tok)->encode("The jury said", true);
+    ThreadPool pool(1);
+    GenerateOptions o;
+    o.max_new_tokens = 24;
+    std::unique_ptr<Model> view;
+    if (i >= 0) view = with_adapter(*base_, adapters_[static_cast<size_t>(i)]);
+    auto r = generate(view ? *view : *base_, pool, prompt, o);
+    EXPECT_TRUE(r.ok());
+    return (*tok)->decode(r->visible_tokens(base_->info().eos_ids), true);
+  }
+
+  std::unique_ptr<Model> base_;
+  std::vector<std::shared_ptr<LoraAdapter>> adapters_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+TEST_F(ServeAdapters, EachRequestRunsTheAdapterItNames) {
+  start({0, 1});
+  const std::string base = direct(-1), alpha = direct(0), beta = direct(1);
+  EXPECT_NE(base, alpha);
+  EXPECT_NE(alpha, beta);
+  EXPECT_EQ(complete({{"adapter", "alpha"}}), std::make_pair(alpha, std::string("alpha")));
+  EXPECT_EQ(complete({{"adapter", "beta"}}), std::make_pair(beta, std::string("beta")));
+  EXPECT_EQ(complete({{"adapters", "beta"}}), std::make_pair(beta, std::string("beta")));   // OptIQ's field
+  EXPECT_EQ(complete({{"adapters", {"alpha"}}}), std::make_pair(alpha, std::string("alpha")));
+  EXPECT_EQ(complete({{"adapter", "base"}}), std::make_pair(base, std::string("base")));
+  EXPECT_EQ(complete(Json::object()), std::make_pair(base, std::string("base")));  // two mounted: no default
+  // Errors are 400s naming what is mounted; the server keeps serving.
+  const std::string e = complete({{"adapter", "gamma"}}, 400).first;
+  EXPECT_NE(e.find("no adapter \"gamma\" is mounted (mounted: \"alpha\", \"beta\";"), std::string::npos) << e;
+  EXPECT_NE(complete({{"adapter", 3}}, 400).first.find("adapter: expected a string"), std::string::npos);
+  EXPECT_NE(complete({{"adapters", {"alpha", "beta"}}}, 400).first.find("one adapter per request"), std::string::npos);
+  EXPECT_NE(complete({{"adapter", "alpha"}, {"adapters", "beta"}}, 400).first.find("names adapter"), std::string::npos);
+  EXPECT_EQ(complete({{"adapter", "alpha"}}).first, alpha);
+  // Chat requests choose the same way.
+  httplib::Client c("127.0.0.1", port_);
+  auto r = c.Post("/v1/chat/completions",
+                  R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"adapter":"beta"})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("X-Optiq-Adapter"), "beta");
+}
+
+TEST_F(ServeAdapters, OneMountedAdapterIsTheDefault) {
+  start({1});
+  EXPECT_EQ(complete(Json::object()), std::make_pair(direct(1), std::string("beta")));
+  EXPECT_EQ(complete({{"adapter", "base"}}), std::make_pair(direct(-1), std::string("base")));
+}
+
+TEST_F(ServeAdapters, ListsMountedAdapters) {
+  start({0, 1});
+  httplib::Client c("127.0.0.1", port_);
+  auto r = c.Get("/v1/adapters");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  Json j = Json::parse(r->body);
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["default"], "base");
+  ASSERT_EQ(j["data"].size(), 2u);
+  const Json& a = j["data"][0];
+  EXPECT_EQ(a["name"], "alpha");
+  EXPECT_EQ(a["path"], "/adapters/alpha");
+  EXPECT_EQ(a["rank"], 4);
+  EXPECT_EQ(a["scale"], 8.0);
+  EXPECT_EQ(a["modules"], 28);
+  EXPECT_EQ(a["module_kinds"].size(), 7u);
+  EXPECT_EQ(a["parameters"], adapters_[0]->parameter_count());
+  EXPECT_EQ(j["data"][1]["name"], "beta");
+}
+
+TEST_F(ServeAdapters, NoAdaptersMeansBaseAndAnEmptyList) {
+  start({});
+  EXPECT_EQ(complete(Json::object()), std::make_pair(direct(-1), std::string("base")));
+  EXPECT_NE(complete({{"adapter", "alpha"}}, 400).first.find("no adapter \"alpha\" is mounted (none is mounted"),
+            std::string::npos);
+  httplib::Client c("127.0.0.1", port_);
+  auto r = c.Get("/v1/adapters");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Json::parse(r->body)["data"].size(), 0u);
 }
 
 }  // namespace

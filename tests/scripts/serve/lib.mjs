@@ -121,8 +121,9 @@ export function textPromptIds(optiq, model, text) {
 }
 
 // `optiq generate --json` for the same settings.
-export function cliGenerate(optiq, model, { promptIds, prompt, mode = 'ar', maxTokens }) {
+export function cliGenerate(optiq, model, { promptIds, prompt, mode = 'ar', maxTokens, adapter }) {
   const args = ['generate', '--model', model, '--mode', mode, '--max-tokens', String(maxTokens), '--json', '--threads', '1'];
+  if (adapter) args.push('--adapter', adapter);
   if (promptIds) args.push('--prompt-ids', promptIds.join(','));
   else args.push('--prompt', prompt);
   const out = execFileSync(optiq, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

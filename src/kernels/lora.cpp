@@ -67,48 +67,69 @@ void LoraDown(float* HWY_RESTRICT u, const float* HWY_RESTRICT x, const float* H
   }
 }
 
+// One step j of the up pass for RM (1 or 4) rows: acc_i += u[t + i, j] · b[j, n..n + L), with uj =
+// &u[t, j] and bv the loaded vector of b. Named accumulators, not an array: SVE vectors are sizeless.
+template <int RM>
+HWY_INLINE void lora_up_step(DF df, VF bv, const float* HWY_RESTRICT uj, int64_t r, VF& acc0, VF& acc1, VF& acc2,
+                             VF& acc3) {
+  acc0 = hn::MulAdd(hn::Set(df, uj[0]), bv, acc0);
+  if constexpr (RM > 1) {
+    acc1 = hn::MulAdd(hn::Set(df, uj[r]), bv, acc1);
+    acc2 = hn::MulAdd(hn::Set(df, uj[2 * r]), bv, acc2);
+    acc3 = hn::MulAdd(hn::Set(df, uj[3 * r]), bv, acc3);
+  }
+}
+
+// o[0, L) += scale · acc.
+HWY_INLINE void lora_up_store(DF df, VF vs, VF acc, float* HWY_RESTRICT o) {
+  hn::StoreU(hn::MulAdd(vs, acc, hn::LoadU(df, o)), df, o);
+}
+
+// o[0, cols) += scale · acc[0, cols), cols < L, through the zero-padded buffer ot.
+HWY_INLINE void lora_up_store_tail(DF df, VF vs, VF acc, float* HWY_RESTRICT o, int64_t cols, float* HWY_RESTRICT ot) {
+  std::fill(ot, ot + hn::Lanes(df), 0.f);
+  std::copy(o, o + cols, ot);
+  hn::Store(hn::MulAdd(vs, acc, hn::Load(df, ot)), df, ot);
+  std::copy(ot, ot + cols, o);
+}
+
 // out[t, n] += scale · Σ_j u[t, j] · b[j, n] for rows [t0, t1): RM rows per pass (RM = 4, then 1).
 template <int RM>
 HWY_INLINE void lora_up_rows(float* HWY_RESTRICT out, const float* HWY_RESTRICT u, const float* HWY_RESTRICT b,
                              int64_t N, int64_t r, float scale, int64_t t) {
+  static_assert(RM == 1 || RM == 4);
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const VF vs = hn::Set(df, scale);
+  const float* ut = u + t * r;
   int64_t n = 0;
   for (; n + L <= N; n += L) {
-    VF acc[RM];
-#pragma GCC unroll 4
-    for (int i = 0; i < RM; ++i) acc[i] = hn::Zero(df);
-    for (int64_t j = 0; j < r; ++j) {
-      const VF bv = hn::LoadU(df, b + j * N + n);
-#pragma GCC unroll 4
-      for (int i = 0; i < RM; ++i) acc[i] = hn::MulAdd(hn::Set(df, u[(t + i) * r + j]), bv, acc[i]);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < RM; ++i) {
-      float* o = out + (t + i) * N + n;
-      hn::StoreU(hn::MulAdd(vs, acc[i], hn::LoadU(df, o)), df, o);
+    VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), acc2 = hn::Zero(df), acc3 = hn::Zero(df);
+    for (int64_t j = 0; j < r; ++j)
+      lora_up_step<RM>(df, hn::LoadU(df, b + j * N + n), ut + j, r, acc0, acc1, acc2, acc3);
+    float* o = out + t * N + n;
+    lora_up_store(df, vs, acc0, o);
+    if constexpr (RM > 1) {
+      lora_up_store(df, vs, acc1, o + N);
+      lora_up_store(df, vs, acc2, o + 2 * N);
+      lora_up_store(df, vs, acc3, o + 3 * N);
     }
   }
   if (n < N) {  // the tail through the same vector math, from zero-padded copies
     HWY_ALIGN float bt[hn::MaxLanes(df)];
     HWY_ALIGN float ot[hn::MaxLanes(df)];
-    VF acc[RM];
-#pragma GCC unroll 4
-    for (int i = 0; i < RM; ++i) acc[i] = hn::Zero(df);
+    VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), acc2 = hn::Zero(df), acc3 = hn::Zero(df);
     for (int64_t j = 0; j < r; ++j) {
       std::fill(bt, bt + L, 0.f);
       std::copy(b + j * N + n, b + j * N + N, bt);
-      const VF bv = hn::Load(df, bt);
-#pragma GCC unroll 4
-      for (int i = 0; i < RM; ++i) acc[i] = hn::MulAdd(hn::Set(df, u[(t + i) * r + j]), bv, acc[i]);
+      lora_up_step<RM>(df, hn::Load(df, bt), ut + j, r, acc0, acc1, acc2, acc3);
     }
-    for (int i = 0; i < RM; ++i) {
-      float* o = out + (t + i) * N + n;
-      std::fill(ot, ot + L, 0.f);
-      std::copy(o, out + (t + i) * N + N, ot);
-      hn::Store(hn::MulAdd(vs, acc[i], hn::Load(df, ot)), df, ot);
-      std::copy(ot, ot + (N - n), o);
+    float* o = out + t * N + n;
+    lora_up_store_tail(df, vs, acc0, o, N - n, ot);
+    if constexpr (RM > 1) {
+      lora_up_store_tail(df, vs, acc1, o + N, N - n, ot);
+      lora_up_store_tail(df, vs, acc2, o + 2 * N, N - n, ot);
+      lora_up_store_tail(df, vs, acc3, o + 3 * N, N - n, ot);
     }
   }
 }

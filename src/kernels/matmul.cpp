@@ -41,37 +41,79 @@ HWY_INLINE hn::Vec<D> load_weight(D df, const uint16_t* p) {
 HWY_INLINE float scalar_weight(const float* p) { return *p; }
 HWY_INLINE float scalar_weight(const uint16_t* p) { return bf16_to_f32(*p); }
 
-// Computes out rows [t0, t0+RT) × cols [n0, n0+RN) with RT, RN <= 4.
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// One activation row against the tile's weight vectors: c_j += xv · w_j for j < RN (1 or 4).
+template <int RN>
+HWY_INLINE void fma_row(VF xv, VF w0, VF w1, VF w2, VF w3, VF& c0, VF& c1, VF& c2, VF& c3) {
+  c0 = hn::MulAdd(xv, w0, c0);
+  if constexpr (RN > 1) {
+    c1 = hn::MulAdd(xv, w1, c1);
+    c2 = hn::MulAdd(xv, w2, c2);
+    c3 = hn::MulAdd(xv, w3, c3);
+  }
+}
+
+// One output: the lanes of c plus the scalar tail k ≥ k_end of x_r · w_r.
+template <typename WT>
+HWY_INLINE float finish(DF df, VF c, const float* HWY_RESTRICT xr, const WT* HWY_RESTRICT wr, int64_t k_end,
+                        int64_t K) {
+  float s = hn::GetLane(hn::SumOfLanes(df, c));
+  for (int64_t kk = k_end; kk < K; ++kk) s += xr[kk] * scalar_weight(wr + kk);
+  return s;
+}
+
+// out[j] for the weight rows j < RN of one activation row.
+template <int RN, typename WT>
+HWY_INLINE void finish_row(DF df, VF c0, VF c1, VF c2, VF c3, const float* HWY_RESTRICT xr, const WT* const* wr,
+                           int64_t k_end, int64_t K, float* HWY_RESTRICT out) {
+  out[0] = finish(df, c0, xr, wr[0], k_end, K);
+  if constexpr (RN > 1) {
+    out[1] = finish(df, c1, xr, wr[1], k_end, K);
+    out[2] = finish(df, c2, xr, wr[2], k_end, K);
+    out[3] = finish(df, c3, xr, wr[3], k_end, K);
+  }
+}
+
+// Computes out rows [t0, t0+RT) × cols [n0, n0+RN) with RT <= 4, RN = 1 or 4. The accumulators
+// are named variables, not an array (SVE vectors are sizeless and cannot be array elements); c_ij
+// is activation row i × weight row j.
 template <int RT, int RN, typename WT>
 HWY_INLINE void tile(float* HWY_RESTRICT out, int64_t ldo, const float* HWY_RESTRICT x, int64_t K,
                      const WT* HWY_RESTRICT w, int64_t t0, int64_t n0) {
-  const hn::ScalableTag<float> df;
+  static_assert(RT >= 1 && RT <= 4 && (RN == 1 || RN == 4), "tile shape");
+  const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  hn::Vec<decltype(df)> acc[RT][RN];
-  for (int i = 0; i < RT; ++i)
-    for (int j = 0; j < RN; ++j) acc[i][j] = hn::Zero(df);
+  VF c00 = hn::Zero(df), c01 = hn::Zero(df), c02 = hn::Zero(df), c03 = hn::Zero(df);
+  VF c10 = hn::Zero(df), c11 = hn::Zero(df), c12 = hn::Zero(df), c13 = hn::Zero(df);
+  VF c20 = hn::Zero(df), c21 = hn::Zero(df), c22 = hn::Zero(df), c23 = hn::Zero(df);
+  VF c30 = hn::Zero(df), c31 = hn::Zero(df), c32 = hn::Zero(df), c33 = hn::Zero(df);
   const float* xr[RT];
   const WT* wr[RN];
   for (int i = 0; i < RT; ++i) xr[i] = x + (t0 + i) * K;
   for (int j = 0; j < RN; ++j) wr[j] = w + (n0 + j) * K;
   int64_t k = 0;
   for (; k + L <= K; k += L) {
-    hn::Vec<decltype(df)> wv[RN];
     // The weight rows after this tile: keeps several lines in flight in the bandwidth-bound matvec.
     for (int j = 0; j < RN; ++j) hwy::Prefetch(wr[j] + RN * K + k);
-    for (int j = 0; j < RN; ++j) wv[j] = load_weight(df, wr[j] + k);
-    for (int i = 0; i < RT; ++i) {
-      const auto xv = hn::LoadU(df, xr[i] + k);
-      for (int j = 0; j < RN; ++j) acc[i][j] = hn::MulAdd(xv, wv[j], acc[i][j]);
+    const VF w0 = load_weight(df, wr[0] + k);
+    VF w1 = w0, w2 = w0, w3 = w0;
+    if constexpr (RN > 1) {
+      w1 = load_weight(df, wr[1] + k);
+      w2 = load_weight(df, wr[2] + k);
+      w3 = load_weight(df, wr[3] + k);
     }
+    fma_row<RN>(hn::LoadU(df, xr[0] + k), w0, w1, w2, w3, c00, c01, c02, c03);
+    if constexpr (RT > 1) fma_row<RN>(hn::LoadU(df, xr[1] + k), w0, w1, w2, w3, c10, c11, c12, c13);
+    if constexpr (RT > 2) fma_row<RN>(hn::LoadU(df, xr[2] + k), w0, w1, w2, w3, c20, c21, c22, c23);
+    if constexpr (RT > 3) fma_row<RN>(hn::LoadU(df, xr[3] + k), w0, w1, w2, w3, c30, c31, c32, c33);
   }
-  for (int i = 0; i < RT; ++i) {
-    for (int j = 0; j < RN; ++j) {
-      float s = hn::GetLane(hn::SumOfLanes(df, acc[i][j]));
-      for (int64_t kk = k; kk < K; ++kk) s += xr[i][kk] * scalar_weight(wr[j] + kk);
-      out[(t0 + i) * ldo + n0 + j] = s;
-    }
-  }
+  float* o = out + t0 * ldo + n0;
+  finish_row<RN>(df, c00, c01, c02, c03, xr[0], wr, k, K, o);
+  if constexpr (RT > 1) finish_row<RN>(df, c10, c11, c12, c13, xr[1], wr, k, K, o + ldo);
+  if constexpr (RT > 2) finish_row<RN>(df, c20, c21, c22, c23, xr[2], wr, k, K, o + 2 * ldo);
+  if constexpr (RT > 3) finish_row<RN>(df, c30, c31, c32, c33, xr[3], wr, k, K, o + 3 * ldo);
 }
 
 template <int RT, typename WT>

@@ -17,7 +17,9 @@
 // lane, so decoding is one shift + one AND per vector, and every int32 accumulator lane sums codes of
 // one lane-run, hence of one group (cpl <= 16 < 32 <= group size). The activations are permuted once
 // per call to match. 3/5/6-bit rows are first decoded to bytes and go through the 8-bit path.
-// Weights stay in the file layout (no repack).
+// Weights stay in the file layout (no repack). A step is cpl·Lanes() codes with Lanes() read at run
+// time (SVE vectors are length-agnostic; Highway rounds their lane count down to a power of two), so
+// the activations are prepared for the vector length of the target that runs.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "src/kernels/matmul_q.cpp"
@@ -159,7 +161,10 @@ using DF = hn::Repartition<float, DI32>;
 using VI32 = hn::Vec<DI32>;
 using VI16 = hn::Vec<DI16>;
 using VF = hn::Vec<DF>;
-constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DI32()));
+using VU32 = hn::Vec<DU32>;
+using IdxF = decltype(hn::SetTableIndices(DF(), static_cast<const int32_t*>(nullptr)));
+// The vector length is Lanes() at run time (SVE); this is its compile-time bound, for buffers.
+constexpr int64_t kMaxLanes = static_cast<int64_t>(hn::MaxLanes(DI32()));
 constexpr int kTileT = 8;  // activation rows per register tile
 constexpr int kBlockN = 16;  // weight rows whose scales are converted together
 constexpr int64_t kPrefetchRows = 4;  // software prefetch distance, in weight rows
@@ -182,96 +187,191 @@ struct QArgs {
   const uint8_t* rows;   // packed rows (or decoded bytes for 3/5/6 bits)
   int64_t row_bytes;     // bytes per row in `rows`
   int64_t K, N, gs, gshift;  // gs = 1 << gshift
-  const int32_t* lane_group;  // [kLanes]: group of lane i relative to the step's first group
+  int64_t lanes;         // Lanes(DI32()), which px's layout was made for
+  const int32_t* lane_group;  // [lanes]: group of lane i relative to the step's first group
   const mq::PreparedX* px;
   float* out;            // [T, N]
 };
 
+// The scalars of one step of a tile (vectors travel as arguments: SVE vectors cannot be members).
+struct Step {
+  int64_t s;                 // step index
+  int64_t n_full, tail;      // whole steps in a row; bytes in the row's last, partial step
+  int64_t step_bytes, lanes;
+  const int16_t* xq;         // activation codes of the tile's first row at this step
+  const float* xl;           // their lane scales at this step
+  int64_t Kp, n_sl;          // activation row strides of xq and xl
+  bool multi_group;          // step >= group size: a lane's scale is lane_group[lane] groups on
+  uint8_t* tail_buf;         // [step_bytes], aligned
+};
+
+// Word vector v of a step's packed codes: codes v and v + cpl/2 of every 32-bit lane (file comment).
+template <int B>
+HWY_INLINE VI16 codes(VU32 lw, int v, VU32 mask) {
+  return hn::BitCast(DI16(), hn::And(hn::ShiftRightSame(lw, B * v), mask));
+}
+
+// f += (Σ_v w_v·x_v, exact in int32) · sw · sx for one weight row's step and the tile's activation row
+// t: the V = cpl/2 word vectors w_v, the row's codes (V vectors of 2·lanes int16 in the step's
+// permuted order), sw the weight row's group scale per lane and sx the activation row's.
+template <int V>
+HWY_INLINE VF step_dot(VF f, VF sw, const Step& st, int t, VI16 w0, VI16 w1, VI16 w2, VI16 w3, VI16 w4, VI16 w5,
+                       VI16 w6, VI16 w7) {
+  static_assert(V == 2 || V == 4 || V == 8, "word vectors per step");
+  const DI32 di32;
+  const DI16 di16;
+  const DF df;
+  const int16_t* HWY_RESTRICT xq = st.xq + t * st.Kp;
+  const int64_t L = st.lanes;
+  const VF sx = hn::Load(df, st.xl + t * st.n_sl);
+  // Two accumulators halve the dependent vpdpwssd chain.
+  VI32 i0 = hn::Zero(di32), i1 = hn::Zero(di32), j0 = hn::Zero(di32), j1 = hn::Zero(di32);
+  i0 = dot_pairs(i0, w0, hn::Load(di16, xq), i1);
+  j0 = dot_pairs(j0, w1, hn::Load(di16, xq + 2 * L), j1);
+  if constexpr (V > 2) {
+    i0 = dot_pairs(i0, w2, hn::Load(di16, xq + 4 * L), i1);
+    j0 = dot_pairs(j0, w3, hn::Load(di16, xq + 6 * L), j1);
+  }
+  if constexpr (V > 4) {
+    i0 = dot_pairs(i0, w4, hn::Load(di16, xq + 8 * L), i1);
+    j0 = dot_pairs(j0, w5, hn::Load(di16, xq + 10 * L), j1);
+    i0 = dot_pairs(i0, w6, hn::Load(di16, xq + 12 * L), i1);
+    j0 = dot_pairs(j0, w7, hn::Load(di16, xq + 14 * L), j1);
+  }
+  const VI32 acc = hn::Add(hn::RearrangeToOddPlusEven(i0, i1), hn::RearrangeToOddPlusEven(j0, j1));
+  return hn::MulAdd(hn::ConvertTo(df, acc), hn::Mul(sw, sx), f);
+}
+
+// One weight row's step against the tile's TT activation rows: a_t += step_dot for t < TT (a_t with
+// t >= TT are not touched). row: the row's packed bytes; scr: its scales from the step's first group.
+template <int B, int TT>
+HWY_INLINE void row_step(const Step& st, const uint8_t* row, int64_t row_bytes, const float* scr, VU32 mask,
+                         IdxF idx, VF& a0, VF& a1, VF& a2, VF& a3, VF& a4, VF& a5, VF& a6, VF& a7) {
+  constexpr int V = 16 / B;  // cpl / 2
+  const DU32 du32;
+  const DF df;
+  VU32 lw;
+  if (HWY_LIKELY(st.s < st.n_full)) {
+    // The next rows' bytes at this step: several lines in flight per row beat waiting on the
+    // hardware prefetcher alone (the matvec is bound by memory, not arithmetic).
+    hwy::Prefetch(row + kPrefetchRows * row_bytes + st.s * st.step_bytes);
+    lw = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(row + st.s * st.step_bytes));
+  } else {
+    std::memset(st.tail_buf, 0, static_cast<size_t>(st.step_bytes));
+    std::memcpy(st.tail_buf, row + st.s * st.step_bytes, static_cast<size_t>(st.tail));
+    lw = hn::Load(du32, reinterpret_cast<const uint32_t*>(st.tail_buf));
+  }
+  // Decoded once, used by every activation row (w_v with v >= V are dead copies of w0).
+  const VI16 w0 = codes<B>(lw, 0, mask), w1 = codes<B>(lw, 1, mask);
+  const VI16 w2 = V > 2 ? codes<B>(lw, 2, mask) : w0, w3 = V > 2 ? codes<B>(lw, 3, mask) : w0;
+  const VI16 w4 = V > 4 ? codes<B>(lw, 4, mask) : w0, w5 = V > 4 ? codes<B>(lw, 5, mask) : w0;
+  const VI16 w6 = V > 4 ? codes<B>(lw, 6, mask) : w0, w7 = V > 4 ? codes<B>(lw, 7, mask) : w0;
+  const VF sw = st.multi_group ? hn::TableLookupLanes(hn::LoadU(df, scr), idx) : hn::Set(df, *scr);
+  a0 = step_dot<V>(a0, sw, st, 0, w0, w1, w2, w3, w4, w5, w6, w7);
+  if constexpr (TT > 1) a1 = step_dot<V>(a1, sw, st, 1, w0, w1, w2, w3, w4, w5, w6, w7);
+  if constexpr (TT > 2) {
+    a2 = step_dot<V>(a2, sw, st, 2, w0, w1, w2, w3, w4, w5, w6, w7);
+    a3 = step_dot<V>(a3, sw, st, 3, w0, w1, w2, w3, w4, w5, w6, w7);
+  }
+  if constexpr (TT > 4) {
+    a4 = step_dot<V>(a4, sw, st, 4, w0, w1, w2, w3, w4, w5, w6, w7);
+    a5 = step_dot<V>(a5, sw, st, 5, w0, w1, w2, w3, w4, w5, w6, w7);
+    a6 = step_dot<V>(a6, sw, st, 6, w0, w1, w2, w3, w4, w5, w6, w7);
+    a7 = step_dot<V>(a7, sw, st, 7, w0, w1, w2, w3, w4, w5, w6, w7);
+  }
+}
+
+// One output: the lanes of f plus the bias term Σ_g b_g·(Σ_{k∈g} x_k)/sx (bc: the weight row's biases,
+// xs: the activation row's group sums, both ngp long).
+HWY_INLINE float finish(VF f, const float* HWY_RESTRICT bc, const float* HWY_RESTRICT xs, int64_t ngp, int64_t lanes) {
+  const DF df;
+  for (int64_t c = 0; c < ngp; c += lanes) f = hn::MulAdd(hn::LoadU(df, bc + c), hn::Load(df, xs + c), f);
+  return hn::GetLane(hn::SumOfLanes(df, f));
+}
+
+// out[t·N] = finish(a_t) for the tile's activation rows t < TT (xs: row 0's group sums, ngp apart).
+template <int TT>
+HWY_INLINE void finish_row(const float* bc, const float* xs, int64_t ngp, int64_t lanes, float* out, int64_t N, VF a0,
+                           VF a1, VF a2, VF a3, VF a4, VF a5, VF a6, VF a7) {
+  out[0] = finish(a0, bc, xs, ngp, lanes);
+  if constexpr (TT > 1) out[N] = finish(a1, bc, xs + ngp, ngp, lanes);
+  if constexpr (TT > 2) {
+    out[2 * N] = finish(a2, bc, xs + 2 * ngp, ngp, lanes);
+    out[3 * N] = finish(a3, bc, xs + 3 * ngp, ngp, lanes);
+  }
+  if constexpr (TT > 4) {
+    out[4 * N] = finish(a4, bc, xs + 4 * ngp, ngp, lanes);
+    out[5 * N] = finish(a5, bc, xs + 5 * ngp, ngp, lanes);
+    out[6 * N] = finish(a6, bc, xs + 6 * ngp, ngp, lanes);
+    out[7 * N] = finish(a7, bc, xs + 7 * ngp, ngp, lanes);
+  }
+}
+
 // Weight rows [nb, ne) (packed at `rows`, row_bytes apart) against activation rows [t0, t0 + TT),
 // R weight rows at a time (independent accumulators hide the dot-product latency when TT is small):
 // out[t, n]. sc / bc: the rows' scales / biases as f32, [rows, ng] contiguous and zero padded at
-// the end by kLanes (lanes past a row's last group read the next row's values, multiplied by zero
-// activations or zero group sums).
+// the end by lanes (lanes past a row's last group read the next row's values, multiplied by zero
+// activations or zero group sums). The accumulators are named variables, not arrays (SVE vectors
+// cannot be array elements): a_rt is weight row r × activation row t (R·TT <= 8, so most are dead).
 template <int B, int TT, int R>
 HWY_NOINLINE void rows_tile(const QArgs& a, const uint8_t* rows, const float* sc, const float* bc, int64_t nb,
                             int64_t ne, int64_t t0) {
+  static_assert((R == 1 || R == 2 || R == 4) && TT <= 8 && R * TT <= 8, "tile shape");
   constexpr int64_t cpl = 32 / B;
-  constexpr int V = static_cast<int>(cpl / 2);
-  constexpr int64_t step = cpl * kLanes;
-  constexpr int64_t step_bytes = kLanes * 4;
-  const DI32 di32;
   const DU32 du32;
-  const DI16 di16;
   const DF df;
+  const int64_t lanes = a.lanes, step = cpl * lanes;
   const int16_t* HWY_RESTRICT xq0 = a.px->q.get() + t0 * a.px->Kp;
   const float* HWY_RESTRICT xl0 = a.px->sx_lane.get() + t0 * a.px->n_sl;
   const float* HWY_RESTRICT xs0 = a.px->xs.data() + t0 * a.px->ngp;
   const int64_t Kp = a.px->Kp, ngp = a.px->ngp, n_sl = a.px->n_sl, gshift = a.gshift, ng = a.K >> a.gshift;
   const int64_t row_bytes = a.row_bytes;
-  const int64_t n_full = row_bytes / step_bytes;
-  const int64_t tail = row_bytes - n_full * step_bytes;
   const int64_t n_steps = Kp / step;
-  const auto mask = hn::Set(du32, ((1u << B) - 1) * 0x10001u);
-  const auto idx = hn::SetTableIndices(df, a.lane_group);
-  const bool multi_group = step >= a.gs;
-  HWY_ALIGN uint8_t tail_buf[R][step_bytes];
+  const VU32 mask = hn::Set(du32, ((1u << B) - 1) * 0x10001u);
+  const IdxF idx = hn::SetTableIndices(df, a.lane_group);
+  HWY_ALIGN uint8_t tail_buf[kMaxLanes * 4];
+  Step st;
+  st.step_bytes = lanes * 4;
+  st.n_full = row_bytes / st.step_bytes;
+  st.tail = row_bytes - st.n_full * st.step_bytes;
+  st.lanes = lanes;
+  st.Kp = Kp;
+  st.n_sl = n_sl;
+  st.multi_group = step >= a.gs;
+  st.tail_buf = tail_buf;
 
   for (int64_t n = nb; n + R <= ne; n += R) {
-    VF facc[R][TT];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < TT; ++t) facc[r][t] = hn::Zero(df);
+    const VF z = hn::Zero(df);
+    VF a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z;
+    VF a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z;
+    VF a20 = z, a21 = z, a22 = z, a23 = z, a24 = z, a25 = z, a26 = z, a27 = z;
+    VF a30 = z, a31 = z, a32 = z, a33 = z, a34 = z, a35 = z, a36 = z, a37 = z;
+    const uint8_t* row = rows + (n - nb) * row_bytes;  // weight row r is r·row_bytes further
+    const float* scn = sc + (n - nb) * ng;              // its scales r·ng further
     for (int64_t s = 0; s < n_steps; ++s) {
       const int64_t g0 = (s * step) >> gshift;
-      VI16 w[R][V];
-      VF sv[R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* row = rows + (n - nb + r) * row_bytes;
-        hn::Vec<DU32> lw;
-        if (HWY_LIKELY(s < n_full)) {
-          // The next R rows' bytes at this step: R lines in flight per row beat waiting on the
-          // hardware prefetcher alone (the matvec is bound by memory, not arithmetic).
-          hwy::Prefetch(row + kPrefetchRows * row_bytes + s * step_bytes);
-          lw = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(row + s * step_bytes));
-        } else {
-          std::memset(tail_buf[r], 0, step_bytes);
-          std::memcpy(tail_buf[r], row + s * step_bytes, static_cast<size_t>(tail));
-          lw = hn::Load(du32, reinterpret_cast<const uint32_t*>(tail_buf[r]));
-        }
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) w[r][v] = hn::BitCast(di16, hn::And(hn::ShiftRightSame(lw, B * v), mask));
-        const float* scr = sc + (n - nb + r) * ng + g0;
-        sv[r] = multi_group ? hn::TableLookupLanes(hn::LoadU(df, scr), idx) : hn::Set(df, *scr);
-      }
-#pragma GCC unroll 8
-      for (int t = 0; t < TT; ++t) {
-        const int16_t* xq = xq0 + t * Kp + s * step;
-        const VF sxl = hn::Load(df, xl0 + t * n_sl + s * kLanes);
-        VI16 xv[V];
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) xv[v] = hn::Load(di16, xq + v * 2 * kLanes);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          // Two accumulators halve the dependent vpdpwssd chain.
-          VI32 i0 = hn::Zero(di32), i1 = hn::Zero(di32), j0 = hn::Zero(di32), j1 = hn::Zero(di32);
-#pragma GCC unroll 8
-          for (int v = 0; v + 1 < V; v += 2) {
-            i0 = dot_pairs(i0, w[r][v], xv[v], i1);
-            j0 = dot_pairs(j0, w[r][v + 1], xv[v + 1], j1);
-          }
-          const VI32 acc = hn::Add(hn::RearrangeToOddPlusEven(i0, i1), hn::RearrangeToOddPlusEven(j0, j1));
-          facc[r][t] = hn::MulAdd(hn::ConvertTo(df, acc), hn::Mul(sv[r], sxl), facc[r][t]);
-        }
+      st.s = s;
+      st.xq = xq0 + s * step;
+      st.xl = xl0 + s * lanes;
+      row_step<B, TT>(st, row, row_bytes, scn + g0, mask, idx, a00, a01, a02, a03, a04, a05, a06, a07);
+      if constexpr (R > 1)
+        row_step<B, TT>(st, row + row_bytes, row_bytes, scn + ng + g0, mask, idx, a10, a11, a12, a13, a14, a15, a16,
+                        a17);
+      if constexpr (R > 2) {
+        row_step<B, TT>(st, row + 2 * row_bytes, row_bytes, scn + 2 * ng + g0, mask, idx, a20, a21, a22, a23, a24,
+                        a25, a26, a27);
+        row_step<B, TT>(st, row + 3 * row_bytes, row_bytes, scn + 3 * ng + g0, mask, idx, a30, a31, a32, a33, a34,
+                        a35, a36, a37);
       }
     }
-    for (int r = 0; r < R; ++r) {
-      const float* bcr = bc + (n - nb + r) * ng;
-      for (int t = 0; t < TT; ++t) {
-        const float* xs = xs0 + t * ngp;
-        VF f = facc[r][t];
-        for (int64_t c = 0; c < ngp; c += kLanes) f = hn::MulAdd(hn::LoadU(df, bcr + c), hn::Load(df, xs + c), f);
-        a.out[(t0 + t) * a.N + n + r] = hn::GetLane(hn::SumOfLanes(df, f));
-      }
+    float* out = a.out + t0 * a.N + n;
+    const float* bcn = bc + (n - nb) * ng;
+    finish_row<TT>(bcn, xs0, ngp, lanes, out, a.N, a00, a01, a02, a03, a04, a05, a06, a07);
+    if constexpr (R > 1)
+      finish_row<TT>(bcn + ng, xs0, ngp, lanes, out + 1, a.N, a10, a11, a12, a13, a14, a15, a16, a17);
+    if constexpr (R > 2) {
+      finish_row<TT>(bcn + 2 * ng, xs0, ngp, lanes, out + 2, a.N, a20, a21, a22, a23, a24, a25, a26, a27);
+      finish_row<TT>(bcn + 3 * ng, xs0, ngp, lanes, out + 3, a.N, a30, a31, a32, a33, a34, a35, a36, a37);
     }
   }
 }
@@ -286,8 +386,9 @@ void scales_to_f32(DType t, const uint8_t* src, float* dst, size_t n) {
   const DU32 du32;
   const hn::Rebind<uint16_t, DF> du16;
   const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+  const size_t L = hn::Lanes(df);
   size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
+  for (; i + L <= n; i += L)
     hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, s + i)))), df, dst + i);
   for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
 }
@@ -325,8 +426,9 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, const Kerne
   const bool direct = bits == 2 || bits == 4 || bits == 8;
   const int B = direct ? bits : 8;
   const int64_t cpl = 32 / B;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DI32()));
   mq::PreparedX px;
-  mq::prepare_x(x, T, K, cpl, kLanes, gs, &px, ctx);
+  mq::prepare_x(x, T, K, cpl, lanes, gs, &px, ctx);
   QArgs a;
   a.K = K;
   a.N = N;
@@ -334,8 +436,9 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, const Kerne
   a.gshift = 0;
   while ((int64_t{1} << a.gshift) < gs) ++a.gshift;
   OPTIQ_CHECK((int64_t{1} << a.gshift) == gs);
-  HWY_ALIGN int32_t lane_group[kLanes];
-  for (int64_t i = 0; i < kLanes; ++i) lane_group[i] = static_cast<int32_t>((cpl * i) >> a.gshift);
+  a.lanes = lanes;
+  HWY_ALIGN int32_t lane_group[kMaxLanes];
+  for (int64_t i = 0; i < lanes; ++i) lane_group[i] = static_cast<int32_t>((cpl * i) >> a.gshift);
   a.lane_group = lane_group;
   a.px = &px;
   a.out = out;
@@ -344,7 +447,7 @@ void MatmulQ(float* out, const float* x, int64_t T, const Weight& w, const Kerne
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   const size_t ssz = dtype_size(w.quant.scale_dtype);
   ctx.parallel_for(N, [&](int64_t b, int64_t e, int) {
-    std::vector<float> sc(static_cast<size_t>(kBlockN * ng + kLanes), 0.f);
+    std::vector<float> sc(static_cast<size_t>(kBlockN * ng + lanes), 0.f);
     std::vector<float> bc(static_cast<size_t>(kBlockN * ng + px.ngp), 0.f);
     hwy::AlignedFreeUniquePtr<uint8_t[]> dec;
     if (!direct) {

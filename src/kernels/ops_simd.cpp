@@ -258,35 +258,77 @@ HWY_INLINE float softmax_exp(DF df, float* scores, int64_t n, float mx) {
   return 1.0f / sum;
 }
 
+// a_c += p · v_c for the chunks c < kC (1, 2, 4 or 8) of a row.
+template <int kC>
+HWY_INLINE void fma_chunks(VF p, VF v0, VF v1, VF v2, VF v3, VF v4, VF v5, VF v6, VF v7, VF& a0, VF& a1, VF& a2,
+                           VF& a3, VF& a4, VF& a5, VF& a6, VF& a7) {
+  static_assert(kC == 1 || kC == 2 || kC == 4 || kC == 8, "chunks");
+  a0 = hn::MulAdd(p, v0, a0);
+  if constexpr (kC > 1) a1 = hn::MulAdd(p, v1, a1);
+  if constexpr (kC > 2) {
+    a2 = hn::MulAdd(p, v2, a2);
+    a3 = hn::MulAdd(p, v3, a3);
+  }
+  if constexpr (kC > 4) {
+    a4 = hn::MulAdd(p, v4, a4);
+    a5 = hn::MulAdd(p, v5, a5);
+    a6 = hn::MulAdd(p, v6, a6);
+    a7 = hn::MulAdd(p, v7, a7);
+  }
+}
+
+// o[c·L, (c+1)·L) = a_c · inv for c < kC.
+template <int kC>
+HWY_INLINE void store_chunks(DF df, float inv, float* o, int64_t L, VF a0, VF a1, VF a2, VF a3, VF a4, VF a5, VF a6,
+                             VF a7) {
+  hn::StoreU(hn::Mul(a0, hn::Set(df, inv)), df, o);
+  if constexpr (kC > 1) hn::StoreU(hn::Mul(a1, hn::Set(df, inv)), df, o + L);
+  if constexpr (kC > 2) {
+    hn::StoreU(hn::Mul(a2, hn::Set(df, inv)), df, o + 2 * L);
+    hn::StoreU(hn::Mul(a3, hn::Set(df, inv)), df, o + 3 * L);
+  }
+  if constexpr (kC > 4) {
+    hn::StoreU(hn::Mul(a4, hn::Set(df, inv)), df, o + 4 * L);
+    hn::StoreU(hn::Mul(a5, hn::Set(df, inv)), df, o + 5 * L);
+    hn::StoreU(hn::Mul(a6, hn::Set(df, inv)), df, o + 6 * L);
+    hn::StoreU(hn::Mul(a7, hn::Set(df, inv)), df, o + 7 * L);
+  }
+}
+
 // o_h[kC·L] = inv_h · Σ_j p_h[j] · v_j for kH heads sharing the value rows: one pass over them (each
-// read once, prefetched ahead), the same FMAs per head whatever kH.
+// read once, prefetched ahead), the same FMAs per head whatever kH. The accumulators are named
+// variables (SVE vectors cannot be array elements): a_hc is head h, chunk c; unused ones are dead.
 template <int kC, int kH>
 HWY_INLINE void weighted_rows_heads(DF df, float* const* p, const float* inv, int64_t n, const float* vb,
                                     int64_t stride, float* const* o) {
+  static_assert(kH >= 1 && kH <= 4, "heads");
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  VF acc[kH][kC];
-#pragma GCC unroll 4
-  for (int h = 0; h < kH; ++h)
-#pragma GCC unroll 8
-    for (int c = 0; c < kC; ++c) acc[h][c] = hn::Zero(df);
+  const VF z = hn::Zero(df);
+  VF a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z;
+  VF a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z;
+  VF a20 = z, a21 = z, a22 = z, a23 = z, a24 = z, a25 = z, a26 = z, a27 = z;
+  VF a30 = z, a31 = z, a32 = z, a33 = z, a34 = z, a35 = z, a36 = z, a37 = z;
   for (int64_t j = 0; j < n; ++j) {
     const float* vr = vb + j * stride;
     hwy::Prefetch(vr + kKeyPrefetch * stride);
     hwy::Prefetch(vr + kKeyPrefetch * stride + kC * L - 1);
-    VF vv[kC];
-#pragma GCC unroll 8
-    for (int c = 0; c < kC; ++c) vv[c] = hn::LoadU(df, vr + c * L);
-#pragma GCC unroll 4
-    for (int h = 0; h < kH; ++h) {
-      const VF pj = hn::Set(df, p[h][j]);
-#pragma GCC unroll 8
-      for (int c = 0; c < kC; ++c) acc[h][c] = hn::MulAdd(pj, vv[c], acc[h][c]);
-    }
+    const VF v0 = hn::LoadU(df, vr);
+    const VF v1 = kC > 1 ? hn::LoadU(df, vr + L) : z;
+    const VF v2 = kC > 2 ? hn::LoadU(df, vr + 2 * L) : z, v3 = kC > 2 ? hn::LoadU(df, vr + 3 * L) : z;
+    const VF v4 = kC > 4 ? hn::LoadU(df, vr + 4 * L) : z, v5 = kC > 4 ? hn::LoadU(df, vr + 5 * L) : z;
+    const VF v6 = kC > 4 ? hn::LoadU(df, vr + 6 * L) : z, v7 = kC > 4 ? hn::LoadU(df, vr + 7 * L) : z;
+    fma_chunks<kC>(hn::Set(df, p[0][j]), v0, v1, v2, v3, v4, v5, v6, v7, a00, a01, a02, a03, a04, a05, a06, a07);
+    if constexpr (kH > 1)
+      fma_chunks<kC>(hn::Set(df, p[1][j]), v0, v1, v2, v3, v4, v5, v6, v7, a10, a11, a12, a13, a14, a15, a16, a17);
+    if constexpr (kH > 2)
+      fma_chunks<kC>(hn::Set(df, p[2][j]), v0, v1, v2, v3, v4, v5, v6, v7, a20, a21, a22, a23, a24, a25, a26, a27);
+    if constexpr (kH > 3)
+      fma_chunks<kC>(hn::Set(df, p[3][j]), v0, v1, v2, v3, v4, v5, v6, v7, a30, a31, a32, a33, a34, a35, a36, a37);
   }
-#pragma GCC unroll 4
-  for (int h = 0; h < kH; ++h)
-#pragma GCC unroll 8
-    for (int c = 0; c < kC; ++c) hn::StoreU(hn::Mul(acc[h][c], hn::Set(df, inv[h])), df, o[h] + c * L);
+  store_chunks<kC>(df, inv[0], o[0], L, a00, a01, a02, a03, a04, a05, a06, a07);
+  if constexpr (kH > 1) store_chunks<kC>(df, inv[1], o[1], L, a10, a11, a12, a13, a14, a15, a16, a17);
+  if constexpr (kH > 2) store_chunks<kC>(df, inv[2], o[2], L, a20, a21, a22, a23, a24, a25, a26, a27);
+  if constexpr (kH > 3) store_chunks<kC>(df, inv[3], o[3], L, a30, a31, a32, a33, a34, a35, a36, a37);
 }
 
 template <int kC>
@@ -361,40 +403,80 @@ HWY_INLINE float decode_scores(DF df, const float* qr, const float* kb, int64_t 
 constexpr int64_t kMaxQChunks = 8;  // query rows held in registers: D <= 8 vectors
 
 #if HWY_TARGET != HWY_SCALAR
+// Key i's partial sums: Σ_c q_c · k_i[c·L, (c+1)·L) over the kC chunks of D (zero when i >= m, past
+// the keys of a partial block).
+template <int kC>
+HWY_INLINE VF key_partials(DF df, int64_t i, int64_t m, const float* kb, int64_t stride, int64_t L, VF q0, VF q1,
+                           VF q2, VF q3, VF q4, VF q5, VF q6, VF q7) {
+  VF acc = hn::Zero(df);
+  if (i >= m) return acc;
+  const float* kr = kb + i * stride;
+  hwy::Prefetch(kr + kKeyPrefetch * stride);
+  hwy::Prefetch(kr + kKeyPrefetch * stride + kC * L - 1);
+  acc = hn::MulAdd(q0, hn::LoadU(df, kr), acc);
+  if constexpr (kC > 1) acc = hn::MulAdd(q1, hn::LoadU(df, kr + L), acc);
+  if constexpr (kC > 2) {
+    acc = hn::MulAdd(q2, hn::LoadU(df, kr + 2 * L), acc);
+    acc = hn::MulAdd(q3, hn::LoadU(df, kr + 3 * L), acc);
+  }
+  if constexpr (kC > 4) {
+    acc = hn::MulAdd(q4, hn::LoadU(df, kr + 4 * L), acc);
+    acc = hn::MulAdd(q5, hn::LoadU(df, kr + 5 * L), acc);
+    acc = hn::MulAdd(q6, hn::LoadU(df, kr + 6 * L), acc);
+    acc = hn::MulAdd(q7, hn::LoadU(df, kr + 7 * L), acc);
+  }
+  return acc;
+}
+
+// One level of the reduction tree: lane i of the result sums lanes 2i, 2i+1 of the concatenation lo ‖ hi.
+HWY_INLINE VF pair_sum(DF df, VF lo, VF hi) {
+  return hn::Add(hn::ConcatEven(df, hi, lo), hn::ConcatOdd(df, hi, lo));
+}
+
 // The same for a whole vector of keys at a time: one partial-sum vector per key, then a pairwise
 // ConcatEven/ConcatOdd tree leaves key i's dot product in lane i (log2 L levels, L − 1 combines),
-// instead of one horizontal reduction per key. Requires D % L == 0 and D <= kMaxQChunks · L.
-template <int kC>
+// instead of one horizontal reduction per key. Requires D = kC · L with kC <= kMaxQChunks, and
+// Lanes() = kL (4, 8 or 16): the keys' partial sums are named variables k_i, since SVE vectors cannot
+// be array elements, so the lane count is fixed at compile time.
+template <int kC, int kL>
 HWY_INLINE float decode_scores_fixed(DF df, const float* qr, const float* kb, int64_t stride, int64_t n, float scale,
                                      float* scores) {
-  constexpr int64_t kL = static_cast<int64_t>(hn::MaxLanes(DF()));
-  constexpr int64_t L = kL;  // fixed-width targets: Lanes == MaxLanes
-  constexpr int64_t chunks = kC;
-  const int64_t D = kC * L;
-  VF qv[kC];
-#pragma GCC unroll 8
-  for (int64_t c = 0; c < chunks; ++c) qv[c] = hn::LoadU(df, qr + c * L);
+  static_assert(kL == 4 || kL == 8 || kL == 16, "lanes");
+  constexpr int64_t L = kL;
+  const VF z = hn::Zero(df);
+  const VF q0 = hn::LoadU(df, qr);
+  const VF q1 = kC > 1 ? hn::LoadU(df, qr + L) : z;
+  const VF q2 = kC > 2 ? hn::LoadU(df, qr + 2 * L) : z, q3 = kC > 2 ? hn::LoadU(df, qr + 3 * L) : z;
+  const VF q4 = kC > 4 ? hn::LoadU(df, qr + 4 * L) : z, q5 = kC > 4 ? hn::LoadU(df, qr + 5 * L) : z;
+  const VF q6 = kC > 4 ? hn::LoadU(df, qr + 6 * L) : z, q7 = kC > 4 ? hn::LoadU(df, qr + 7 * L) : z;
   const VF vs = hn::Set(df, scale);
   VF vmax = hn::Set(df, -INFINITY);
   for (int64_t jb = 0; jb < n; jb += L) {
     const int64_t m = std::min(L, n - jb);
-    VF acc[kL];
-#pragma GCC unroll 16
-    for (int64_t i = 0; i < L; ++i) {
-      acc[i] = hn::Zero(df);
-      if (i >= m) continue;
-      const float* kr = kb + (jb + i) * stride;
-      hwy::Prefetch(kr + kKeyPrefetch * stride);
-      hwy::Prefetch(kr + kKeyPrefetch * stride + D - 1);
-#pragma GCC unroll 8
-      for (int64_t c = 0; c < chunks; ++c) acc[i] = hn::MulAdd(qv[c], hn::LoadU(df, kr + c * L), acc[i]);
+    const float* kj = kb + jb * stride;
+#define OPTIQ_KEY(i) key_partials<kC>(df, i, m, kj, stride, L, q0, q1, q2, q3, q4, q5, q6, q7)
+    VF k0 = OPTIQ_KEY(0), k1 = OPTIQ_KEY(1), k2 = OPTIQ_KEY(2), k3 = OPTIQ_KEY(3);
+    if constexpr (kL > 4) {
+      VF k4 = OPTIQ_KEY(4), k5 = OPTIQ_KEY(5), k6 = OPTIQ_KEY(6), k7 = OPTIQ_KEY(7);
+      if constexpr (kL > 8) {
+        const VF k8 = OPTIQ_KEY(8), k9 = OPTIQ_KEY(9), k10 = OPTIQ_KEY(10), k11 = OPTIQ_KEY(11);
+        const VF k12 = OPTIQ_KEY(12), k13 = OPTIQ_KEY(13), k14 = OPTIQ_KEY(14), k15 = OPTIQ_KEY(15);
+        k0 = pair_sum(df, k0, k1);  // 16 -> 8
+        k1 = pair_sum(df, k2, k3);
+        k2 = pair_sum(df, k4, k5);
+        k3 = pair_sum(df, k6, k7);
+        k4 = pair_sum(df, k8, k9);
+        k5 = pair_sum(df, k10, k11);
+        k6 = pair_sum(df, k12, k13);
+        k7 = pair_sum(df, k14, k15);
+      }
+      k0 = pair_sum(df, k0, k1);  // 8 -> 4
+      k1 = pair_sum(df, k2, k3);
+      k2 = pair_sum(df, k4, k5);
+      k3 = pair_sum(df, k6, k7);
     }
-#pragma GCC unroll 8
-    for (int64_t width = L; width > 1; width /= 2)
-#pragma GCC unroll 8
-      for (int64_t i = 0; i < width / 2; ++i)
-        acc[i] = hn::Add(hn::ConcatEven(df, acc[2 * i + 1], acc[2 * i]), hn::ConcatOdd(df, acc[2 * i + 1], acc[2 * i]));
-    const VF sc = hn::Mul(acc[0], vs);
+#undef OPTIQ_KEY
+    const VF sc = hn::Mul(pair_sum(df, pair_sum(df, k0, k1), pair_sum(df, k2, k3)), vs);  // 4 -> 2 -> 1
     if (m == L) {
       hn::StoreU(sc, df, scores + jb);
       vmax = hn::Max(vmax, sc);
@@ -408,13 +490,35 @@ HWY_INLINE float decode_scores_fixed(DF df, const float* qr, const float* kb, in
   return hn::GetLane(hn::MaxOfLanes(df, vmax));
 }
 
+template <int kC>
+HWY_INLINE float decode_scores_chunks(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
+                                      float scale, float* scores) {
+  constexpr int kMax = static_cast<int>(hn::MaxLanes(DF()));
+#if HWY_HAVE_SCALABLE
+  // SVE: the run-time vector length picks the instance (a constant on SVE_256 and SVE2_128).
+  switch (hn::Lanes(df)) {
+    case 4: return decode_scores_fixed<kC, 4>(df, qr, kb, stride, n, scale, scores);
+    case 8:
+      if constexpr (kMax >= 8) return decode_scores_fixed<kC, 8>(df, qr, kb, stride, n, scale, scores);
+      break;
+    case 16:
+      if constexpr (kMax >= 16) return decode_scores_fixed<kC, 16>(df, qr, kb, stride, n, scale, scores);
+      break;
+    default: break;
+  }
+  return decode_scores(df, qr, kb, stride, D, n, scale, scores);  // vectors of 32 floats or more
+#else
+  return decode_scores_fixed<kC, kMax>(df, qr, kb, stride, n, scale, scores);
+#endif
+}
+
 HWY_INLINE float decode_scores_batched(DF df, const float* qr, const float* kb, int64_t stride, int64_t D, int64_t n,
                                        float scale, float* scores) {
   switch (D / static_cast<int64_t>(hn::Lanes(df))) {  // register-resident query and partial sums
-    case 1: return decode_scores_fixed<1>(df, qr, kb, stride, n, scale, scores);
-    case 2: return decode_scores_fixed<2>(df, qr, kb, stride, n, scale, scores);
-    case 4: return decode_scores_fixed<4>(df, qr, kb, stride, n, scale, scores);
-    case 8: return decode_scores_fixed<8>(df, qr, kb, stride, n, scale, scores);
+    case 1: return decode_scores_chunks<1>(df, qr, kb, stride, D, n, scale, scores);
+    case 2: return decode_scores_chunks<2>(df, qr, kb, stride, D, n, scale, scores);
+    case 4: return decode_scores_chunks<4>(df, qr, kb, stride, D, n, scale, scores);
+    case 8: return decode_scores_chunks<8>(df, qr, kb, stride, D, n, scale, scores);
     default: return decode_scores(df, qr, kb, stride, D, n, scale, scores);
   }
 }

@@ -1,13 +1,17 @@
-// gemm_f32 (the activation × activation product of GEMM attention) against a float64 loop: odd M and
-// K, N padded to gemm_f32_n_align(), leading dimensions wider than the operands, and columns past N
+// gemm_f32 (the activation × activation product of GEMM attention) against a float64 loop on every
+// compiled target this CPU supports: odd M and K, N padded to gemm_f32_n_align() (a partial last
+// vector where SVE vectors are wider), leading dimensions wider than the operands, and columns past N
 // left untouched.
 #include "kernels/gemm.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
+
+#include <hwy/targets.h>
 
 namespace optiq {
 namespace {
@@ -23,17 +27,24 @@ TEST(GemmF32, MatchesFloat64Reference) {
         std::vector<float> A(M * lda), B(K * ldb), C(M * ldc, -7.f);
         for (auto& v : A) v = nd(rng);
         for (auto& v : B) v = nd(rng);
-        gemm_f32(C.data(), ldc, A.data(), lda, B.data(), ldb, M, N, K);
-        for (int64_t m = 0; m < M; ++m) {
-          for (int64_t n = 0; n < N; ++n) {
-            double s = 0, mag = 0;
-            for (int64_t k = 0; k < K; ++k) {
-              s += double(A[m * lda + k]) * B[k * ldb + n];
-              mag += std::fabs(double(A[m * lda + k]) * B[k * ldb + n]);
+        for (int64_t tgt : hwy::SupportedAndGeneratedTargets()) {
+          hwy::SetSupportedTargetsForTest(tgt);
+          std::fill(C.begin(), C.end(), -7.f);
+          gemm_f32(C.data(), ldc, A.data(), lda, B.data(), ldb, M, N, K);
+          hwy::SetSupportedTargetsForTest(0);
+          for (int64_t m = 0; m < M; ++m) {
+            for (int64_t n = 0; n < N; ++n) {
+              double s = 0, mag = 0;
+              for (int64_t k = 0; k < K; ++k) {
+                s += double(A[m * lda + k]) * B[k * ldb + n];
+                mag += std::fabs(double(A[m * lda + k]) * B[k * ldb + n]);
+              }
+              ASSERT_NEAR(C[m * ldc + n], s, 1e-5 * mag + 1e-6)
+                  << hwy::TargetName(tgt) << " M " << M << " K " << K << " N " << N;
             }
-            ASSERT_NEAR(C[m * ldc + n], s, 1e-5 * mag + 1e-6) << "M " << M << " K " << K << " N " << N;
+            for (int64_t n = N; n < ldc; ++n)
+              ASSERT_EQ(C[m * ldc + n], -7.f) << hwy::TargetName(tgt) << " column past N written";
           }
-          for (int64_t n = N; n < ldc; ++n) ASSERT_EQ(C[m * ldc + n], -7.f) << "column past N written";
         }
       }
 }

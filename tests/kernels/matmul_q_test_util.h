@@ -96,8 +96,11 @@ inline std::vector<double> oracle(const std::vector<float>& x, const std::vector
 // The kernel quantizes activations to int8 per (row, group) (step amax/kActQMax), so against the exact
 // oracle |out − ref| <= (amax/(2·kActQMax))·Σ_k|w_k| (amax of the whole row bounds every group's) plus fp32 rounding across steps (bounded by 1e-5 of Σ|x·w|).
 // A wrong lane, group or scale mapping misses by orders of magnitude more.
-inline void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<float>& x,
-                  const std::vector<float>& wdeq, int64_t T, int64_t N, int64_t K, const std::string& what) {
+// The bound above for every output [T, N]; it depends on the case only, so a sweep over targets or
+// kernels computes it once.
+inline std::vector<double> close_tolerance(const std::vector<float>& x, const std::vector<float>& wdeq, int64_t T,
+                                           int64_t N, int64_t K) {
+  std::vector<double> tol(static_cast<size_t>(T * N));
   for (int64_t t = 0; t < T; ++t) {
     double amax = 0;
     for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(static_cast<double>(x[t * K + k])));
@@ -107,11 +110,25 @@ inline void expect_close(const std::vector<float>& got, const std::vector<double
         wabs += std::fabs(wdeq[n * K + k]);
         xwabs += std::fabs(static_cast<double>(x[t * K + k]) * wdeq[n * K + k]);
       }
-      const double tol = amax / (2.0 * kActQMax) * wabs * 1.001 + 1e-5 * xwabs + 1e-6;
-      const double d = std::fabs(got[t * N + n] - ref[t * N + n]);
-      ASSERT_LE(d, tol) << what << " t " << t << " n " << n << " got " << got[t * N + n] << " ref " << ref[t * N + n];
+      tol[t * N + n] = amax / (2.0 * kActQMax) * wabs * 1.001 + 1e-5 * xwabs + 1e-6;
     }
   }
+  return tol;
+}
+
+inline void expect_within(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& tol,
+                          int64_t T, int64_t N, const std::string& what) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      const double d = std::fabs(got[t * N + n] - ref[t * N + n]);
+      ASSERT_LE(d, tol[t * N + n]) << what << " t " << t << " n " << n << " got " << got[t * N + n] << " ref "
+                                   << ref[t * N + n];
+    }
+}
+
+inline void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<float>& x,
+                  const std::vector<float>& wdeq, int64_t T, int64_t N, int64_t K, const std::string& what) {
+  expect_within(got, ref, close_tolerance(x, wdeq, T, N, K), T, N, what);
 }
 
 

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
@@ -46,6 +47,9 @@ struct ServerOptions {
   size_t queue_capacity = 64;       // generation requests waiting for the engine; more → 503
   int http_threads = 64;            // connections served at once (--max-concurrent)
   std::string api_key;              // non-empty: required as "Bearer KEY" or x-api-key
+  // CORS: origins whose browser pages may call the server ("https://app.example", or "*" for any).
+  // Empty (the default): no CORS headers at all, so browsers keep pages of other origins out.
+  std::vector<std::string> allowed_origins;
   ServeDefaults defaults;
   // How often a handler waiting for tokens probes its client (SSE comment, or JSON whitespace
   // before a non-streaming body), so a disconnected client is noticed and its job cancelled.
@@ -82,8 +86,15 @@ class Server {
   void handle_generate(Api api, const httplib::Request& req, httplib::Response& res);
   void handle_models(const httplib::Request& req, httplib::Response& res);
   void handle_adapters(const httplib::Request& req, httplib::Response& res);
-  // The model a request runs: the view of the adapter it names (or the default one), or the base.
-  // InvalidArgument naming the mounted adapters for an unknown name. `name` gets what ran ("base").
+  // OPTIONS on a known route (CORS preflight): 204 with Allow, and the Access-Control-* headers when
+  // the Origin is allowed.
+  void handle_preflight(const std::string& methods, const httplib::Request& req, httplib::Response& res) const;
+  // The Origin header if it is one of opts_.allowed_origins (or they hold "*"); "" otherwise.
+  std::string allowed_origin(const httplib::Request& req) const;
+  // The model a request runs: the view of the adapter its "adapter" field names, else the adapter its
+  // "model" names (/v1/models lists adapters as models), else the default (the only adapter when exactly
+  // one is mounted), else the base. InvalidArgument naming the mounted adapters for an unknown name.
+  // `name` gets what ran ("base").
   Result<const Model*> model_for(const GenRequest& r, std::string* name) const;
   bool authorized(const httplib::Request& req) const;
   void send_error(Dialect d, int status, const std::string& message, httplib::Response& res) const;

@@ -113,8 +113,8 @@ Server::Server(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_uni
       send_error(dialect_for_path(q.path), 405,
                  "method " + q.method + " not allowed on " + q.path + "; allowed: " + allow, r);
     };
-    (rt.post ? s.Post(rt.pattern, rt.handler) : s.Post(rt.pattern, not_allowed));
-    (rt.post ? s.Get(rt.pattern, not_allowed) : s.Get(rt.pattern, rt.handler));
+    s.Post(rt.pattern, rt.post ? rt.handler : Handler(not_allowed));
+    s.Get(rt.pattern, rt.post ? Handler(not_allowed) : rt.handler);
     s.Put(rt.pattern, not_allowed);
     s.Patch(rt.pattern, not_allowed);
     s.Delete(rt.pattern, not_allowed);

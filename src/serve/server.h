@@ -1,7 +1,8 @@
 // The HTTP server: OpenAI- and Anthropic-compatible routes over one Engine.
 //
 // Routes: POST /v1/chat/completions (/chat/completions), /v1/completions, /v1/messages,
-// /v1/responses; GET /v1/models[/ID], /v1/adapters, /health, /metrics. Requests parse into GenRequest
+// /v1/responses; GET /v1/models[/ID], /v1/adapters, /health, /metrics. Each also answers OPTIONS (CORS
+// preflight; CORS headers only for ServerOptions::allowed_origins) and 405 + Allow to other methods. Requests parse into GenRequest
 // (serve/protocol.h), are tokenized on the handler thread, and run on the engine's single worker;
 // the handler thread streams the tokens back, holding back text that could begin a stop string.
 // Errors are answered in the caller's dialect; no request can stop the server.
@@ -42,7 +43,9 @@ namespace optiq::serve {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0: any free port (see bind())
-  std::string model_id = "optiq";   // the id /v1/models reports; request `model` is only a label
+  // The id /v1/models reports and every response's "model" names (when no adapter ran). A request's
+  // "model" is only a label, unless it names a mounted adapter.
+  std::string model_id = "optiq";
   size_t max_body_bytes = 4u << 20; // larger bodies → 413
   size_t queue_capacity = 64;       // generation requests waiting for the engine; more → 503
   int http_threads = 64;            // connections served at once (--max-concurrent)

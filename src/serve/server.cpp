@@ -260,7 +260,7 @@ std::string Server::allowed_origin(const httplib::Request& req) const {
   const std::string origin = req.get_header_value("Origin");
   if (origin.empty()) return "";
   for (const std::string& o : opts_.allowed_origins)
-    if (o == "*" || o == origin) return origin;  // echoed, not "*": also valid for credentialed requests
+    if (o == "*" || o == origin) return origin;  // echoed even for "*": one answer per Origin, with Vary
   return "";
 }
 

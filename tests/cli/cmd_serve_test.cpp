@@ -28,6 +28,10 @@ TEST(CliServe, HelpAndFlagErrors) {
   r = run_optiq("serve --temp hot");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "--temp: not a number: hot")) << r.err;
+  // An origin with a path never equals a browser's Origin header: refused before binding.
+  r = run_optiq("serve --allowed-origins http://ok.example,http://app.example/");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "--allowed-origins: \"http://app.example/\" is not an origin")) << r.err;
 }
 
 // Adapters are checked at startup (after the port is bound, while the model loads): a bad one stops
@@ -44,6 +48,10 @@ TEST(CliServe, AdapterErrorsStopTheServer) {
   r = run_optiq("serve" + model + " --adapter " + ad + " --adapter " + ad);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "another adapter is already named \"init\"")) << r.err;
+  // /v1/models lists adapters beside the model, so an adapter may not take the model's id.
+  r = run_optiq("serve" + model + " --model-id init --adapter " + ad);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "\"init\" is the served model's id")) << r.err;
 }
 
 // A child `optiq serve` with its stdout on a pipe.

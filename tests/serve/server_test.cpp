@@ -319,7 +319,7 @@ TEST_F(ServeServer, CorsEchoesAllowedOriginsAndAnswersPreflights) {
     EXPECT_EQ(p->get_header_value("Access-Control-Max-Age"), "600");
     EXPECT_EQ(p->get_header_value("Vary"), "Origin");
   }
-  // "*" allows every origin, still echoed (valid with credentials, unlike a literal "*").
+  // "*" allows every origin, still echoed.
   TearDown();
   server_.reset();
   ServerOptions any;

@@ -33,11 +33,16 @@ const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
   --max-concurrent N     HTTP connections served at once (default 64)
   --queue N              generation requests that may wait for the engine (default 64); more → 503
   --api-key KEY          require "Authorization: Bearer KEY" or "x-api-key: KEY"
+  --allowed-origins LIST browser origins allowed to call the server (CORS), comma-separated, e.g.
+                         "http://localhost:3000,https://app.example"; "*" allows any. Default: none
+                         (no CORS headers, so browsers refuse cross-origin pages)
   --max-tokens N         output tokens when a request gives none (default 32768, capped by the context)
   --temp T --top-p P --top-k K --min-p M --repetition-penalty R --seed S
                          sampling defaults (default: generation_config.json, else greedy)
   --max-body-bytes N     largest request body (default 4194304); larger → 413
-  --model-id ID          id reported by /v1/models (default: the Hugging Face id, else the model directory's name)
+  --model-id ID          id reported by /v1/models and in every response's "model" (default: the
+                         Hugging Face id, else the model directory's name); mounted adapters are
+                         listed as models too
   --threads N            compute threads (default: all cores)
 
 The model loads before the port opens: "listening on" is printed once requests can be served, and a
@@ -71,8 +76,33 @@ SamplingParams sampling_defaults(const std::string& dir) {
   return p;
 }
 
-// --adapter [NAME=]DIR flags: each loaded and checked against the model; names unique, not "base".
-Result<std::vector<serve::MountedAdapter>> mount_adapters(const Model& model, const std::vector<std::string>& flags) {
+// --allowed-origins "A,B": trimmed entries, each "*" or a scheme://host[:port] origin as browsers send it.
+Result<std::vector<std::string>> parse_allowed_origins(const std::string& flag) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= flag.size() && !flag.empty()) {
+    size_t comma = flag.find(',', start);
+    if (comma == std::string::npos) comma = flag.size();
+    std::string o = flag.substr(start, comma - start);
+    o.erase(0, o.find_first_not_of(" \t"));
+    o.erase(o.find_last_not_of(" \t") + 1);
+    start = comma + 1;
+    if (o.empty()) continue;
+    // An origin has no path: "http://x/" would never equal the Origin header a browser sends.
+    const size_t scheme = o.find("://");
+    if (o != "*" && (scheme == std::string::npos || scheme == 0 || o.find('/', scheme + 3) != std::string::npos))
+      return Status::InvalidArgument("--allowed-origins: \"" + o +
+                                     "\" is not an origin; expected \"*\" or scheme://host[:port], e.g. "
+                                     "http://localhost:3000");
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+// --adapter [NAME=]DIR flags: each loaded and checked against the model; names unique, not "base", not
+// the model's id (/v1/models lists both, and a request's "model" picks an adapter by name).
+Result<std::vector<serve::MountedAdapter>> mount_adapters(const Model& model, const std::vector<std::string>& flags,
+                                                          const std::string& model_id) {
   std::vector<serve::MountedAdapter> out;
   for (const std::string& flag : flags) {
     serve::MountedAdapter m;
@@ -89,6 +119,9 @@ Result<std::vector<serve::MountedAdapter>> mount_adapters(const Model& model, co
     if (m.name == "base")
       return Status::InvalidArgument("--adapter " + flag + ": \"base\" is reserved (it names the base model); "
                                      "give another name as NAME=DIR");
+    if (m.name == model_id)
+      return Status::InvalidArgument("--adapter " + flag + ": \"" + m.name +
+                                     "\" is the served model's id; give the adapter another name as NAME=DIR");
     for (const serve::MountedAdapter& o : out)
       if (o.name == m.name)
         return Status::InvalidArgument("--adapter " + flag + ": another adapter is already named \"" + m.name +
@@ -106,7 +139,7 @@ int cmd_serve(int argc, char** argv) {
   auto flags = Flags::parse(argc, argv,
                             {"--model", "--host", "--port", "--max-concurrent", "--queue", "--api-key", "--max-tokens",
                              "--temp", "--top-p", "--top-k", "--min-p", "--repetition-penalty", "--seed",
-                             "--max-body-bytes", "--model-id", "--threads", "--adapter"},
+                             "--max-body-bytes", "--model-id", "--threads", "--adapter", "--allowed-origins"},
                             {"--mtp", "--help", "--offline"});
   if (!flags.ok()) return usage(flags.status().message());
   const Flags& f = *flags;
@@ -125,6 +158,9 @@ int cmd_serve(int argc, char** argv) {
   o.model_id = f.str("--model-id", hub_id ? f.str("--model") : std::filesystem::path(dir).filename().string());
   if (o.model_id.empty()) o.model_id = std::filesystem::path(dir).parent_path().filename().string();
   o.api_key = f.str("--api-key");
+  auto origins = parse_allowed_origins(f.str("--allowed-origins"));
+  if (!origins.ok()) return usage(origins.status().message());
+  o.allowed_origins = *origins;
   o.defaults.sampling = sampling_defaults(dir);
   // Canvas-diffusion models (DiffusionGemma): the sampler settings `optiq generate` uses.
   if (auto gen = read_json_file(dir + "/generation_config.json"); gen.ok()) {
@@ -220,7 +256,7 @@ int cmd_serve(int argc, char** argv) {
                         (info.canvas_length > 0 ? " decodes by canvas diffusion" : " supports only ar")));
   auto tok = Tokenizer::from_dir(dir);
   if (!tok.ok()) return finish(fail(tok.status()));
-  auto adapters = mount_adapters(**model, f.all("--adapter"));
+  auto adapters = mount_adapters(**model, f.all("--adapter"), o.model_id);
   if (!adapters.ok()) return finish(fail(adapters.status()));
   const std::vector<serve::MountedAdapter> mounted = *adapters;
   auto bound = server.bind();

@@ -51,7 +51,9 @@ struct CanvasOverrides {
 // One generation request, whatever API it came through.
 struct GenRequest {
   Api api = Api::kChat;
-  std::string model;        // a label, echoed back
+  // The client's label; any value serves this server's model. The server replaces it with the id of what
+  // ran (the served model id, or the adapter's) before formatting, so every response reports the same id.
+  std::string model;
   bool chat = true;         // messages rendered with the chat template; else a raw prompt
   // OpenAI-style [{role, content, ...}]; content is a string, or, in a message with images, the chat
   // template's item list [{"type":"text","text"} | {"type":"image"}] in the order the parts came.
@@ -142,8 +144,17 @@ class ResponseWriter {
   virtual Json complete(const Outcome& o) = 0;
 };
 
+// The request field a validation message names, or "" if none. Every parser and resolver here reports
+// InvalidArgument as "FIELD: what" with FIELD a path such as "temperature", "stop[1]" or
+// "messages[0].content[1].image_url.url" (protocol_internal.h); a message that does not begin with such
+// a path followed by ": " ("request body: ...", "server busy: ...") names no field.
+std::string error_param(std::string_view message);
+
 // An error body in the caller's dialect: OpenAI {"error":{message,type,param,code}}, Anthropic
-// {"type":"error","error":{type,message}}; the type follows the HTTP status.
+// {"type":"error","error":{type,message}}; the type follows the HTTP status. OpenAI 400s whose message
+// names a field (error_param) carry it as `param`, with `code` "invalid_type" (wrong JSON type),
+// "missing_required_parameter" or "invalid_value", as OpenAI's own validation errors do; otherwise
+// both are null.
 Json error_body(Dialect d, int http_status, const std::string& message);
 
 // One SSE frame: optional "event:" line, then "data: <json>".

@@ -338,7 +338,46 @@ Json error_body(Dialect d, int http_status, const std::string& message) {
                      : http_status == 429 ? "rate_limit_error"
                      : http_status >= 500 ? "server_error"
                                           : "invalid_request_error";
-  return Json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}};
+  Json param = nullptr, code = nullptr;
+  if (http_status == 400) {
+    if (std::string p = error_param(message); !p.empty()) {
+      // The words after "FIELD: " are those of detail::wrong_type and the "required" checks.
+      const std::string_view what = std::string_view(message).substr(p.size() + 2);
+      code = what.starts_with("expected ") ? "invalid_type"
+             : what == "required"          ? "missing_required_parameter"
+                                           : "invalid_value";
+      param = std::move(p);
+    }
+  }
+  return Json{{"error", {{"message", message}, {"type", type}, {"param", param}, {"code", code}}}};
+}
+
+std::string error_param(std::string_view message) {
+  // FIELD := NAME ( "." NAME | "[" DIGITS "]" )*, NAME := [A-Za-z_][A-Za-z0-9_]*
+  auto name_char = [](char c, bool first) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
+  };
+  size_t i = 0;
+  bool need_name = true;
+  while (i < message.size()) {
+    if (need_name) {
+      if (!name_char(message[i], true)) return "";
+      while (i < message.size() && name_char(message[i], false)) ++i;
+      need_name = false;
+    } else if (message[i] == '.') {
+      ++i;
+      need_name = true;
+    } else if (message[i] == '[') {
+      const size_t start = ++i;
+      while (i < message.size() && message[i] >= '0' && message[i] <= '9') ++i;
+      if (i == start || i == message.size() || message[i] != ']') return "";
+      ++i;
+    } else {
+      break;
+    }
+  }
+  if (need_name || !message.substr(i).starts_with(": ")) return "";
+  return std::string(message.substr(0, i));
 }
 
 std::string sse_frame(const Json& data, const char* event) {

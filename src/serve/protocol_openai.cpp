@@ -153,7 +153,11 @@ Status parse_common_openai(const Json& j, GenRequest& r) {
   OPTIQ_RETURN_IF_ERROR(parse_canvas_fields(j, r));
   if (const Json* so = field(j, "stream_options")) {
     if (!so->is_object()) return wrong_type("stream_options", "an object", *so);
-    OPTIQ_RETURN_IF_ERROR(get_bool(*so, "include_usage", r.include_usage));
+    // Named by its full path, so that the error's param points at it.
+    if (const Json* iu = field(*so, "include_usage")) {
+      if (!iu->is_boolean()) return wrong_type("stream_options.include_usage", "a boolean", *iu);
+      r.include_usage = iu->get<bool>();
+    }
   }
   std::optional<int64_t> n;
   OPTIQ_RETURN_IF_ERROR(get_int(j, "n", n, 1, 1));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <functional>
 
 #include "serve/stop_filter.h"
 
@@ -68,26 +69,68 @@ Server::Server(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_uni
   s.set_read_timeout(10);
   s.set_write_timeout(5);
 
-  s.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_generate(Api::kChat, q, r); });
-  s.Post("/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_generate(Api::kChat, q, r); });
-  s.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_generate(Api::kCompletions, q, r); });
-  s.Post("/v1/messages", [this](const httplib::Request& q, httplib::Response& r) { handle_generate(Api::kMessages, q, r); });
-  s.Post("/v1/responses", [this](const httplib::Request& q, httplib::Response& r) { handle_generate(Api::kResponses, q, r); });
-  s.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); });
-  s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); });
-  s.Get("/v1/adapters", [this](const httplib::Request& q, httplib::Response& r) { handle_adapters(q, r); });
-  s.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  auto generate = [this](Api api) -> Handler {
+    return [this, api](const httplib::Request& q, httplib::Response& r) { handle_generate(api, q, r); };
+  };
+  auto models = [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); };
+  auto health = [this](const httplib::Request&, httplib::Response& r) {
     const bool up = loaded_.load(std::memory_order_acquire) && !stopping_.load();
     r.status = up ? 200 : 503;
     r.set_content(up ? R"({"status":"ok"})" : R"({"status":"loading"})", kJsonType);
-  });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+  };
+  auto metrics = [this](const httplib::Request&, httplib::Response& r) {
     int64_t queued = 0, running = 0;
     if (loaded_.load(std::memory_order_acquire)) {
       queued = engine_->stats().queued.load();
       running = engine_->stats().running.load();
     }
     r.set_content(metrics_.render(queued, running, loaded_.load()), "text/plain; version=0.0.4");
+  };
+  // Every route with its one method. The other methods get 405 naming the allowed ones (rather than
+  // httplib's 404, which would tell a client the route does not exist), OPTIONS the CORS preflight.
+  struct Route {
+    std::string pattern;
+    bool post;  // else GET (and HEAD, which httplib serves with the GET handler)
+    Handler handler;
+  };
+  const Route routes[] = {
+      {"/v1/chat/completions", true, generate(Api::kChat)},
+      {"/chat/completions", true, generate(Api::kChat)},
+      {"/v1/completions", true, generate(Api::kCompletions)},
+      {"/v1/messages", true, generate(Api::kMessages)},
+      {"/v1/responses", true, generate(Api::kResponses)},
+      {"/v1/models", false, models},
+      {R"(/v1/models/(.+))", false, models},
+      {"/v1/adapters", false, [this](const httplib::Request& q, httplib::Response& r) { handle_adapters(q, r); }},
+      {"/health", false, health},
+      {"/metrics", false, metrics},
+  };
+  for (const Route& rt : routes) {
+    const std::string allow = rt.post ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
+    auto not_allowed = [this, allow](const httplib::Request& q, httplib::Response& r) {
+      r.set_header("Allow", allow);
+      send_error(dialect_for_path(q.path), 405,
+                 "method " + q.method + " not allowed on " + q.path + "; allowed: " + allow, r);
+    };
+    s.Post(rt.pattern, rt.post ? rt.handler : Handler(not_allowed));
+    s.Get(rt.pattern, rt.post ? Handler(not_allowed) : rt.handler);
+    s.Put(rt.pattern, not_allowed);
+    s.Patch(rt.pattern, not_allowed);
+    s.Delete(rt.pattern, not_allowed);
+    s.Options(rt.pattern, [this, allow](const httplib::Request& q, httplib::Response& r) {
+      handle_preflight(allow, q, r);
+    });
+  }
+  // CORS headers on every response (errors and streams included), so that a page of an allowed origin
+  // can read what went wrong too. httplib runs this after the handler, before writing the headers.
+  s.set_post_routing_handler([this](const httplib::Request& q, httplib::Response& r) {
+    if (opts_.allowed_origins.empty()) return;
+    r.set_header("Vary", "Origin");  // the answer depends on Origin, so shared caches must key on it
+    const std::string origin = allowed_origin(q);
+    if (origin.empty()) return;
+    r.set_header("Access-Control-Allow-Origin", origin);
+    r.set_header("Access-Control-Expose-Headers", "X-Optiq-Decoding, X-Optiq-Adapter, X-Optiq-Sampler, Retry-After");
   });
   // Errors httplib produces itself (404 route, 413 body, 400 malformed HTTP) get a dialect body.
   s.set_error_handler([this](const httplib::Request& q, httplib::Response& r) {
@@ -213,18 +256,56 @@ Result<std::vector<RgbImage>> Server::decode_images(const GenRequest& r, const s
   return out;
 }
 
+std::string Server::allowed_origin(const httplib::Request& req) const {
+  const std::string origin = req.get_header_value("Origin");
+  if (origin.empty()) return "";
+  for (const std::string& o : opts_.allowed_origins)
+    if (o == "*" || o == origin) return origin;  // echoed even for "*": one answer per Origin, with Vary
+  return "";
+}
+
+void Server::handle_preflight(const std::string& methods, const httplib::Request& req, httplib::Response& res) const {
+  // No auth here: browsers send preflights without credentials. Origin and Vary come from the
+  // post-routing handler, as on every response.
+  res.status = 204;
+  res.set_header("Allow", methods);
+  if (allowed_origin(req).empty()) return;
+  res.set_header("Access-Control-Allow-Methods", methods);
+  // What the OpenAI and Anthropic SDKs send from a browser (their x-stainless-* telemetry included).
+  res.set_header("Access-Control-Allow-Headers",
+                 "Authorization, Content-Type, Accept, x-api-key, anthropic-version, anthropic-beta, "
+                 "anthropic-dangerous-direct-browser-access, OpenAI-Organization, OpenAI-Project, OpenAI-Beta, "
+                 "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
+                 "x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout, "
+                 "x-stainless-helper, x-stainless-helper-method");
+  res.set_header("Access-Control-Max-Age", "600");  // 10 minutes (Chromium caps at 2 hours)
+}
+
 void Server::handle_models(const httplib::Request& req, httplib::Response& res) {
   if (!authorized(req)) return send_error(Dialect::kOpenAI, 401, "invalid API key", res);
-  Json model{{"id", opts_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "optiq"}};
-  if (loaded_.load(std::memory_order_acquire)) model["max_model_len"] = model_->info().max_position;
-  if (req.matches.size() > 1) {
-    if (req.matches[1].str() != opts_.model_id)
-      return send_error(Dialect::kOpenAI, 404, "model '" + req.matches[1].str() + "' not found; this server serves '" +
-                                                   opts_.model_id + "'", res);
-    res.set_content(dump(model), kJsonType);
-    return;
+  Json base{{"id", opts_.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "optiq"}};
+  const bool loaded = loaded_.load(std::memory_order_acquire);
+  if (loaded) base["max_model_len"] = model_->info().max_position;
+  Json list = Json::array({base});
+  // Mounted adapters are models too (as vLLM lists LoRA modules): a request whose "model" is an
+  // adapter's id runs that adapter (model_for). They exist only once set_model() ran.
+  if (loaded) {
+    for (const MountedAdapter& a : adapters_) {
+      Json m{{"id", a.name}, {"object", "model"}, {"created", 0}, {"owned_by", "optiq"}, {"parent", opts_.model_id},
+             {"root", a.path}, {"max_model_len", model_->info().max_position}};
+      list.push_back(std::move(m));
+    }
   }
-  res.set_content(dump(Json{{"object", "list"}, {"data", Json::array({model})}}), kJsonType);
+  if (req.matches.size() > 1) {
+    const std::string id = req.matches[1].str();
+    std::string known;
+    for (const Json& m : list) {
+      if (m["id"] == id) return res.set_content(dump(m), kJsonType);
+      known += (known.empty() ? "'" : ", '") + m["id"].get<std::string>() + "'";
+    }
+    return send_error(Dialect::kOpenAI, 404, "model '" + id + "' not found; this server serves " + known, res);
+  }
+  res.set_content(dump(Json{{"object", "list"}, {"data", list}}), kJsonType);
 }
 
 void Server::handle_adapters(const httplib::Request& req, httplib::Response& res) {
@@ -255,6 +336,12 @@ void Server::handle_adapters(const httplib::Request& req, httplib::Response& res
 
 Result<const Model*> Server::model_for(const GenRequest& r, std::string* name) const {
   if (!r.adapter) {
+    for (size_t i = 0; i < adapters_.size(); ++i) {
+      if (adapters_[i].name == r.model) {
+        *name = adapters_[i].name;
+        return adapter_views_[i].get();
+      }
+    }
     if (adapters_.size() == 1) {
       *name = adapters_[0].name;
       return adapter_views_[0].get();
@@ -322,6 +409,8 @@ void Server::handle_generate(Api api, const httplib::Request& req, httplib::Resp
   }
   s->req = std::move(parsed).value();
   s->req.images = {};  // decoded into the job; the encoded bytes are not needed any more
+  // Responses name what served them, whatever label the client sent (clients route on this field).
+  s->req.model = adapter_name == "base" ? opts_.model_id : adapter_name;
   switch (engine_->submit(s->job)) {
     case Engine::Submit::kOk: break;
     case Engine::Submit::kQueueFull:

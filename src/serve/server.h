@@ -1,7 +1,8 @@
 // The HTTP server: OpenAI- and Anthropic-compatible routes over one Engine.
 //
 // Routes: POST /v1/chat/completions (/chat/completions), /v1/completions, /v1/messages,
-// /v1/responses; GET /v1/models[/ID], /v1/adapters, /health, /metrics. Requests parse into GenRequest
+// /v1/responses; GET /v1/models[/ID], /v1/adapters, /health, /metrics. Each also answers OPTIONS (CORS
+// preflight; CORS headers only for ServerOptions::allowed_origins) and 405 + Allow to other methods. Requests parse into GenRequest
 // (serve/protocol.h), are tokenized on the handler thread, and run on the engine's single worker;
 // the handler thread streams the tokens back, holding back text that could begin a stop string.
 // Errors are answered in the caller's dialect; no request can stop the server.
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
@@ -41,11 +43,16 @@ namespace optiq::serve {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0: any free port (see bind())
-  std::string model_id = "optiq";   // the id /v1/models reports; request `model` is only a label
+  // The id /v1/models reports and every response's "model" names (when no adapter ran). A request's
+  // "model" is only a label, unless it names a mounted adapter.
+  std::string model_id = "optiq";
   size_t max_body_bytes = 4u << 20; // larger bodies → 413
   size_t queue_capacity = 64;       // generation requests waiting for the engine; more → 503
   int http_threads = 64;            // connections served at once (--max-concurrent)
   std::string api_key;              // non-empty: required as "Bearer KEY" or x-api-key
+  // CORS: origins whose browser pages may call the server ("https://app.example", or "*" for any).
+  // Empty (the default): no CORS headers at all, so browsers keep pages of other origins out.
+  std::vector<std::string> allowed_origins;
   ServeDefaults defaults;
   // How often a handler waiting for tokens probes its client (SSE comment, or JSON whitespace
   // before a non-streaming body), so a disconnected client is noticed and its job cancelled.
@@ -82,8 +89,15 @@ class Server {
   void handle_generate(Api api, const httplib::Request& req, httplib::Response& res);
   void handle_models(const httplib::Request& req, httplib::Response& res);
   void handle_adapters(const httplib::Request& req, httplib::Response& res);
-  // The model a request runs: the view of the adapter it names (or the default one), or the base.
-  // InvalidArgument naming the mounted adapters for an unknown name. `name` gets what ran ("base").
+  // OPTIONS on a known route (CORS preflight): 204 with Allow, and the Access-Control-* headers when
+  // the Origin is allowed.
+  void handle_preflight(const std::string& methods, const httplib::Request& req, httplib::Response& res) const;
+  // The Origin header if it is one of opts_.allowed_origins (or they hold "*"); "" otherwise.
+  std::string allowed_origin(const httplib::Request& req) const;
+  // The model a request runs: the view of the adapter its "adapter" field names, else the adapter its
+  // "model" names (/v1/models lists adapters as models), else the default (the only adapter when exactly
+  // one is mounted), else the base. InvalidArgument naming the mounted adapters for an unknown name.
+  // `name` gets what ran ("base").
   Result<const Model*> model_for(const GenRequest& r, std::string* name) const;
   bool authorized(const httplib::Request& req) const;
   void send_error(Dialect d, int status, const std::string& message, httplib::Response& res) const;

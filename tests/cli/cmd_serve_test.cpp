@@ -30,6 +30,9 @@ TEST(CliServe, HelpAndFlagErrors) {
   const CliRun r = run_optiq("serve --model " + shell_quote(fixture("dgemma-tiny")) + " --port 0 --threads 1 --mtp");
   expect_usage_error(r, "serve", "--mtp (self-speculation) needs a block-diffusion model");
   EXPECT_FALSE(contains(r.out, "listening")) << r.out;
+  // An origin with a path never equals a browser's Origin header: refused before the model loads.
+  expect_usage_error(run_optiq("serve --allowed-origins http://ok.example,http://app.example/"), "serve",
+                     "--allowed-origins: \"http://app.example/\" is not an origin");
 }
 
 // A model that does not load stops the server before it listens: exit 1 with the loader's message,
@@ -60,6 +63,10 @@ TEST(CliServe, AdapterErrorsStopTheServer) {
   r = run_optiq("serve" + model + " --adapter " + ad + " --adapter " + ad);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "another adapter is already named \"init\"")) << r.err;
+  // /v1/models lists adapters beside the model, so an adapter may not take the model's id.
+  r = run_optiq("serve" + model + " --model-id init --adapter " + ad);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "\"init\" is the served model's id")) << r.err;
 }
 
 // A child `optiq serve` with its stdout on a pipe.

@@ -134,6 +134,80 @@ TEST(ServeProtocol, ErrorBodiesPerDialect) {
   EXPECT_EQ(error_body(Dialect::kAnthropic, 401, "")["error"]["type"], "authentication_error");
 }
 
+TEST(ServeProtocol, ErrorParamIsTheLeadingFieldPath) {
+  EXPECT_EQ(error_param("temperature: must be in [0, 2], got 3"), "temperature");
+  EXPECT_EQ(error_param("messages[0].content[1].image_url.url: bad base64"), "messages[0].content[1].image_url.url");
+  EXPECT_EQ(error_param("stop[12]: expected a string, got integer"), "stop[12]");
+  EXPECT_EQ(error_param("request body: JSON nested deeper"), "");
+  EXPECT_EQ(error_param("server busy: 64 requests"), "");
+  EXPECT_EQ(error_param("temperature must be >= 0"), "");
+  EXPECT_EQ(error_param("messages[x]: y"), "");
+  EXPECT_EQ(error_param("messages.: y"), "");
+  EXPECT_EQ(error_param("prompt[3"), "");
+  EXPECT_EQ(error_param(""), "");
+  auto oa = error_body(Dialect::kOpenAI, 400, "top_k: expected an integer, got string");
+  EXPECT_EQ(oa["error"]["param"], "top_k");
+  EXPECT_EQ(oa["error"]["code"], "invalid_type");
+  EXPECT_EQ(error_body(Dialect::kOpenAI, 400, "messages: required")["error"]["code"], "missing_required_parameter");
+  // Only 400s name a field; Anthropic's shape has no param.
+  EXPECT_TRUE(error_body(Dialect::kOpenAI, 500, "top_k: x")["error"]["param"].is_null());
+  EXPECT_FALSE(error_body(Dialect::kAnthropic, 400, "top_k: x")["error"].contains("param"));
+}
+
+// Every field a parser validates comes back as the error's param: each request here is wrong in one
+// field, and parse_request's message leads with that field's path.
+TEST(ServeProtocol, EveryFieldValidationNamesItsParam) {
+  struct Case {
+    Api api;
+    std::string body;
+    const char* param;
+  };
+  const std::string m = R"("messages":[{"role":"user","content":"x"}])";
+  const std::string am = R"("max_tokens":4,"messages":[{"role":"user","content":"x"}])";
+  const std::vector<Case> cases = {
+      {Api::kChat, "{" + m + R"(,"temperature":-1})", "temperature"},
+      {Api::kChat, "{" + m + R"(,"top_p":0})", "top_p"},
+      {Api::kChat, "{" + m + R"(,"top_k":-2})", "top_k"},
+      {Api::kChat, "{" + m + R"(,"min_p":2})", "min_p"},
+      {Api::kChat, "{" + m + R"(,"repetition_penalty":"x"})", "repetition_penalty"},
+      {Api::kChat, "{" + m + R"(,"seed":"x"})", "seed"},
+      {Api::kChat, "{" + m + R"(,"max_tokens":0})", "max_tokens"},
+      {Api::kChat, "{" + m + R"(,"max_completion_tokens":0})", "max_completion_tokens"},
+      {Api::kChat, "{" + m + R"(,"stream":"yes"})", "stream"},
+      {Api::kChat, "{" + m + R"(,"stream_options":1})", "stream_options"},
+      {Api::kChat, "{" + m + R"(,"stream_options":{"include_usage":1}})", "stream_options.include_usage"},
+      {Api::kChat, "{" + m + R"(,"stop":5})", "stop"},
+      {Api::kChat, "{" + m + R"(,"n":2})", "n"},
+      {Api::kChat, "{" + m + R"(,"tools":{}})", "tools"},
+      {Api::kChat, "{" + m + R"(,"chat_template_kwargs":[]})", "chat_template_kwargs"},
+      {Api::kChat, "{" + m + R"(,"decoding":"x"})", "decoding"},
+      {Api::kChat, "{" + m + R"(,"sampler":"x"})", "sampler"},
+      {Api::kChat, "{" + m + R"(,"threshold":2})", "threshold"},
+      {Api::kChat, "{" + m + R"(,"steps":0})", "steps"},
+      {Api::kChat, "{" + m + R"(,"adapter":1})", "adapter"},
+      {Api::kChat, "{" + m + R"(,"model":1})", "model"},
+      {Api::kChat, R"({"messages":[{"role":"user"}]})", "messages[0].content"},
+      {Api::kChat, R"({"messages":[{"role":"user","content":[{"type":"video"}]}]})", "messages[0].content[0].type"},
+      {Api::kCompletions, R"({"prompt":{}})", "prompt"},
+      {Api::kCompletions, R"({"prompt":[1,"x"]})", "prompt[1]"},
+      {Api::kCompletions, R"({"prompt":"x","stop":["x",2]})", "stop[1]"},
+      {Api::kMessages, R"({"messages":[{"role":"user","content":"x"}]})", "max_tokens"},
+      {Api::kMessages, "{" + am + R"(,"temperature":5})", "temperature"},
+      {Api::kMessages, "{" + am + R"(,"stop_sequences":"x"})", "stop_sequences"},
+      {Api::kMessages, "{" + am + R"(,"system":3})", "system"},
+      {Api::kMessages, R"({"max_tokens":4,"messages":[{"role":"system","content":"x"}]})", "messages[0].role"},
+      {Api::kResponses, R"({"input":"x","max_output_tokens":0})", "max_output_tokens"},
+      {Api::kResponses, R"({"input":5})", "input"},
+      {Api::kResponses, R"({"input":"x","instructions":5})", "instructions"},
+  };
+  for (const Case& k : cases) {
+    auto r = parse_request(k.api, k.body);
+    ASSERT_FALSE(r.ok()) << k.body;
+    const Json e = error_body(Dialect::kOpenAI, 400, r.status().message());
+    EXPECT_EQ(e["error"]["param"], k.param) << k.body << " -> " << r.status().message();
+  }
+}
+
 TEST(ServeProtocol, ErrorBodyTypesFollowHttpStatus) {
   auto oa = [](int status) { return error_body(Dialect::kOpenAI, status, "m")["error"]["type"].get<std::string>(); };
   EXPECT_EQ(oa(401), "authentication_error");

@@ -247,6 +247,200 @@ TEST_F(ServeServer, StopEndsActiveStreams) {
   thread_.join();
 }
 
+// CORS is off by default: no Access-Control-* or Vary headers, whatever the Origin; OPTIONS still
+// answers 204 with Allow.
+TEST_F(ServeServer, NoCorsHeadersUnlessOriginsAreAllowed) {
+  start({});
+  auto c = client();
+  auto r = c.Post("/v1/completions", httplib::Headers{{"Origin", "http://evil.example"}},
+                  R"({"prompt":"a","max_tokens":1})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
+  EXPECT_FALSE(r->has_header("Vary"));
+  auto p = c.Options("/v1/chat/completions",
+                     httplib::Headers{{"Origin", "http://evil.example"}, {"Access-Control-Request-Method", "POST"}});
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->status, 204);
+  EXPECT_EQ(p->get_header_value("Allow"), "POST, OPTIONS");
+  EXPECT_FALSE(p->has_header("Access-Control-Allow-Origin"));
+  EXPECT_FALSE(p->has_header("Access-Control-Allow-Methods"));
+}
+
+// With --allowed-origins, an allowed Origin is echoed on every response (errors and streams too) with
+// Vary: Origin; others get Vary only. Preflights answer 204 on every route, without auth.
+TEST_F(ServeServer, CorsEchoesAllowedOriginsAndAnswersPreflights) {
+  ServerOptions o;
+  o.allowed_origins = {"http://app.example", "http://localhost:3000"};
+  o.api_key = "sk-test";
+  start(o);
+  auto c = client();
+  const httplib::Headers ok_origin{{"Origin", "http://localhost:3000"}, {"x-api-key", "sk-test"}};
+  auto r = c.Post("/v1/completions", ok_origin, R"({"prompt":"a","max_tokens":1})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  EXPECT_EQ(r->get_header_value("Vary"), "Origin");
+  EXPECT_NE(r->get_header_value("Access-Control-Expose-Headers").find("X-Optiq-Decoding"), std::string::npos);
+  auto stream = c.Post("/v1/messages", ok_origin,
+                       R"({"max_tokens":2,"stream":true,"messages":[{"role":"user","content":"x"}]})", "application/json");
+  ASSERT_TRUE(stream);
+  EXPECT_EQ(stream->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  auto err = c.Post("/v1/completions", ok_origin, R"({"prompt":"a","temperature":-1})", "application/json");
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->status, 400);
+  EXPECT_EQ(err->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  auto unauth = c.Get("/v1/models", httplib::Headers{{"Origin", "http://app.example"}});
+  ASSERT_TRUE(unauth);
+  EXPECT_EQ(unauth->status, 401);
+  EXPECT_EQ(unauth->get_header_value("Access-Control-Allow-Origin"), "http://app.example");
+  auto other = c.Get("/health", httplib::Headers{{"Origin", "http://evil.example"}});
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
+  EXPECT_EQ(other->get_header_value("Vary"), "Origin");
+  // Preflights carry no credentials, so they pass without the API key, on POST and GET routes alike.
+  for (const auto& [path, methods] : std::vector<std::pair<std::string, std::string>>{
+           {"/v1/chat/completions", "POST, OPTIONS"}, {"/chat/completions", "POST, OPTIONS"},
+           {"/v1/completions", "POST, OPTIONS"},      {"/v1/messages", "POST, OPTIONS"},
+           {"/v1/responses", "POST, OPTIONS"},        {"/v1/models", "GET, HEAD, OPTIONS"},
+           {"/v1/models/optiq", "GET, HEAD, OPTIONS"}, {"/v1/adapters", "GET, HEAD, OPTIONS"},
+           {"/health", "GET, HEAD, OPTIONS"},         {"/metrics", "GET, HEAD, OPTIONS"}}) {
+    auto p = c.Options(path, httplib::Headers{{"Origin", "http://app.example"},
+                                              {"Access-Control-Request-Method", "POST"},
+                                              {"Access-Control-Request-Headers", "authorization,content-type"}});
+    ASSERT_TRUE(p) << path;
+    EXPECT_EQ(p->status, 204) << path;
+    EXPECT_EQ(p->get_header_value("Access-Control-Allow-Origin"), "http://app.example") << path;
+    EXPECT_EQ(p->get_header_value("Access-Control-Allow-Methods"), methods) << path;
+    EXPECT_EQ(p->get_header_value("Allow"), methods) << path;
+    const std::string h = p->get_header_value("Access-Control-Allow-Headers");
+    for (const char* want : {"Authorization", "Content-Type", "anthropic-version", "x-api-key"})
+      EXPECT_NE(h.find(want), std::string::npos) << path << " lacks " << want;
+    EXPECT_EQ(p->get_header_value("Access-Control-Max-Age"), "600");
+    EXPECT_EQ(p->get_header_value("Vary"), "Origin");
+  }
+  // "*" allows every origin, still echoed.
+  TearDown();
+  server_.reset();
+  ServerOptions any;
+  any.allowed_origins = {"*"};
+  start(any);
+  auto c2 = client();
+  auto a = c2.Get("/health", httplib::Headers{{"Origin", "https://anything.example:8443"}});
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->get_header_value("Access-Control-Allow-Origin"), "https://anything.example:8443");
+}
+
+// A wrong method on a known route is 405 with Allow and the dialect's error body, not 404; unknown
+// routes stay 404; the server keeps serving.
+TEST_F(ServeServer, WrongMethodOnAKnownRouteIs405) {
+  start({});
+  auto c = client();
+  auto g = c.Get("/v1/chat/completions");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 405);
+  EXPECT_EQ(g->get_header_value("Allow"), "POST, OPTIONS");
+  Json oa = Json::parse(g->body);
+  EXPECT_EQ(oa["error"]["type"], "invalid_request_error");
+  EXPECT_NE(oa["error"]["message"].get<std::string>().find("method GET not allowed on /v1/chat/completions"),
+            std::string::npos);
+  auto m = c.Delete("/v1/messages");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 405);
+  EXPECT_EQ(Json::parse(m->body)["type"], "error");  // Anthropic's shape
+  auto p = c.Post("/v1/models", "{}", "application/json");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->status, 405);
+  EXPECT_EQ(p->get_header_value("Allow"), "GET, HEAD, OPTIONS");
+  auto put = c.Put("/v1/models/optiq", "{}", "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+  auto patch = c.Patch("/health", "{}", "application/json");
+  ASSERT_TRUE(patch);
+  EXPECT_EQ(patch->status, 405);
+  post("/v1/nothing", "{}", 404);
+  auto h = c.Get("/v1/nothing");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 404);
+  Json ok = post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(ok["usage"]["completion_tokens"], 2);
+}
+
+// Every response names the served model id, whatever label the request sent: all four APIs, streamed
+// (every chunk or event that carries a model) and not.
+TEST_F(ServeServer, ResponsesReportTheServedModelId) {
+  ServerOptions o;
+  o.model_id = "dhara-served";
+  start(o);
+  const std::vector<std::pair<std::string, std::string>> reqs = {
+      {"/v1/chat/completions", R"({"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":3)"},
+      {"/v1/completions", R"({"model":"gpt-3.5-turbo-instruct","prompt":"x","max_tokens":3)"},
+      {"/v1/messages", R"({"model":"claude-sonnet-4","messages":[{"role":"user","content":"x"}],"max_tokens":3)"},
+      {"/v1/responses", R"({"model":"gpt-4.1","input":"x","max_output_tokens":3)"}};
+  for (const auto& [path, body] : reqs) {
+    Json j = post(path, body + "}");
+    EXPECT_EQ(j["model"], "dhara-served") << path << " " << j;
+    auto c = client();
+    auto s = c.Post(path, body + R"(,"stream":true})", "application/json");
+    ASSERT_TRUE(s);
+    int with_model = 0;
+    size_t pos = 0;
+    // Each data frame's JSON: the model wherever it appears (top level, message_start's message,
+    // response.* events' response).
+    while ((pos = s->body.find("data: {", pos)) != std::string::npos) {
+      const size_t end = s->body.find("\n\n", pos);
+      Json f = Json::parse(s->body.substr(pos + 6, end - pos - 6));
+      pos = end;
+      for (const Json* holder : {&f, f.contains("message") ? &f["message"] : nullptr,
+                                 f.contains("response") ? &f["response"] : nullptr}) {
+        if (holder && holder->is_object() && holder->contains("model")) {
+          EXPECT_EQ((*holder)["model"], "dhara-served") << path << " " << f;
+          ++with_model;
+        }
+      }
+    }
+    EXPECT_GE(with_model, 1) << path << " " << s->body;
+  }
+  auto c = client();
+  Json list = Json::parse(c.Get("/v1/models")->body);
+  EXPECT_EQ(list["data"][0]["id"], "dhara-served");
+}
+
+// OpenAI 400s name the offending field in `param`, with a code saying what was wrong with it.
+TEST_F(ServeServer, ValidationErrorsFillParam) {
+  start({});
+  struct Case {
+    const char* path;
+    const char* body;
+    const char* param;
+    const char* code;
+  };
+  const Case cases[] = {
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"temperature":3})", "temperature",
+       "invalid_value"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"top_p":"high"})", "top_p",
+       "invalid_type"},
+      {"/v1/chat/completions", R"({"max_tokens":2})", "messages", "missing_required_parameter"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"robot","content":"x"}]})", "messages[0].role",
+       "invalid_value"},
+      {"/v1/completions", R"({"prompt":"x","max_tokens":100000})", "max_tokens", "invalid_value"},
+      {"/v1/completions", R"({"prompt":[9999]})", "prompt[0]", "invalid_value"},
+      {"/v1/completions", R"({"prompt":"x","stop":[1]})", "stop[0]", "invalid_type"},
+      {"/v1/completions", R"({"prompt":"x","decoding":"fast"})", "decoding", "invalid_value"},
+      {"/v1/completions", R"({"prompt":"x","adapter":"nope"})", "adapter", "invalid_value"},
+      {"/v1/responses", R"({"input":"x","max_output_tokens":100000})", "max_output_tokens", "invalid_value"},
+  };
+  for (const Case& k : cases) {
+    Json e = post(k.path, k.body, 400);
+    EXPECT_EQ(e["error"]["param"], k.param) << k.body << " " << e;
+    EXPECT_EQ(e["error"]["code"], k.code) << k.body << " " << e;
+    EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+  }
+  // A body that is not JSON names no field.
+  Json e = post("/v1/chat/completions", "{nope", 400);
+  EXPECT_TRUE(e["error"]["param"].is_null()) << e;
+}
+
 // Adapters mounted on one base (dhara-tiny): each request picks one by name, the default applies when
 // exactly one is mounted, "base" turns it off, an unknown name is a 400 and the server keeps serving.
 class ServeAdapters : public ::testing::Test {
@@ -371,6 +565,48 @@ TEST_F(ServeAdapters, ListsMountedAdapters) {
   EXPECT_EQ(j["data"][1]["name"], "beta");
 }
 
+// /v1/models lists each mounted adapter as a model (parent: the served model); a request whose "model"
+// is an adapter's id runs it, and responses name what ran.
+TEST_F(ServeAdapters, ModelsListsAdaptersAndModelSelectsThem) {
+  start({0, 1});
+  httplib::Client c("127.0.0.1", port_);
+  auto r = c.Get("/v1/models");
+  ASSERT_TRUE(r);
+  Json list = Json::parse(r->body);
+  ASSERT_EQ(list["data"].size(), 3u) << list;
+  EXPECT_EQ(list["data"][0]["id"], "optiq");
+  EXPECT_FALSE(list["data"][0].contains("parent"));
+  EXPECT_EQ(list["data"][1]["id"], "alpha");
+  EXPECT_EQ(list["data"][1]["parent"], "optiq");
+  EXPECT_EQ(list["data"][1]["root"], "/adapters/alpha");
+  EXPECT_EQ(list["data"][2]["id"], "beta");
+  auto one = c.Get("/v1/models/beta");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->status, 200);
+  EXPECT_EQ(Json::parse(one->body)["parent"], "optiq");
+  auto missing = c.Get("/v1/models/gamma");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_NE(missing->body.find("'optiq', 'alpha', 'beta'"), std::string::npos) << missing->body;
+
+  const std::string alpha = direct(0), beta = direct(1), base = direct(-1);
+  EXPECT_EQ(complete({{"model", "alpha"}}), std::make_pair(alpha, std::string("alpha")));
+  EXPECT_EQ(complete({{"model", "beta"}}), std::make_pair(beta, std::string("beta")));
+  EXPECT_EQ(complete({{"model", "optiq"}}), std::make_pair(base, std::string("base")));
+  // An explicit "adapter" field wins over the model label.
+  EXPECT_EQ(complete({{"model", "alpha"}, {"adapter", "beta"}}), std::make_pair(beta, std::string("beta")));
+  // The response's model is what ran.
+  auto a = c.Post("/v1/chat/completions", R"({"model":"alpha","messages":[{"role":"user","content":"hi"}],"max_tokens":2})",
+                  "application/json");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Json::parse(a->body)["model"], "alpha");
+  auto b = c.Post("/v1/messages",
+                  R"({"model":"claude-x","adapter":"base","messages":[{"role":"user","content":"hi"}],"max_tokens":2})",
+                  "application/json");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(Json::parse(b->body)["model"], "optiq");
+}
+
 TEST_F(ServeAdapters, NoAdaptersMeansBaseAndAnEmptyList) {
   start({});
   EXPECT_EQ(complete(Json::object()), std::make_pair(direct(-1), std::string("base")));
@@ -380,6 +616,9 @@ TEST_F(ServeAdapters, NoAdaptersMeansBaseAndAnEmptyList) {
   auto r = c.Get("/v1/adapters");
   ASSERT_TRUE(r);
   EXPECT_EQ(Json::parse(r->body)["data"].size(), 0u);
+  auto m = c.Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Json::parse(m->body)["data"].size(), 1u);
 }
 
 }  // namespace

@@ -111,6 +111,14 @@ try {
   c.eq(list.data.map((a) => [a.name, a.path, a.rank, a.scale, a.modules]),
        [['alpha', dirs.alpha, 4, 8, 7 * cfg.num_hidden_layers], ['b', dirs.beta, 4, 8, 7 * cfg.num_hidden_layers]],
        'GET /v1/adapters');
+  // Adapters are models too: listed with their parent, and "model": NAME runs that adapter.
+  const models = await openai.models.list();
+  c.eq(models.data.map((m) => [m.id, m.parent ?? null]),
+       [[path.basename(path.resolve(args.model)), null], ['alpha', path.basename(path.resolve(args.model))],
+        ['b', path.basename(path.resolve(args.model))]], 'GET /v1/models lists the adapters');
+  const viaModel = await openai.completions.create({ model: 'b', prompt, max_tokens: maxTokens });
+  c.eq(viaModel.choices[0].text, want.beta, '"model": "b" runs adapter b');
+  c.eq(viaModel.model, 'b', 'and the response names it');
   c.eq((await fetch(srv.base + '/health')).status, 200, 'healthy after the errors');
 } catch (e) {
   c.ok(false, 'unexpected exception: ' + (e?.stack ?? e));

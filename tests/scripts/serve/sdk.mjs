@@ -1,6 +1,7 @@
 // optiq serve driven by the official OpenAI and Anthropic SDKs (pinned in package.json): streaming and
 // non-streaming chat, completions, responses and messages; stop sequences; usage counts; errors as SDK
 // exceptions with the right status codes; 503 + Retry-After when the queue is full; clean SIGTERM.
+import path from 'node:path';
 import { parseArgs, requireFrom, startServer, Checks, chatPromptIds, sleep } from './lib.mjs';
 
 const args = parseArgs();
@@ -9,7 +10,9 @@ const OpenAI = require('openai').default ?? require('openai');
 const Anthropic = require('@anthropic-ai/sdk').default ?? require('@anthropic-ai/sdk');
 const c = new Checks();
 
-const srv = await startServer(args.optiq, args.model);
+const srv = await startServer(args.optiq, args.model, ['--allowed-origins', 'http://localhost:5173']);
+// The id responses report: --model-id's default, the model directory's name.
+const servedId = path.basename(path.resolve(args.model));
 const openai = new OpenAI({ baseURL: srv.base + '/v1', apiKey: 'sk-optiq-test', maxRetries: 0, timeout: 60000 });
 const anthropic = new Anthropic({ baseURL: srv.base, apiKey: 'sk-ant-test', maxRetries: 0, timeout: 60000 });
 
@@ -32,7 +35,7 @@ try {
   const chat = await openai.chat.completions.create({ model: 'anything', messages, max_tokens: 40 });
   const text = chat.choices[0].message.content ?? '';
   c.eq(chat.object, 'chat.completion', 'chat object');
-  c.eq(chat.model, 'anything', 'model is a label echoed back');
+  c.eq(chat.model, servedId, 'the response names the served model, not the label sent');
   c.eq(chat.usage.prompt_tokens, promptIds.length, 'chat usage.prompt_tokens = optiq tokenize of the template');
   c.ok(['stop', 'length'].includes(chat.choices[0].finish_reason), 'chat finish_reason');
   if (chat.choices[0].finish_reason === 'length') c.eq(chat.usage.completion_tokens, 40, 'length → completion_tokens = max_tokens');
@@ -151,11 +154,33 @@ try {
   // --- models ---
   const models = await openai.models.list();
   c.ok(models.data.length === 1, 'one model listed');
+  c.eq(models.data[0].id, servedId, 'listed under the served id');
+  c.eq(msg.model, servedId, 'anthropic message names the served model');
+  c.eq(resp.model, servedId, 'responses API names the served model');
+
+  // --- server conventions: 405 + Allow, CORS for an allowed origin, preflight ---
+  const wrong = await fetch(srv.base + '/v1/chat/completions');
+  c.eq(wrong.status, 405, 'GET on a POST route: 405');
+  c.eq(wrong.headers.get('allow'), 'POST, OPTIONS', '405 names the allowed methods');
+  c.eq((await wrong.json()).error.type, 'invalid_request_error', '405 has an OpenAI error body');
+  const pre = await fetch(srv.base + '/v1/messages', {
+    method: 'OPTIONS',
+    headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST',
+               'access-control-request-headers': 'x-api-key,anthropic-version,content-type' },
+  });
+  c.eq(pre.status, 204, 'preflight: 204');
+  c.eq(pre.headers.get('access-control-allow-origin'), 'http://localhost:5173', 'preflight echoes the allowed origin');
+  c.ok(/anthropic-version/.test(pre.headers.get('access-control-allow-headers') ?? ''), 'preflight allows anthropic-version');
+  const cross = await fetch(srv.base + '/v1/models', { headers: { origin: 'http://elsewhere.example' } });
+  c.eq(cross.headers.get('access-control-allow-origin'), null, 'no CORS header for another origin');
+  c.eq(cross.headers.get('vary'), 'Origin', 'Vary: Origin');
 
   // --- errors as SDK exceptions ---
   await expectError('missing messages', () => openai.chat.completions.create({ model: 'x' }), 400, OpenAI.BadRequestError);
-  await expectError('temperature out of range', () => openai.chat.completions.create({ model: 'x', messages, temperature: 7 }), 400,
-                    OpenAI.BadRequestError);
+  const t = await expectError('temperature out of range', () => openai.chat.completions.create({ model: 'x', messages, temperature: 7 }), 400,
+                              OpenAI.BadRequestError);
+  c.eq(t?.param, 'temperature', 'the SDK error carries param');
+  c.eq(t?.code, 'invalid_value', 'the SDK error carries code');
   await expectError('diffusion with sampling', () => openai.chat.completions.create({ model: 'x', messages, temperature: 0.8, decoding: 'diffusion' }),
                     400, OpenAI.BadRequestError);
   await expectError('prompt beyond the context', () => openai.completions.create({ model: 'x', prompt: 'a'.repeat(5000), max_tokens: 4 }), 400,

@@ -21,7 +21,7 @@ namespace {
 const char* kServeHelp = R"(usage: optiq serve [--model DIR] [options]
 
   --model DIR|ORG/NAME[@REV]  model directory or Hugging Face id (docs/models.md; default: the bundled
-                         models/dhara-brown-tiny)
+                         models/dhara-brown-small)
   --offline              Hugging Face ids from the cache only, no network (as HF_HUB_OFFLINE=1)
   --adapter [NAME=]DIR   mount a LoRA adapter (repeatable; NAME defaults to the directory's name).
                          A request picks one with "adapter": NAME (or "adapters"); with one adapter

@@ -29,7 +29,7 @@ Result<std::string> resolve_model_arg(const std::string& arg, bool offline) {
 
 Result<std::string> model_dir_flag(const Flags& f) {
   if (f.has("--model")) return resolve_model_arg(f.str("--model"), f.has("--offline"));
-  return bundled_path("models/dhara-brown-tiny", "pass --model DIR");
+  return bundled_path("models/dhara-brown-small", "pass --model DIR");
 }
 
 Result<std::unique_ptr<Model>> adapted_model(const Model& base, const std::string& adapter_dir) {

@@ -94,7 +94,7 @@ Result<std::string> bundled_path(const std::string& rel, const std::string& inst
 Result<std::string> resolve_model_arg(const std::string& arg, bool offline);
 
 // --model resolved by resolve_model_arg (with --offline), or the bundled default model
-// models/dhara-brown-tiny.
+// models/dhara-brown-small.
 Result<std::string> model_dir_flag(const Flags& f);
 
 // --adapter DIR: the adapter directory loaded (io/lora_adapter.h), checked against `base`

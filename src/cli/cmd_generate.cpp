@@ -24,7 +24,7 @@ const char* kGenerateHelp = R"(usage: optiq generate [--model DIR] (--prompt TEX
 
 Every model:
   --model DIR|ORG/NAME[@REV]  model directory or Hugging Face id (docs/models.md; default: the bundled
-                           models/dhara-brown-tiny)
+                           models/dhara-brown-small)
   --offline                Hugging Face ids from the cache only, no network (as HF_HUB_OFFLINE=1)
   --prompt TEXT            prompt text (tokenized with the model's tokenizer)
   --prompt-ids LIST        prompt as comma-separated token ids
@@ -195,6 +195,7 @@ int generate_canvas(const Flags& f, const std::string& dir, const Model& model, 
     }
     std::fputc('\n', stdout);
   }
+  std::fflush(stdout);  // the text before the stats line (stderr) when both go to one pipe or file
   size_t steps_total = 0;
   for (auto& c : r->canvases) steps_total += c.steps.size();
   // tokens/forward divides by the decoder forwards (denoising steps), as CanvasResult::tokens_per_forward,
@@ -350,6 +351,7 @@ int cmd_generate(int argc, char** argv) {
     if (!stopped_text) std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
   }
+  std::fflush(stdout);  // the text before the stats line (stderr) when both go to one pipe or file
   // tokens/forward divides by the forwards the line reports, prefill included (the prefill forward
   // yields the first token): AR is exactly 1.00, and the modes compare on the same count.
   const double per_forward = r->forwards > 0 ? static_cast<double>(r->tokens.size()) / r->forwards : 0.0;

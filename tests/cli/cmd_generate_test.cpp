@@ -165,3 +165,29 @@ TEST(CliGenerate, StatsLineCountsForwardsAsItsTokensPerForward) {
 
 }  // namespace
 }  // namespace optiq::test
+
+namespace optiq::test {
+namespace {
+
+// With stdout and stderr in one pipe (a log file, `2>&1 | less`), the generated text and its newline
+// come before the statistics line: stdout is flushed before the line goes to unbuffered stderr.
+TEST(CliGenerate, TextPrecedesTheStatsLineInOneStream) {
+  for (const char* mode : {"ar", "selfspec"}) {
+    const std::string cmd = "timeout -k 5 60 " + shell_quote(optiq_binary()) + " generate --model " + tiny_model_arg() +
+                            " --prompt-ids 1,2,3 --max-tokens 8 --mode " + mode + " 2>&1 </dev/null";
+    std::FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ASSERT_EQ(::pclose(p), 0) << out;
+    const size_t stats = out.find(std::string("[") + mode + "] prompt");
+    ASSERT_NE(stats, std::string::npos) << out;
+    ASSERT_GT(stats, 0u) << out;
+    EXPECT_EQ(out[stats - 1], '\n') << out;
+  }
+}
+
+}  // namespace
+}  // namespace optiq::test

@@ -140,10 +140,13 @@ TEST(TrainMoe, TopkSoftmaxBackwardAtFixedSelection) {
     return out;
   };
   expect_grad_close(dz, fd_grad(weights, to_d(z), r), "moe_topk_softmax_backward dlogits", 1e-6);
-  for (int64_t q = 0; q < R; ++q)
-    for (int64_t e = 0; e < NE; ++e)
-      if (std::find(sel.begin() + q * NK, sel.begin() + (q + 1) * NK, e) == sel.begin() + (q + 1) * NK)
-        EXPECT_EQ(dz[q * NE + e], 0.0f);
+  for (int64_t q = 0; q < R; ++q) {
+    for (int64_t e = 0; e < NE; ++e) {
+      if (std::find(sel.begin() + q * NK, sel.begin() + (q + 1) * NK, e) == sel.begin() + (q + 1) * NK) {
+        EXPECT_EQ(dz[q * NE + e], 0.0f);  // an unselected expert's logit gets no gradient
+      }
+    }
+  }
 }
 
 }  // namespace

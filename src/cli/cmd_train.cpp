@@ -22,7 +22,8 @@ Writes OUT/config.json, OUT/model.safetensors, the tokenizer files and generatio
 (every --save-every steps and at the end) and OUT/training_state.safetensors (for --resume).
 
   --config FILE             config.json of a fresh random model (seeded by --seed)
-  --init DIR                continue from this model's weights instead
+  --init DIR                continue from this model's weights instead (or a Hugging Face id
+                            ORG/NAME[@REV], docs/models.md; --offline: from the cache only)
   --data PATH               training text (file, directory, or *.jsonl)
   -o OUT, --output OUT      output directory
   --tokenizer DIR           tokenizer.json / tokenizer_config.json / generation_config.json
@@ -64,7 +65,7 @@ int cmd_train(int argc, char** argv) {
        "--learning-rate", "--lr-schedule", "--min-lr-ratio", "--warmup", "--weight-decay", "--clip-norm", "--iters",
        "--batch-size", "--seq-length", "--skip-tail-bytes", "--valid", "--val-batches", "--steps-per-report",
        "--steps-per-eval", "--save-every", "--stop-after", "--save-dtype", "--seed", "--threads"},
-      {"--resume", "--no-grad-checkpoint", "--help"});
+      {"--resume", "--no-grad-checkpoint", "--help", "--offline"});
   if (!flags.ok()) return usage(flags.status().message());
   const Flags& f = *flags;
   if (f.has("--help")) {
@@ -126,6 +127,11 @@ int cmd_train(int argc, char** argv) {
   if (threads < 0) return usage("--threads must be non-negative");
   c.seed = static_cast<uint64_t>(seed);
   if (Status s = validate_full_train_config(c); !s.ok()) return usage(s.message());
+  if (!c.init_dir.empty()) {
+    auto dir = resolve_model_arg(c.init_dir, f.has("--offline"));
+    if (!dir.ok()) return runtime_error("train", dir.status());
+    c.init_dir = *dir;
+  }
   // The bundled tokenizer is looked up only once the arguments are known to be valid.
   if (f.has("--tokenizer")) {
     c.tokenizer_dir = f.str("--tokenizer");

@@ -2,6 +2,8 @@
 // model id), downloaded from the fake Hub of tests/io/fake_hub.h on loopback, then used offline.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/cli/cli_util.h"
 #include "tests/io/fake_hub.h"
 
@@ -45,6 +47,22 @@ TEST(CliHubModel, GenerateDownloadsAnIdThenRunsOffline) {
   // @REVISION by commit sha, offline.
   r = run_optiq(kGenerate + kId + "@" + FakeHub::kSha + " --offline");
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// optiq train --init takes an id like every other model argument.
+TEST(CliHubModel, TrainInitsFromAnId) {
+  FakeHub hub;
+  HubEnv env(hub.endpoint());
+  TempDir t;
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += "The jury said that the election was conducted well. ";
+  std::ofstream(t.str() + "/train.txt") << text;
+  const CliRun r = run_optiq("train --init " + kId + " --data " + shell_quote(t.str() + "/train.txt") + " -o " +
+                             shell_quote(t.str() + "/out") + " --tokenizer " + tiny_model_arg() +
+                             " --objective ar --iters 1 --batch-size 1 --seq-length 32 --warmup 0 --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Iter 1: train loss")) << r.out;
+  EXPECT_EQ(hub.lfs_gets.load(), 1);
 }
 
 TEST(CliHubModel, OfflineWithoutTheCacheIsAClearError) {

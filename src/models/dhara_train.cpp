@@ -336,19 +336,25 @@ Result<TrainStats> DharaTrainable::accumulate_lora_gradients(std::span<const Tra
       if (!ours) return Status::InvalidArgument("adapter module " + name + " is not a LoRA target of this dhara model");
     }
   }
+  Pass proto;
+  proto.opts = &opts;
+  proto.scale = params.scale;
+  proto.lora = std::move(lora);
+  return run_batch(batch, proto, first, pool);
+}
+
+Result<TrainStats> DharaTrainable::run_batch(std::span<const TrainSequence> batch, const Pass& proto,
+                                             int64_t first_layer, ThreadPool& pool) const {
   for (size_t si = 0; si < batch.size(); ++si) OPTIQ_RETURN_IF_ERROR(check_sequence(batch[si], si));
   KernelScratch scratch;
   KernelContext ctx(pool, scratch);
   TrainStats stats;
   for (size_t si = 0; si < batch.size(); ++si) {
     if (batch[si].tokens.empty()) continue;
-    Pass p;
+    Pass p = proto;
     p.seq = &batch[si];
     p.index = static_cast<int64_t>(si);
-    p.opts = &opts;
-    p.scale = params.scale;
-    p.lora = lora;
-    run_sequence(p, first, ctx, stats);
+    run_sequence(p, first_layer, ctx, stats);
   }
   return stats;
 }
@@ -356,21 +362,11 @@ Result<TrainStats> DharaTrainable::accumulate_lora_gradients(std::span<const Tra
 Result<TrainStats> DharaTrainable::accumulate_full_gradients(std::span<const TrainSequence> batch,
                                                              const DharaFullGrads& grads, const TrainOptions& opts,
                                                              ThreadPool& pool) const {
-  for (size_t si = 0; si < batch.size(); ++si) OPTIQ_RETURN_IF_ERROR(check_sequence(batch[si], si));
-  KernelScratch scratch;
-  KernelContext ctx(pool, scratch);
-  TrainStats stats;
-  for (size_t si = 0; si < batch.size(); ++si) {
-    if (batch[si].tokens.empty()) continue;
-    Pass p;
-    p.seq = &batch[si];
-    p.index = static_cast<int64_t>(si);
-    p.opts = &opts;
-    p.lora.assign(static_cast<size_t>(c_.num_hidden_layers), LayerLora{});
-    p.full = &grads;
-    run_sequence(p, 0, ctx, stats);
-  }
-  return stats;
+  Pass proto;
+  proto.opts = &opts;
+  proto.lora.assign(static_cast<size_t>(c_.num_hidden_layers), LayerLora{});
+  proto.full = &grads;
+  return run_batch(batch, proto, 0, pool);
 }
 
 std::unique_ptr<Trainable> make_dhara_trainable(DharaWeightsView weights) {

@@ -113,6 +113,10 @@ class DharaTrainable final : public Trainable {
   // Forward, loss and backward of one sequence; LoRA gradients through p.lora, weight gradients
   // through p.full.
   void run_sequence(Pass& p, int64_t first_layer, const KernelContext& ctx, TrainStats& stats) const;
+  // Checks every sequence, then runs each non-empty one as a copy of `proto` (its LoRA bindings,
+  // scale, options and gradient sinks) from `first_layer`.
+  Result<TrainStats> run_batch(std::span<const TrainSequence> batch, const Pass& proto, int64_t first_layer,
+                               ThreadPool& pool) const;
 
   void forward_layer(int64_t l, const Pass& p, const float* x, float* x_out, LayerActs& a, std::vector<float>& tmp,
                      const KernelContext& ctx) const;
